@@ -126,8 +126,8 @@ class UARTReceiver(wiring.Component):
 class UARTTransmitter(wiring.Component):
     """8N1 transmitter: byte stream ``i`` -> serial ``tx`` pin (idle high, LSB first).
 
-    ``i.ready`` is high while the transmitter is idle; a transfer starts the start bit on the
-    next clock. Latency: 1 clock from transfer to the start bit. Throughput: one byte per
+    ``i.ready`` is high while the transmitter is idle and in the last clock of a stop bit; a
+    transfer starts the start bit on the next clock. Latency: 1 clock from transfer to the start bit. Throughput: one byte per
     ``10 * divisor`` clocks (back to back, no idle gap). Memory: registers only.
     """
 
@@ -147,7 +147,11 @@ class UARTTransmitter(wiring.Component):
         frame = Signal(10, init=(1 << 10) - 1)
         bits_left = Signal(range(11))
 
-        m.d.comb += [self.tx.eq(frame[0]), self.i.ready.eq(bits_left == 0)]
+        # Ready in the last clock of the stop bit too, so queued bytes follow back to back.
+        m.d.comb += [
+            self.tx.eq(frame[0]),
+            self.i.ready.eq((bits_left == 0) | ((bits_left == 1) & (timer == 0))),
+        ]
 
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [

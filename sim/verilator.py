@@ -133,13 +133,7 @@ def _runner():
     return get_runner("verilator")
 
 
-def _trace_format(vcd: Path | None) -> str | None:
-    if vcd is None:
-        return None
-    return "fst" if Path(vcd).suffix == ".fst" else "vcd"
-
-
-def _build(verilog: str, top: str, cache_dir: Path, trace: str | None) -> tuple[Path, bool, float]:
+def _build(verilog: str, top: str, cache_dir: Path, trace: bool) -> tuple[Path, bool, float]:
     """Return the build directory for this design, building it unless it is cached.
 
     Returns ``(build_dir, built, seconds)``. Concurrent callers (pytest-xdist workers) take a
@@ -147,7 +141,7 @@ def _build(verilog: str, top: str, cache_dir: Path, trace: str | None) -> tuple[
     temporary directory renamed into place, so a crashed build never looks finished.
     """
     key = hashlib.sha256(f"{top}\0{verilog}".encode()).hexdigest()
-    name = key if trace is None else f"{key}-{trace}"
+    name = f"{key}-trace" if trace else key
     build_dir = cache_dir / name
     if (build_dir / top).exists():
         return build_dir, False, 0.0
@@ -161,11 +155,11 @@ def _build(verilog: str, top: str, cache_dir: Path, trace: str | None) -> tuple[
         try:
             (tmp_dir / SOURCE_FILE).write_text(verilog)
             # Amaranth's Verilog is machine-written: lint warnings are not actionable.
-            build_args = ["-Wno-fatal", "-Wno-lint"] + (["--trace-fst"] if trace == "fst" else [])
+            build_args = ["-Wno-fatal", "-Wno-lint"]
             try:
                 _runner().build(sources=[tmp_dir / SOURCE_FILE], hdl_toplevel=top,
                                 build_dir=tmp_dir, build_args=build_args,
-                                waves=trace is not None, log_file=tmp_dir / BUILD_LOG_FILE)
+                                waves=trace, log_file=tmp_dir / BUILD_LOG_FILE)
             except (RuntimeError, SystemExit) as error:
                 raise RuntimeError(f"Verilator build of {top!r} failed:\n"
                                    f"{_tail(tmp_dir / BUILD_LOG_FILE)}") from error
@@ -203,8 +197,9 @@ def run_verilog(verilog: str, top: str, in_words: list[int], n_out: int, *,
 
     ``stall`` is the probability per cycle that the input idles before a new word and that the
     output's ``ready`` is low; ``seed`` makes the pattern repeatable. With ``expected_words``
-    the result counts mismatches. ``vcd`` dumps waves (FST if it ends in ``.fst``) from a
-    separately cached traced build. ``timeout_cycles`` (default ``20 * (inputs + outputs) +
+    the result counts mismatches. ``vcd`` names a VCD file to dump waves to, from a separately
+    cached build with tracing compiled in (FST is not offered: the wheel's FST writer needs
+    the system's lz4 headers). ``timeout_cycles`` (default ``20 * (inputs + outputs) +
     10000``) bounds the run.
 
     Raises :class:`VerilogRunError` when the design breaks the output stream rule or falls
@@ -215,9 +210,8 @@ def run_verilog(verilog: str, top: str, in_words: list[int], n_out: int, *,
         raise ValueError(f"stall must be in [0, 1), got {stall}")
     if timeout_cycles is None:
         timeout_cycles = 20 * (len(in_words) + n_out) + 10000
-    trace = _trace_format(vcd)
     build_dir, built, build_seconds = _build(verilog, top, Path(cache_dir or default_cache_dir()),
-                                             trace)
+                                             trace=vcd is not None)
 
     with tempfile.TemporaryDirectory(prefix="rasterflow-verilator-") as tmp:
         run_dir = Path(tmp)
@@ -241,7 +235,7 @@ def run_verilog(verilog: str, top: str, in_words: list[int], n_out: int, *,
             _runner().test(test_module=BENCH_MODULE, hdl_toplevel=top, hdl_toplevel_lang="verilog",
                            build_dir=build_dir,
                            test_dir=run_dir, results_xml=str(run_dir / RESULTS_XML_FILE),
-                           extra_env={BENCH_DIR_ENV: str(run_dir)}, waves=trace is not None,
+                           extra_env={BENCH_DIR_ENV: str(run_dir)}, waves=vcd is not None,
                            test_args=test_args, log_file=run_dir / SIM_LOG_FILE, seed=seed)
         except (RuntimeError, SystemExit):
             # cocotb's runner exits on a failed test under pytest; the checks below explain it.

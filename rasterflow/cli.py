@@ -1,0 +1,168 @@
+"""The ``rasterflow`` command line."""
+import argparse
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, RasterflowError
+from .files import (atomic_write_text, comparison_image, read_image, write_image, write_json)
+from .spec import load_spec
+
+__all__ = ["main"]
+
+
+def _output_path(out, frame):
+    """``OUT`` as given, or with ``.npy`` when a ``.png`` cannot hold the frame."""
+    out = Path(out)
+    if out.suffix.lower() == ".png" and (frame.dtype != np.uint8 or frame.shape[2] not in (1, 3)):
+        raise InputError(f"output {out}: the pipeline produces {frame.shape[2]} channel(s) of "
+                         f"{frame.dtype}, which a PNG cannot hold; name the output .npy")
+    return out
+
+
+def cmd_golden(args):
+    pipeline = load_spec(args.spec)
+    frame = pipeline.check_frame(read_image(args.image), f"image {args.image}")
+    result = pipeline.golden(frame)
+    write_image(_output_path(args.output, result), result)
+    print(f"golden: {args.output} ({pipeline.out_width}x{pipeline.out_height}, "
+          f"{pipeline.output_format})")
+    return 0
+
+
+def _sim_and_report(pipeline, frame, *, output, simulator, frames, stall, seed, vcd, report,
+                    progress=True, comparison=None):
+    from .sim.session import simulate
+
+    if frames < 1:
+        raise InputError(f"--frames must be at least 1, not {frames}")
+    if not 0.0 <= stall < 1.0:
+        raise InputError(f"--stall must be in [0, 1), not {stall}")
+    out_path = _output_path(output, pipeline.golden(frame)) if output else None
+    result = simulate(pipeline, frame, frames=frames, simulator=simulator, stall=stall,
+                      seed=seed, vcd=vcd, progress=progress)
+    written = []
+    if out_path is not None and result.outputs:
+        written.append(write_image(out_path, result.outputs[0]))
+    if result.outputs and (comparison or not result.bit_exact):
+        worst = max(range(len(result.outputs)), key=lambda k: result.frame_mismatches[k])
+        picture = comparison or (out_path.with_name(out_path.stem + "_diff.png") if out_path
+                                 else Path("rasterflow_diff.png"))
+        write_image(picture, comparison_image(result.expected, result.outputs[worst]))
+        written.append(Path(picture))
+    data = result.report()
+    if report:
+        write_json(report, data)
+        written.append(Path(report))
+    verdict = "BIT-EXACT" if result.bit_exact else "MISMATCH"
+    print(f"{verdict}: {result.frames} frame(s) of {result.width}x{result.height} on "
+          f"{result.simulator}: {result.mismatches} mismatching values, "
+          f"{result.marker_errors} sof/eol errors")
+    print(f"cycles {result.cycles} (latency {result.latency_cycles}), "
+          f"{data['pixels_per_cycle']:.4f} pixels/cycle, "
+          f"{result.sim_cycles_per_second:,.0f} sim cycles/s, {result.wall_seconds:.1f} s")
+    for path in written:
+        print(f"wrote {path}")
+    return result
+
+
+def cmd_sim(args):
+    pipeline = load_spec(args.spec)
+    frame = pipeline.check_frame(read_image(args.image), f"image {args.image}")
+    result = _sim_and_report(pipeline, frame, output=args.output, simulator=args.simulator,
+                             frames=args.frames, stall=args.stall, seed=args.seed, vcd=args.vcd,
+                             report=args.report, progress=not args.quiet)
+    return 0 if result.bit_exact else 1
+
+
+def cmd_verilog(args):
+    from .sim.session import pipeline_verilog
+
+    pipeline = load_spec(args.spec)
+    if args.name:
+        pipeline.name = args.name
+    text = pipeline_verilog(pipeline)
+    atomic_write_text(args.output, text)
+    print(f"wrote {args.output} (module {pipeline.name}, {len(text.splitlines())} lines)")
+    return 0
+
+
+def cmd_demo(args):
+    out_dir = Path(args.out_dir)
+    data = resources.files("rasterflow") / "data"
+    with resources.as_file(data / "demo.toml") as spec_path:
+        pipeline = load_spec(spec_path)
+        spec_text = spec_path.read_text()
+    with resources.as_file(data / "camera.png") as image_path:
+        frame = pipeline.check_frame(read_image(image_path))
+    print(f"rasterflow demo: {pipeline.name}, {pipeline.width}x{pipeline.height} "
+          f"{pipeline.input_format} -> {pipeline.output_format}")
+    atomic_write_text(out_dir / "demo.toml", spec_text)
+    write_image(out_dir / "input.png", frame)
+    golden = pipeline.golden(frame)
+    write_image(out_dir / "golden.png", golden)
+    from .sim.session import pipeline_verilog
+    atomic_write_text(out_dir / f"{pipeline.name}.v", pipeline_verilog(pipeline))
+    print(f"wrote {out_dir / (pipeline.name + '.v')}")
+    result = _sim_and_report(pipeline, frame, output=out_dir / "hardware.png",
+                             simulator=args.simulator, frames=args.frames, stall=0.0, seed=0,
+                             vcd=None, report=out_dir / "report.json",
+                             comparison=out_dir / "comparison.png")
+    return 0 if result.bit_exact else 1
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="rasterflow",
+        description="Streaming image pipelines for FPGAs, proven bit-exact in simulation.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("golden", help="run the numpy golden model")
+    p.add_argument("spec")
+    p.add_argument("image")
+    p.add_argument("-o", "--output", required=True, help=".png (uint8 1/3 channels) or .npy")
+    p.set_defaults(func=cmd_golden)
+
+    p = sub.add_parser("sim", help="simulate the hardware and compare with the golden model")
+    p.add_argument("spec")
+    p.add_argument("image")
+    p.add_argument("-o", "--output", help="hardware output (.png or .npy)")
+    p.add_argument("--simulator", choices=("amaranth", "verilator"), default="verilator")
+    p.add_argument("--frames", type=int, default=1, help="back-to-back frames (default 1)")
+    p.add_argument("--stall", type=float, default=0.0,
+                   help="probability of an input gap / output stall per cycle")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--vcd", help="waveform file")
+    p.add_argument("--report", help="JSON report")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("verilog", help="write the pipeline's Verilog")
+    p.add_argument("spec")
+    p.add_argument("-o", "--output", required=True)
+    p.add_argument("--name", help="top module name (default: the spec's name)")
+    p.set_defaults(func=cmd_verilog)
+
+    p = sub.add_parser("demo", help="filter the bundled sample image and prove it bit-exact")
+    p.add_argument("--out-dir", default="demo-output")
+    p.add_argument("--simulator", choices=("amaranth", "verilator"), default="verilator")
+    p.add_argument("--frames", type=int, default=1)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except RasterflowError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

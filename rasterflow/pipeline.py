@@ -1,0 +1,121 @@
+"""A validated pipeline: stages bound to their inputs, golden model, hardware top."""
+import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out, connect
+
+from .errors import InputError, SpecError
+from .hdl.payload import pixel_stream_signature
+
+__all__ = ["Pipeline", "PipelineTop"]
+
+
+class PipelineTop(wiring.Component):
+    """The stages' hardware chained stream to stream.
+
+    Members: ``i`` (pixel stream of the pipeline input), ``o`` (pixel stream of its output).
+    Latency: the sum of the stages' latencies (each stage delays the stream by its window
+    schedule plus its register stages); throughput one pixel per cycle.
+    """
+    def __init__(self, bound_stages):
+        self._bound = bound_stages
+        self.parts = [b.hardware() for b in bound_stages]
+        self.latency_cycles = sum(p.latency + getattr(p, "schedule_delay", 0)
+                                  for p in self.parts)
+        super().__init__({
+            "i": In(pixel_stream_signature(bound_stages[0].in_format)),
+            "o": Out(pixel_stream_signature(bound_stages[-1].out_format)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        for index, part in enumerate(self.parts):
+            m.submodules[f"stage{index}"] = part
+        for a, b in zip(self.parts, self.parts[1:]):
+            connect(m, a.o, b.i)
+        connect(m, wiring.flipped(self.i), self.parts[0].i)
+        connect(m, self.parts[-1].o, wiring.flipped(self.o))
+        return m
+
+
+class Pipeline:
+    """An input spec and its stages, each checked against what the previous one produces."""
+    def __init__(self, input_spec, stages, *, name="rasterflow_top"):
+        self.input = input_spec
+        self.stages = list(stages)
+        self.name = name
+        fmt, width, height = input_spec.format, input_spec.width, input_spec.height
+        self.bound = []
+        for index, stage in enumerate(self.stages):
+            try:
+                bound = stage.bind(fmt, width, height)
+            except SpecError as error:
+                if error.field.startswith("input."):
+                    raise error if index == 0 else SpecError(
+                        f"stage[{index}]", f"its input ({width}x{height} from stage "
+                        f"[{index - 1}]) {error.message}") from None
+                raise error.within(f"stage[{index}]") from None
+            self.bound.append(bound)
+            fmt, width, height = bound.out_format, bound.out_width, bound.out_height
+
+    @property
+    def input_format(self):
+        return self.input.format
+
+    @property
+    def width(self):
+        return self.input.width
+
+    @property
+    def height(self):
+        return self.input.height
+
+    @property
+    def output_format(self):
+        return self.bound[-1].out_format
+
+    @property
+    def out_width(self):
+        return self.bound[-1].out_width
+
+    @property
+    def out_height(self):
+        return self.bound[-1].out_height
+
+    def check_frame(self, frame, what="image"):
+        """Raise :class:`InputError` unless ``frame`` is an ``H x W x C`` array of the input."""
+        fmt = self.input_format
+        expected = (self.height, self.width, fmt.channels)
+        if frame.ndim == 2 and fmt.channels == 1:
+            frame = frame[:, :, None]
+        if frame.shape != expected:
+            raise InputError(f"{what} is {'x'.join(map(str, frame.shape))} (H x W x C), but "
+                             f"the spec's input is {'x'.join(map(str, expected))}")
+        if frame.dtype != fmt.np_dtype:
+            raise InputError(f"{what} has dtype {frame.dtype}, but the spec's input.dtype is "
+                             f"{fmt.dtype}")
+        return frame
+
+    def golden(self, frame):
+        frame = self.check_frame(np.asarray(frame))
+        for bound in self.bound:
+            frame = bound.golden(frame)
+            if frame.ndim == 2:
+                frame = frame[:, :, None]
+        return frame
+
+    def hardware(self):
+        return PipelineTop(self.bound)
+
+    @property
+    def latency_lines(self):
+        """Input lines the hardware may hold before its first output (host flow control)."""
+        return -(-self.hardware().latency_cycles // self.width) + 1
+
+    def to_dict(self):
+        return {
+            "name": self.name,
+            "input": {"width": self.width, "height": self.height,
+                      "channels": self.input_format.channels, "dtype": self.input_format.dtype},
+            "stage": [stage.to_table() for stage in self.stages],
+        }

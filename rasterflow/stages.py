@@ -1,0 +1,185 @@
+"""Stage definitions: what each spec ``op`` means in golden, hardware, and spec terms.
+
+Each stage is a frozen dataclass of its spec parameters. A :class:`~rasterflow.pipeline.Pipeline`
+binds it to its input (:meth:`Stage.bind`), which checks the parameters against the pixel
+format and frame size it receives and says what it produces.
+"""
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .errors import SpecError
+from .golden import filters as golden_filters
+from .golden.pixel import DTYPES, PixelFormat
+from .hdl.filters import Filter2D, ROUNDINGS, SepFilter2D
+from .hdl.window import BORDERS, MAX_KERNEL
+from .spec import check_choice, check_int, from_table
+
+__all__ = ["Stage", "Bound", "STAGES", "register_stage", "stage_from_table", "Filter2DStage",
+           "SepFilter2DStage"]
+
+STAGES = {}
+MAX_TAP = (1 << 16) - 1
+
+
+def register_stage(cls):
+    STAGES[cls.op] = cls
+    return cls
+
+
+def stage_from_table(table, where, *, base_dir=None):
+    if not isinstance(table, dict):
+        raise SpecError(where, "must be a table")
+    if "op" not in table:
+        raise SpecError(f"{where}.op", f"is required; one of {', '.join(sorted(STAGES))}")
+    op = table["op"]
+    if op not in STAGES:
+        raise SpecError(f"{where}.op", f"must be one of {', '.join(sorted(STAGES))}, not {op!r}")
+    fields = {k: v for k, v in table.items() if k != "op"}
+    return STAGES[op].from_spec(fields, where, base_dir=base_dir)
+
+
+@dataclass(frozen=True)
+class Bound:
+    """A stage placed in a pipeline: its input and output formats and frame sizes."""
+    stage: "Stage"
+    in_format: PixelFormat
+    width: int
+    height: int
+    out_format: PixelFormat
+    out_width: int
+    out_height: int
+
+    def golden(self, frame):
+        return self.stage.golden(frame, self)
+
+    def hardware(self):
+        return self.stage.hardware(self)
+
+
+class Stage:
+    op: ClassVar[str]
+
+    @classmethod
+    def from_spec(cls, table, where, *, base_dir=None):
+        return from_table(cls, table, where)
+
+    def to_table(self):
+        return {"op": self.op, **dataclasses.asdict(self)}
+
+    def bind(self, in_format: PixelFormat, width, height) -> Bound:
+        raise NotImplementedError
+
+    def golden(self, frame, bound: Bound):
+        raise NotImplementedError
+
+    def hardware(self, bound: Bound):
+        raise NotImplementedError
+
+
+def check_taps(field, taps, *, two_d):
+    rows = taps if two_d else [taps]
+    shape = "a list of lists of integers" if two_d else "a list of integers"
+    if not isinstance(taps, list) or not taps or any(not isinstance(r, list) for r in rows):
+        raise SpecError(field, f"must be {shape}, not {taps!r}")
+    for r in rows:
+        for v in r:
+            if not isinstance(v, int) or isinstance(v, bool) or abs(v) > MAX_TAP:
+                raise SpecError(field, f"taps must be integers in -{MAX_TAP}..{MAX_TAP}, "
+                                       f"not {v!r}")
+    if len({len(r) for r in rows}) != 1:
+        raise SpecError(field, "rows must all have the same length")
+    sizes = [("width", len(rows[0]))] + ([("height", len(rows))] if two_d else [])
+    for what, n in sizes:
+        if n % 2 == 0 or not 1 <= n <= MAX_KERNEL:
+            raise SpecError(field, f"{what} must be odd and in 1..{MAX_KERNEL}, not {n}")
+
+
+def check_window_fits(width, height, kernel_width, kernel_height):
+    for field, n, k in (("input.width", width, kernel_width),
+                        ("input.height", height, kernel_height)):
+        if n < k // 2 + 1:
+            raise SpecError(field, f"must be at least {k // 2 + 1} for a {k}-tap window, not {n}")
+
+
+@dataclass(frozen=True)
+class _LinearFilter(Stage):
+    """Options shared by ``filter2d`` and ``sepfilter2d``."""
+
+    def _check_options(self):
+        check_int("shift", self.shift, 0, 32)
+        check_choice("rounding", self.rounding, ROUNDINGS)
+        check_choice("border", self.border, BORDERS)
+        check_choice("output", self.output, tuple(DTYPES))
+        if not isinstance(self.border_value, int) or isinstance(self.border_value, bool):
+            raise SpecError("border_value", f"must be an integer, not {self.border_value!r}")
+
+    def _bind(self, in_format, width, height, kernel_width, kernel_height):
+        check_window_fits(width, height, kernel_width, kernel_height)
+        if not in_format.min <= self.border_value <= in_format.max:
+            raise SpecError("border_value", f"must be in {in_format.min}..{in_format.max} for "
+                                            f"{in_format.dtype} input, not {self.border_value}")
+        out = PixelFormat(in_format.channels, self.output)
+        return Bound(self, in_format, width, height, out, width, height)
+
+
+@register_stage
+@dataclass(frozen=True)
+class Filter2DStage(_LinearFilter):
+    """``filter2d``: integer kernel correlation, ``round(sum / 2**shift)``, saturate."""
+    op: ClassVar[str] = "filter2d"
+    kernel: list
+    shift: int = 0
+    rounding: str = "half_even"
+    border: str = "reflect101"
+    border_value: int = 0
+    output: str = "uint8"
+
+    def __post_init__(self):
+        check_taps("kernel", self.kernel, two_d=True)
+        self._check_options()
+
+    def bind(self, in_format, width, height):
+        return self._bind(in_format, width, height, len(self.kernel[0]), len(self.kernel))
+
+    def golden(self, frame, bound):
+        return golden_filters.filter2d(frame, self.kernel, shift=self.shift,
+                                       rounding=self.rounding, border=self.border,
+                                       border_value=self.border_value, output=self.output)
+
+    def hardware(self, bound):
+        return Filter2D(bound.in_format, bound.width, bound.height, self.kernel,
+                        shift=self.shift, rounding=self.rounding, border=self.border,
+                        border_value=self.border_value, output=bound.out_format)
+
+
+@register_stage
+@dataclass(frozen=True)
+class SepFilter2DStage(_LinearFilter):
+    """``sepfilter2d``: ``kx`` along rows then ``ky`` along columns, one exact rounding."""
+    op: ClassVar[str] = "sepfilter2d"
+    kx: list
+    ky: list
+    shift: int = 0
+    rounding: str = "half_even"
+    border: str = "reflect101"
+    border_value: int = 0
+    output: str = "uint8"
+
+    def __post_init__(self):
+        check_taps("kx", self.kx, two_d=False)
+        check_taps("ky", self.ky, two_d=False)
+        self._check_options()
+
+    def bind(self, in_format, width, height):
+        return self._bind(in_format, width, height, len(self.kx), len(self.ky))
+
+    def golden(self, frame, bound):
+        return golden_filters.sepfilter2d(frame, self.kx, self.ky, shift=self.shift,
+                                          rounding=self.rounding, border=self.border,
+                                          border_value=self.border_value, output=self.output)
+
+    def hardware(self, bound):
+        return SepFilter2D(bound.in_format, bound.width, bound.height, self.kx, self.ky,
+                           shift=self.shift, rounding=self.rounding, border=self.border,
+                           border_value=self.border_value, output=bound.out_format)

@@ -1,0 +1,121 @@
+"""Simulate a whole pipeline on real frames and compare every output with the golden model."""
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from amaranth.back import verilog as verilog_backend
+from tqdm import tqdm
+
+from ..hdl.payload import pack_pixels, unpack_pixels
+from .amaranth_sim import run_stream
+
+__all__ = ["SIMULATORS", "SimResult", "simulate", "pipeline_verilog"]
+
+SIMULATORS = ("amaranth", "verilator")
+
+
+@dataclass
+class SimResult:
+    simulator: str
+    frames: int
+    width: int
+    height: int
+    outputs: list                 # one H x W x C array per frame, as the hardware produced it
+    expected: np.ndarray          # the golden output (the same for every frame)
+    mismatches: int               # differing channel values over all frames
+    frame_mismatches: list        # per frame
+    marker_errors: int            # output pixels whose sof/eol disagree with the geometry
+    cycles: int
+    latency_cycles: int           # the design's L: F frames take F*W*H + L cycles unstalled
+    first_output_cycle: int
+    wall_seconds: float
+    sim_cycles_per_second: float
+    stall: float
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def bit_exact(self):
+        return self.mismatches == 0 and self.marker_errors == 0
+
+    def report(self):
+        out_pixels = self.frames * self.width * self.height
+        return {
+            "bit_exact": self.bit_exact,
+            "mismatches": self.mismatches,
+            "frame_mismatches": self.frame_mismatches,
+            "marker_errors": self.marker_errors,
+            "frames": self.frames,
+            "width": self.width,
+            "height": self.height,
+            "cycles": self.cycles,
+            "latency_cycles": self.latency_cycles,
+            "first_output_cycle": self.first_output_cycle,
+            "pixels_per_cycle": out_pixels / self.cycles if self.cycles else 0.0,
+            "simulator": self.simulator,
+            "stall": self.stall,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "sim_cycles_per_second": round(self.sim_cycles_per_second, 1),
+            **self.extra,
+        }
+
+
+def pipeline_verilog(pipeline, top=None):
+    """Verilog text of ``pipeline``'s hardware (``top`` from :meth:`Pipeline.hardware`)."""
+    top = top if top is not None else pipeline.hardware()
+    return verilog_backend.convert(top, name=pipeline.name, emit_src=False)
+
+
+def simulate(pipeline, frame, *, frames=1, simulator="amaranth", stall=0.0, seed=0, vcd=None,
+             progress=True, cache_dir=None):
+    """Run ``frames`` back-to-back copies of ``frame`` through the hardware and compare."""
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    frame = pipeline.check_frame(np.asarray(frame))
+    expected = pipeline.golden(frame)
+    in_fmt, out_fmt = pipeline.input_format, pipeline.output_format
+    out_h, out_w = pipeline.out_height, pipeline.out_width
+    per_frame = out_h * out_w
+    in_words = pack_pixels(in_fmt, frame) * frames
+    n_out = per_frame * frames
+    top = pipeline.hardware()
+
+    bar = tqdm(total=n_out, unit="px", desc=f"{simulator} sim", disable=not progress,
+               leave=False, mininterval=0.5)
+    start = time.perf_counter()
+    if simulator == "amaranth":
+        def report_progress(count, _step=max(n_out // 200, 1)):
+            if count % _step == 0 or count == n_out:
+                bar.n = count
+                bar.refresh()
+        run = run_stream(top, in_words, n_out, stall=stall, seed=seed, vcd=vcd,
+                         progress=report_progress if progress else None)
+    else:
+        from .verilator import run_verilog
+        expected_words = pack_pixels(out_fmt, expected) * frames
+        run = run_verilog(pipeline_verilog(pipeline, top), pipeline.name, in_words, n_out,
+                          expected_words=expected_words, stall=stall, seed=seed, vcd=vcd,
+                          progress=progress, cache_dir=cache_dir)
+    bar.close()
+    wall = time.perf_counter() - start
+
+    outputs, frame_mismatches, marker_errors = [], [], 0
+    want_sof = np.zeros((out_h, out_w), bool)
+    want_sof[0, 0] = True
+    want_eol = np.zeros((out_h, out_w), bool)
+    want_eol[:, -1] = True
+    received = list(run.out_words)
+    for index in range(frames):
+        words = received[index * per_frame:(index + 1) * per_frame]
+        if len(words) < per_frame:
+            frame_mismatches.append(per_frame * out_fmt.channels)
+            continue
+        out, sof, eol = unpack_pixels(out_fmt, words, out_h, out_w)
+        outputs.append(out)
+        frame_mismatches.append(int(np.count_nonzero(out != expected)))
+        marker_errors += int(np.count_nonzero(sof != want_sof) + np.count_nonzero(eol != want_eol))
+    return SimResult(
+        simulator=simulator, frames=frames, width=out_w, height=out_h, outputs=outputs,
+        expected=expected, mismatches=sum(frame_mismatches), frame_mismatches=frame_mismatches,
+        marker_errors=marker_errors, cycles=run.cycles, latency_cycles=top.latency_cycles,
+        first_output_cycle=run.first_output_cycle, wall_seconds=wall,
+        sim_cycles_per_second=run.sim_cycles_per_second, stall=stall)
