@@ -172,6 +172,7 @@ class Filter2D(_WindowedStage):
     def __init__(self, fmt: PixelFormat, width, height, kernel, *, shift=0,
                  rounding="half_even", border="reflect101", border_value=0, output=None):
         check_taps("kernel", kernel, two_d=True)
+        check_rounding(shift, rounding)
         output = output or PixelFormat(fmt.channels, "uint8")
         _check_output(fmt, output)
         ky, kx = len(kernel), len(kernel[0])
@@ -202,6 +203,7 @@ class SepFilter2D(_WindowedStage):
                  rounding="half_even", border="reflect101", border_value=0, output=None):
         check_taps("kx", kx, two_d=False)
         check_taps("ky", ky, two_d=False)
+        check_rounding(shift, rounding)
         output = output or PixelFormat(fmt.channels, "uint8")
         _check_output(fmt, output)
         scanner = ColumnScanner(fmt, width, height, len(ky), len(kx), border=border,

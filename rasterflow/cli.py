@@ -15,25 +15,39 @@ __all__ = ["main"]
 
 
 def _output_path(out, frame):
-    """``OUT`` as given, or with ``.npy`` when a ``.png`` cannot hold the frame."""
+    """``OUT`` as given, unless it names a ``.png`` that cannot hold the frame."""
     out = Path(out)
-    if out.suffix.lower() == ".png" and (frame.dtype != np.uint8 or frame.shape[2] not in (1, 3)):
+    if out.suffix.lower() == ".png" and (frame.dtype != np.uint8 or frame.ndim != 3 or
+                                         frame.shape[2] not in (1, 3)):
         raise InputError(f"output {out}: the pipeline produces {frame.shape[2]} channel(s) of "
                          f"{frame.dtype}, which a PNG cannot hold; name the output .npy")
     return out
 
 
+def load_batch(pipeline, path):
+    """The frames in an image file, checked against the spec, and whether it was a batch."""
+    array = read_image(path)
+    frames = list(array) if array.ndim == 4 else [array]
+    checked = [pipeline.check_frame(f, f"image {path}" + (f" frame {k}" if array.ndim == 4 else ""))
+               for k, f in enumerate(frames)]
+    return np.stack(checked), array.ndim == 4
+
+
+def _as_written(frames, batched):
+    return np.stack(frames) if batched else frames[0]
+
+
 def cmd_golden(args):
     pipeline = load_spec(args.spec)
-    frame = pipeline.check_frame(read_image(args.image), f"image {args.image}")
-    result = pipeline.golden(frame)
+    batch, batched = load_batch(pipeline, args.image)
+    result = _as_written([pipeline.golden(f) for f in batch], batched)
     write_image(_output_path(args.output, result), result)
     print(f"golden: {args.output} ({pipeline.out_width}x{pipeline.out_height}, "
           f"{pipeline.output_format})")
     return 0
 
 
-def _sim_and_report(pipeline, frame, *, output, simulator, frames, stall, seed, vcd, report,
+def _sim_and_report(pipeline, batch, batched, *, output, simulator, frames, stall, seed, vcd, report,
                     progress=True, comparison=None):
     from .sim.session import simulate
 
@@ -41,17 +55,17 @@ def _sim_and_report(pipeline, frame, *, output, simulator, frames, stall, seed, 
         raise InputError(f"--frames must be at least 1, not {frames}")
     if not 0.0 <= stall < 1.0:
         raise InputError(f"--stall must be in [0, 1), not {stall}")
-    out_path = _output_path(output, pipeline.golden(frame)) if output else None
-    result = simulate(pipeline, frame, frames=frames, simulator=simulator, stall=stall,
+    out_path = _output_path(output, pipeline.golden(batch[0])) if output else None
+    result = simulate(pipeline, batch, frames=frames, simulator=simulator, stall=stall,
                       seed=seed, vcd=vcd, progress=progress)
     written = []
-    if out_path is not None and result.outputs:
-        written.append(write_image(out_path, result.outputs[0]))
+    if out_path is not None and len(result.outputs) >= len(batch):
+        written.append(write_image(out_path, _as_written(result.outputs[:len(batch)], batched)))
     if result.outputs and (comparison or not result.bit_exact):
         worst = max(range(len(result.outputs)), key=lambda k: result.frame_mismatches[k])
         picture = comparison or (out_path.with_name(out_path.stem + "_diff.png") if out_path
                                  else Path("rasterflow_diff.png"))
-        write_image(picture, comparison_image(result.expected, result.outputs[worst]))
+        write_image(picture, comparison_image(result.expected[worst], result.outputs[worst]))
         written.append(Path(picture))
     data = result.report()
     if report:
@@ -71,8 +85,8 @@ def _sim_and_report(pipeline, frame, *, output, simulator, frames, stall, seed, 
 
 def cmd_sim(args):
     pipeline = load_spec(args.spec)
-    frame = pipeline.check_frame(read_image(args.image), f"image {args.image}")
-    result = _sim_and_report(pipeline, frame, output=args.output, simulator=args.simulator,
+    batch, batched = load_batch(pipeline, args.image)
+    result = _sim_and_report(pipeline, batch, batched, output=args.output, simulator=args.simulator,
                              frames=args.frames, stall=args.stall, seed=args.seed, vcd=args.vcd,
                              report=args.report, progress=not args.quiet)
     return 0 if result.bit_exact else 1
@@ -107,7 +121,7 @@ def cmd_demo(args):
     from .sim.session import pipeline_verilog
     atomic_write_text(out_dir / f"{pipeline.name}.v", pipeline_verilog(pipeline))
     print(f"wrote {out_dir / (pipeline.name + '.v')}")
-    result = _sim_and_report(pipeline, frame, output=out_dir / "hardware.png",
+    result = _sim_and_report(pipeline, frame[None], False, output=out_dir / "hardware.png",
                              simulator=args.simulator, frames=args.frames, stall=0.0, seed=0,
                              vcd=None, report=out_dir / "report.json",
                              comparison=out_dir / "comparison.png")

@@ -45,7 +45,7 @@ def read_image(path):
     """Read a PNG (or other Pillow image) or a ``.npy`` array as ``H x W x C``.
 
     PNGs give ``uint8`` (gray: 1 channel, RGB: 3); ``.npy`` arrays keep their dtype and may be
-    ``H x W`` or ``H x W x C``.
+    ``H x W``, ``H x W x C``, or a batch ``N x H x W x C`` (NHWC, as TFLite models take).
     """
     path = Path(path)
     if not path.is_file():
@@ -57,9 +57,9 @@ def read_image(path):
             raise InputError(f"image {path}: not a readable .npy array ({error})") from None
         if array.ndim == 2:
             array = array[:, :, None]
-        if array.ndim != 3:
-            raise InputError(f"image {path}: expected an H x W or H x W x C array, got shape "
-                             f"{array.shape}")
+        if array.ndim not in (3, 4) or 0 in array.shape:
+            raise InputError(f"image {path}: expected an H x W, H x W x C or N x H x W x C "
+                             f"array, got shape {array.shape}")
         return array
     try:
         with Image.open(path) as image:

@@ -314,15 +314,36 @@ def _op_name(model, op):
     return _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
 
 
-def import_operator(operator):
-    """Map one :class:`_Operator` to a golden layer, or raise :class:`ModelError` naming it."""
+def import_operator(operator, previous=None):
+    """Map one :class:`_Operator` to a golden layer, or raise :class:`ModelError` naming it.
+
+    ``previous`` is the operator before it in the chain (its output must be this one's
+    input). The layer's computed output shape must match the model's output tensor.
+    """
     if operator.name not in _IMPORTERS:
         raise operator.error(f"unsupported operator (supported: {', '.join(_IMPORTERS)})")
-    if (operator.op.InputsLength() < 1 or operator.op.OutputsLength() != 1
-            or operator.tensor(0, "input") is None):
-        raise operator.error("expected one activation input and one output")
     try:
-        return _IMPORTERS[operator.name](operator)
+        if operator.op.InputsLength() < 1 or operator.op.OutputsLength() != 1:
+            raise operator.error("expected one activation input and one output")
+        source, result = operator.tensor(0, "input"), operator.tensor(0, "output")
+        if source is None or result is None:
+            raise operator.error("the activation input or the output is missing")
+        if previous is not None and source.index != previous.tensor(0, "output").index:
+            raise operator.error(f"input tensor {source.index} is not the previous operator's "
+                                 "output; only linear chains are supported")
+        for role, tensor in (("input", source), ("output", result)):
+            if len(tensor.shape) != 4 or min(tensor.shape) < 1:
+                raise operator.error(f"{role} tensor {tensor.index} '{tensor.name}' has shape "
+                                     f"{list(tensor.shape)}; expected NHWC")
+        layer = _IMPORTERS[operator.name](operator)
+        try:
+            computed = tuple(layer.output_shape(source.shape))
+        except ValueError as exc:
+            raise operator.error(f"input shape {list(source.shape)} does not fit: {exc}") from exc
+        if computed[1:] != result.shape[1:]:
+            raise operator.error(f"output shape {list(result.shape)} does not match the "
+                                 f"computed {list(computed)}")
+        return layer
     except ModelError:
         raise
     except _FLATBUFFER_ERRORS as exc:
@@ -330,12 +351,13 @@ def import_operator(operator):
 
 
 def _select(count, layers, path):
-    if layers is None:
-        return 0, count
-    start, stop = layers
+    """The operator range ``[start, stop)`` to import; all operators when ``layers`` is None."""
+    if count == 0:
+        raise ModelError(f"{path}: subgraph 0 has no operators")
+    start, stop = (0, count) if layers is None else layers
     if not 0 <= start < stop <= count:
-        raise ModelError(f"{path}: layers {start}:{stop} is not a non-empty range of "
-                         f"operators 0..{count}")
+        raise ModelError(f"{path}: layers {start}:{stop} is not a non-empty range of the "
+                         f"operators 0..{count - 1}")
     return start, stop
 
 
@@ -373,27 +395,12 @@ def load_tflite(path, layers=None):
 
     chain = [_Operator(path, index, names[index], operators[index], tensors)
              for index in range(start, stop)]
-    golden_layers = []
-    for position, operator in enumerate(chain):
-        layer = import_operator(operator)
-        source, result = operator.tensor(0, "input"), operator.tensor(0, "output")
-        if position and source.index != chain[position - 1].tensor(0, "output").index:
-            raise operator.error(f"input tensor {source.index} is not the previous operator's "
-                                 "output; only linear chains are supported")
-        try:
-            computed = tuple(layer.output_shape(source.shape)[1:])
-        except ValueError as exc:
-            raise operator.error(f"input shape {list(source.shape)} does not fit: {exc}") from exc
-        if computed != tuple(result.shape[1:]):
-            raise operator.error(f"output shape {list(result.shape)} does not match the "
-                                 f"computed {list(computed)}")
-        golden_layers.append(layer)
-
+    golden_layers = tuple(import_operator(operator, chain[position - 1] if position else None)
+                          for position, operator in enumerate(chain))
     in_scale, in_zp = chain[0].tensor(0, "input").activation_qparams(chain[0], "input")
     out_scale, out_zp = chain[-1].tensor(0, "output").activation_qparams(chain[-1], "output")
-    return ImportedModel(tuple(golden_layers), tuple(names[start:stop]), tuple(range(start, stop)),
-                         tuple(chain[0].tensor(0, "input").shape), in_scale, in_zp,
-                         out_scale, out_zp)
+    return ImportedModel(golden_layers, tuple(names[start:stop]), tuple(range(start, stop)),
+                         chain[0].tensor(0, "input").shape, in_scale, in_zp, out_scale, out_zp)
 
 
 def layer_to_dict(layer, prefix):

