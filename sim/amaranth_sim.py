@@ -9,6 +9,7 @@ import random
 import time
 from dataclasses import dataclass
 
+from amaranth.hdl import Value
 from amaranth.sim import Simulator
 
 __all__ = ["stream_put", "stream_get", "run_stream", "StreamRun", "ProtocolError"]
@@ -19,22 +20,25 @@ class ProtocolError(AssertionError):
 
 
 async def stream_put(ctx, stream, payload, *, rng=None, stall=0.0):
-    """Transfer one payload into ``stream``, after random idle cycles if ``stall`` > 0."""
+    """Transfer one payload (an integer packed through the layout, e.g. by
+    :func:`~rasterflow.hdl.payload.pack_pixels`) into ``stream``, after random idle cycles
+    if ``stall`` > 0."""
     while rng is not None and rng.random() < stall:
         await ctx.tick()
     ctx.set(stream.valid, 1)
-    ctx.set(stream.payload, payload)
+    ctx.set(Value.cast(stream.payload), payload)
     await ctx.tick().until(stream.ready)
     ctx.set(stream.valid, 0)
 
 
 async def stream_get(ctx, stream, *, rng=None, stall=0.0):
-    """Receive one payload from ``stream``, holding ``ready`` low on random cycles."""
+    """Receive one payload (as an integer) from ``stream``, holding ``ready`` low on random
+    cycles."""
     while True:
         ready = rng is None or rng.random() >= stall
         ctx.set(stream.ready, ready)
         if ready and ctx.get(stream.valid):
-            payload = ctx.get(stream.payload)
+            payload = ctx.get(Value.cast(stream.payload))
             await ctx.tick()
             ctx.set(stream.ready, 0)
             return payload

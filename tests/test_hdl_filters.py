@@ -3,8 +3,11 @@
 Random kernels, frame sizes (down to the minimum K//2+1), border modes, stall patterns and
 back-to-back frames, plus exact cycle counts.
 """
+import random
+
 import numpy as np
 import pytest
+from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from rasterflow.golden import filters as golden
@@ -12,7 +15,7 @@ from rasterflow.golden.pixel import PixelFormat
 from rasterflow.hdl.filters import Filter2D, SepFilter2D
 from rasterflow.hdl.payload import pack_pixels, unpack_pixels
 from rasterflow.hdl.window import BORDERS
-from rasterflow.sim.amaranth_sim import run_stream
+from rasterflow.sim.amaranth_sim import run_stream, stream_get, stream_put
 
 SETTINGS = settings(max_examples=30, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -168,3 +171,44 @@ def test_parameters_are_validated(kwargs, message):
     with pytest.raises(ValueError, match=message):
         Filter2D(PixelFormat(1, "uint8"), args.pop("width"), args.pop("height"),
                  args.pop("kernel"), **args)
+
+
+def test_frame_drains_without_next_frame_then_resumes():
+    """Frame A's last lines leave with no further input; frame B, sent only after all of A has
+    come out, is still exact (the drain left the line buffers and row window consistent)."""
+    fmt = PixelFormat(1, "uint8")
+    width, height = 6, 5
+    kernel = [[1, 2, 3, 2, 1]] * 5
+    rng = np.random.default_rng(9)
+    frames = [rng.integers(0, 256, (height, width, 1), dtype=np.uint8) for _ in range(2)]
+    dut = Filter2D(fmt, width, height, kernel, shift=3, border="reflect", output=fmt)
+    received = []
+
+    async def producer(ctx):
+        for index, frame in enumerate(frames):
+            if index:
+                for _ in range(4 * width * height):
+                    if len(received) == width * height:
+                        break
+                    await ctx.tick()
+                assert len(received) == width * height, \
+                    f"frame A did not drain: {len(received)} of {width * height} outputs"
+            for word in pack_pixels(fmt, frame):
+                await stream_put(ctx, dut.i, word)
+
+    async def consumer(ctx):
+        rng_stall = random.Random(2)
+        for _ in range(2 * width * height):
+            received.append(await stream_get(ctx, dut.o, rng=rng_stall, stall=0.3))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(producer)
+    sim.add_testbench(consumer)
+    sim.run()
+    words = received
+    for k, frame in enumerate(frames):
+        out, _, _ = unpack_pixels(fmt, words[k * width * height:(k + 1) * width * height],
+                                  height, width)
+        expect = golden.filter2d(frame, kernel, shift=3, border="reflect")
+        np.testing.assert_array_equal(out, expect.reshape(out.shape))
