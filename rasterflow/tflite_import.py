@@ -45,7 +45,7 @@ from tflite.Padding import Padding
 from tflite.TensorType import TensorType
 
 from .golden.cnn import LAYER_TYPES, Conv2D, DepthwiseConv2D, LeakyRelu, MaxPool2D, Relu, Sequential
-from .golden.quant import activation_range
+from .golden.quant import ACTIVATIONS, activation_range
 
 __all__ = ["ModelError", "ImportedModel", "load_tflite", "layer_to_dict", "layer_from_dict",
            "save_sidecar", "load_sidecar"]
@@ -64,8 +64,8 @@ _TYPE_NAMES = {code: name for name, code in vars(TensorType).items() if not name
 _ACTIVATION_NAMES = {code: name for name, code in vars(ActivationFunctionType).items()
                      if not name.startswith("_")}
 _PADDINGS = {Padding.SAME: "same", Padding.VALID: "valid"}
-#: Standalone activation operators and the clamp each applies.
-_RELU_OPS = {"RELU": "RELU", "RELU6": "RELU6", "RELU_N1_TO_1": "RELU_N1_TO_1"}
+#: Standalone activation operators; each name is also the clamp's activation kind.
+_RELU_OPS = ("RELU", "RELU6", "RELU_N1_TO_1")
 #: Low-level exceptions the flatbuffer accessors raise on corrupt or truncated data.
 _FLATBUFFER_ERRORS = (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError,
                       OverflowError, KeyError, AttributeError)
@@ -133,7 +133,7 @@ class _Operator:
 
     def activation(self, code):
         name = _ACTIVATION_NAMES.get(code, f"code {code}")
-        if name not in ("NONE", "RELU", "RELU6", "RELU_N1_TO_1"):
+        if name not in ACTIVATIONS:
             raise self.error(f"fused activation {name} is not supported")
         return name
 
@@ -240,7 +240,9 @@ def _conv(op):
         raise op.error(f"filter has {weights.shape[3]} input channels, input has "
                        f"{x.shape[-1]} (grouped convolution is not supported)")
     channels = weights.shape[0]
-    bias = np.zeros(channels, np.int32) if b is None else b.constant(op, "bias", "INT32", np.int32)
+    if b is None:  # conv.cc Prepare: quantized CONV_2D must have a bias
+        raise op.error("an int8 CONV_2D needs a bias tensor (TFLite rejects it without one)")
+    bias = b.constant(op, "bias", "INT32", np.int32)
     return Conv2D.from_scales(
         weights, bias, in_scale, in_zp, w.channel_scales(op, "filter", 0, channels), out_scale,
         out_zp, op.activation(options.FusedActivationFunction()), op.square_stride(options),
@@ -263,6 +265,7 @@ def _depthwise(op):
     if channels != x.shape[-1] or options.DepthMultiplier() not in (0, 1):
         raise op.error(f"depth multiplier {channels // max(x.shape[-1], 1)} (option "
                        f"{options.DepthMultiplier()}) is not supported (only 1)")
+    # Unlike CONV_2D, the depthwise kernel accepts an omitted bias (treated as zeros).
     bias = np.zeros(channels, np.int32) if b is None else b.constant(op, "bias", "INT32", np.int32)
     return DepthwiseConv2D.from_scales(
         weights[0], bias, in_scale, in_zp, w.channel_scales(op, "filter", 3, channels),
@@ -295,7 +298,7 @@ def _max_pool(op):
 def _relu(op):
     in_scale, in_zp = op.tensor(0, "input").activation_qparams(op, "input")
     out_scale, out_zp = op.tensor(0, "output").activation_qparams(op, "output")
-    return Relu.from_scales(in_scale, in_zp, out_scale, out_zp, _RELU_OPS[op.name])
+    return Relu.from_scales(in_scale, in_zp, out_scale, out_zp, op.name)
 
 
 _IMPORTERS = {"CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "LEAKY_RELU": _leaky_relu,
@@ -314,7 +317,7 @@ def _op_name(model, op):
     return _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
 
 
-def import_operator(operator, previous=None):
+def _import_operator(operator, previous=None):
     """Map one :class:`_Operator` to a golden layer, or raise :class:`ModelError` naming it.
 
     ``previous`` is the operator before it in the chain (its output must be this one's
@@ -395,7 +398,7 @@ def load_tflite(path, layers=None):
 
     chain = [_Operator(path, index, names[index], operators[index], tensors)
              for index in range(start, stop)]
-    golden_layers = tuple(import_operator(operator, chain[position - 1] if position else None)
+    golden_layers = tuple(_import_operator(operator, chain[position - 1] if position else None)
                           for position, operator in enumerate(chain))
     in_scale, in_zp = chain[0].tensor(0, "input").activation_qparams(chain[0], "input")
     out_scale, out_zp = chain[-1].tensor(0, "output").activation_qparams(chain[-1], "output")
