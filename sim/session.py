@@ -35,7 +35,8 @@ class SimResult:
 
     @property
     def bit_exact(self):
-        return self.mismatches == 0 and self.marker_errors == 0
+        return (self.mismatches == 0 and self.marker_errors == 0 and
+                not self.extra.get("error") and len(self.outputs) == self.frames)
 
     def report(self):
         out_pixels = self.frames * self.width * self.height
@@ -83,23 +84,31 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
     n_out = per_frame * frames
     top = pipeline.hardware()
 
-    bar = tqdm(total=n_out, unit="px", desc=f"{simulator} sim", disable=not progress,
-               leave=False, mininterval=0.5)
     start = time.perf_counter()
+    extra = {}
     if simulator == "amaranth":
-        def report_progress(count, _step=max(n_out // 200, 1)):
-            if count % _step == 0 or count == n_out:
-                bar.n = count
-                bar.refresh()
-        run = run_stream(top, in_words, n_out, stall=stall, seed=seed, vcd=vcd,
-                         progress=report_progress if progress else None)
+        with tqdm(total=n_out, unit="px", desc="amaranth sim", disable=not progress,
+                  leave=False, mininterval=0.5) as bar:
+            def report_progress(count, _step=max(n_out // 200, 1)):
+                if count % _step == 0 or count == n_out:
+                    bar.n = count
+                    bar.refresh()
+            run = run_stream(top, in_words, n_out, stall=stall, seed=seed, vcd=vcd,
+                             progress=report_progress if progress else None)
     else:
-        from .verilator import run_verilog
+        from .verilator import VerilogRunError, run_verilog
         expected_words = [w for e in expected for w in pack_pixels(out_fmt, e)]
-        run = run_verilog(pipeline_verilog(pipeline, top), pipeline.name, in_words, n_out,
-                          expected_words=expected_words, stall=stall, seed=seed, vcd=vcd,
-                          progress=progress, cache_dir=cache_dir)
-    bar.close()
+        try:
+            run = run_verilog(pipeline_verilog(pipeline, top), pipeline.name, in_words, n_out,
+                              expected_words=expected_words, stall=stall, seed=seed, vcd=vcd,
+                              progress=progress, cache_dir=cache_dir)
+        except VerilogRunError as error:
+            # A timeout or a broken stream rule: report what arrived, as a failed run.
+            run = error.run
+            extra["error"] = str(error)
+        extra["protocol_violations"] = run.protocol_violations
+        extra["timed_out"] = run.timed_out
+        extra["verilator_build_seconds"] = round(run.build_seconds, 2)
     wall = time.perf_counter() - start
 
     outputs, frame_mismatches, marker_errors = [], [], 0
@@ -122,4 +131,12 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
         expected=expected, mismatches=sum(frame_mismatches), frame_mismatches=frame_mismatches,
         marker_errors=marker_errors, cycles=run.cycles, latency_cycles=top.latency_cycles,
         first_output_cycle=run.first_output_cycle, wall_seconds=wall,
-        sim_cycles_per_second=run.sim_cycles_per_second, stall=stall)
+        sim_cycles_per_second=run.sim_cycles_per_second, stall=stall,
+        extra=_stage_reports(top, frames, run.cycles))
+
+
+def _stage_reports(top, frames, cycles):
+    """Figures that stages compute from their geometry and the measured cycles (per-layer MAC
+    cycles and utilization of CNN layers; see ``hdl/conv.py``'s ``mac_sim_report``)."""
+    from ..hdl.conv import mac_sim_report
+    return mac_sim_report(top.parts, frames, cycles)

