@@ -9,7 +9,8 @@ from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import cdc, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["uart_divisor", "UARTReceiver", "UARTTransmitter", "MAX_BAUD_ERROR", "MIN_DIVISOR"]
+__all__ = ["check_divisor", "uart_divisor", "UARTReceiver", "UARTTransmitter", "MAX_BAUD_ERROR",
+           "MIN_DIVISOR"]
 
 #: Largest tolerated relative error between the requested and the real baud rate. The receiver
 #: samples mid-bit, so the accumulated drift over the 9.5 bit times up to the stop-bit sample
@@ -20,7 +21,8 @@ MAX_BAUD_ERROR = 0.02
 MIN_DIVISOR = 4
 
 
-def _check_divisor(divisor):
+def check_divisor(divisor):
+    """Raise unless ``divisor`` is a valid clocks-per-bit count."""
     if not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < MIN_DIVISOR:
         raise ValueError(f"UART divisor must be an integer >= {MIN_DIVISOR} clocks per bit, "
                          f"not {divisor!r}")
@@ -63,7 +65,7 @@ class UARTReceiver(wiring.Component):
     """
 
     def __init__(self, divisor):
-        _check_divisor(divisor)
+        check_divisor(divisor)
         self.divisor = divisor
         super().__init__({
             "rx": In(1, init=1),
@@ -127,12 +129,13 @@ class UARTTransmitter(wiring.Component):
     """8N1 transmitter: byte stream ``i`` -> serial ``tx`` pin (idle high, LSB first).
 
     ``i.ready`` is high while the transmitter is idle and in the last clock of a stop bit; a
-    transfer starts the start bit on the next clock. Latency: 1 clock from transfer to the start bit. Throughput: one byte per
-    ``10 * divisor`` clocks (back to back, no idle gap). Memory: registers only.
+    transfer starts the start bit on the next clock. Latency: 1 clock from transfer to the
+    start bit. Throughput: one byte per ``10 * divisor`` clocks (back to back, no idle gap).
+    Memory: registers only.
     """
 
     def __init__(self, divisor):
-        _check_divisor(divisor)
+        check_divisor(divisor)
         self.divisor = divisor
         super().__init__({
             "i": In(stream.Signature(8)),

@@ -1,11 +1,12 @@
 """The ``rasterflow`` command line."""
 import argparse
-import json
 import sys
+import warnings
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from amaranth.hdl import UnusedElaboratable
 
 from .errors import InputError, RasterflowError
 from .files import (atomic_write_text, comparison_image, read_image, write_image, write_json)
@@ -165,10 +166,17 @@ def build_parser():
     p.add_argument("--simulator", choices=("amaranth", "verilator"), default="verilator")
     p.add_argument("--frames", type=int, default=1)
     p.set_defaults(func=cmd_demo)
+    from .cli_import import add_import_command
+    add_import_command(sub)
+    from .cli_boards import add_board_commands
+    add_board_commands(sub, load_spec)
     return parser
 
 
 def main(argv=None):
+    # Reading a design's latency or validating it builds hardware objects that are never
+    # elaborated; that is intended here, so Amaranth's reminder would only be noise.
+    warnings.filterwarnings("ignore", category=UnusedElaboratable)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

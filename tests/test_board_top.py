@@ -1,0 +1,284 @@
+"""Byte <-> pixel adapters and the UART bridge (BoardTop minus the platform), bit by bit."""
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from rasterflow.boards.host import frame_to_bytes, link_plan
+from rasterflow.boards.top import UARTBridge, ecp5_pll_config, ice40_pll_config
+from rasterflow.golden.pixel import PixelFormat
+from rasterflow.hdl.payload import pixel_stream_signature
+from rasterflow.hdl.serdes import BytesToPixels, PixelsToBytes, bytes_per_pixel
+from test_uart import drive_uart_byte, sample_uart_byte
+
+
+# --- stand-in pipelines (the real Pipeline is the lead's) --------------------------------
+
+class ChannelMap(wiring.Component):
+    """Output channel k = input channel (k mod C_in) * scale + offsets[k], wrapped to the
+    output type; one register stage (latency 1, one pixel per clock)."""
+
+    def __init__(self, in_fmt, out_fmt, scale, offsets):
+        self.in_fmt, self.out_fmt, self.scale, self.offsets = in_fmt, out_fmt, scale, offsets
+        super().__init__({"i": In(pixel_stream_signature(in_fmt)),
+                          "o": Out(pixel_stream_signature(out_fmt))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += self.i.ready.eq(~self.o.valid | self.o.ready)
+        with m.If(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            for k in range(self.out_fmt.channels):
+                value = self.i.payload.data[k % self.in_fmt.channels] * self.scale + self.offsets[k]
+                m.d.sync += self.o.payload.data[k].eq(value)
+            m.d.sync += [self.o.payload.sof.eq(self.i.payload.sof),
+                         self.o.payload.eol.eq(self.i.payload.eol),
+                         self.o.valid.eq(1)]
+        return m
+
+
+@dataclass
+class StandInPipeline:
+    """Implements the Pipeline contract with a per-pixel channel map."""
+    name: str
+    input_format: PixelFormat
+    output_format: PixelFormat
+    width: int
+    height: int
+    scale: int = 1
+    offset_step: int = 1
+    latency_lines: int = 0
+
+    @property
+    def out_width(self):
+        return self.width
+
+    @property
+    def out_height(self):
+        return self.height
+
+    @property
+    def offsets(self):
+        return [1 + self.offset_step * k for k in range(self.output_format.channels)]
+
+    def golden(self, frame):
+        frame = np.asarray(frame, dtype=np.int64).reshape(self.height, self.width, -1)
+        channels = self.output_format.channels
+        source = frame[:, :, [k % frame.shape[2] for k in range(channels)]]
+        value = source * self.scale + np.array(self.offsets)
+        bits, low = self.output_format.bits, self.output_format.min
+        return (((value - low) % (1 << bits)) + low).astype(self.output_format.np_dtype)
+
+    def hardware(self):
+        return ChannelMap(self.input_format, self.output_format, self.scale, self.offsets)
+
+
+def plus_one(width=8, height=6):
+    return StandInPipeline("plus_one", PixelFormat(1, "uint8"), PixelFormat(1, "uint8"),
+                           width, height)
+
+
+def widen_int16(width=8, height=6):
+    return StandInPipeline("widen_int16", PixelFormat(1, "uint8"), PixelFormat(1, "int16"),
+                           width, height, scale=-129)
+
+
+def fan_out_16(width=8, height=6):
+    """Worst case for flow control: 1 byte in, 16 bytes out per pixel."""
+    return StandInPipeline("fan_out_16", PixelFormat(1, "uint8"), PixelFormat(16, "int8"),
+                           width, height, offset_step=17)
+
+
+def random_frame(pipeline, seed=0):
+    fmt = pipeline.input_format
+    rng = np.random.default_rng(seed)
+    return rng.integers(fmt.min, fmt.max + 1, size=(pipeline.height, pipeline.width,
+                                                     fmt.channels)).astype(fmt.np_dtype)
+
+
+def test_stand_in_golden_wraps():
+    p = fan_out_16(2, 1)
+    out = p.golden(np.array([[[0], [255]]], dtype=np.uint8))
+    assert out[0, 0, 8] == 1 + 17 * 8 - 256 and out[0, 1, 0] == (256 - 256)  # 255 + 1 wraps
+
+
+# --- serdes ------------------------------------------------------------------------------
+
+FORMATS = [PixelFormat(1, "uint8"), PixelFormat(3, "uint8"), PixelFormat(2, "int16"),
+           PixelFormat(1, "int32")]
+
+
+# The rejected objects exist before __init__ raises; Amaranth then warns they were not used.
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_bytes_per_pixel_and_validation():
+    assert [bytes_per_pixel(f) for f in FORMATS] == [1, 3, 4, 4]
+    with pytest.raises(ValueError, match="width must be a positive integer, not 0"):
+        BytesToPixels(PixelFormat(1, "uint8"), 0, 4)
+    with pytest.raises(TypeError, match="PixelFormat"):
+        PixelsToBytes("uint8")
+
+
+@pytest.mark.parametrize("fmt", FORMATS, ids=str)
+@pytest.mark.parametrize("gaps", [False, True])
+def test_serdes_round_trip(fmt, gaps):
+    """bytes -> BytesToPixels -> pixels (checked: values, sof, eol) -> PixelsToBytes -> bytes,
+    two frames back to back, with random valid gaps and ready stalls, or none (then one byte
+    per clock at both ends)."""
+    width, height, frames = 3, 2, 2
+    rng = np.random.default_rng(hash((str(fmt), gaps)) % 2**32)
+    images = rng.integers(fmt.min, fmt.max + 1, size=(frames, height, width, fmt.channels))
+    stream_in = b"".join(frame_to_bytes(fmt, img) for img in images)
+
+    m = Module()
+    m.submodules.b2p = b2p = BytesToPixels(fmt, width, height)
+    m.submodules.p2b = p2b = PixelsToBytes(fmt)
+    wiring.connect(m, b2p.o, p2b.i)
+    pixels, out_bytes, cycles = [], [], []
+    chance = random.Random(1)
+
+    async def source(ctx):
+        for byte in stream_in:
+            while gaps and chance.random() < 0.3:
+                await ctx.tick()
+            ctx.set(b2p.i.payload, byte)
+            ctx.set(b2p.i.valid, 1)
+            await ctx.tick().until(b2p.i.ready)
+            ctx.set(b2p.i.valid, 0)
+
+    async def monitor(ctx):
+        async for _, _, valid, ready, data, sof, eol in ctx.tick().sample(
+                b2p.o.valid, b2p.o.ready, b2p.o.payload.data, b2p.o.payload.sof,
+                b2p.o.payload.eol):
+            if valid and ready:
+                pixels.append(([int(data[c]) for c in range(fmt.channels)], sof, eol))
+
+    async def sink(ctx):
+        clock = 0
+        while len(out_bytes) < len(stream_in):
+            ready = not (gaps and chance.random() < 0.3)
+            ctx.set(p2b.o.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(p2b.o.valid, p2b.o.payload)
+            clock += 1
+            if valid and ready:
+                out_bytes.append(payload)
+                cycles.append(clock)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(source)
+    sim.add_testbench(sink)
+    sim.add_testbench(monitor, background=True)
+    sim.run()
+
+    assert bytes(out_bytes) == stream_in
+    expected = [(list(images[f, y, x]), int(x == 0 and y == 0), int(x == width - 1))
+                for f in range(frames) for y in range(height) for x in range(width)]
+    assert [(p, int(s), int(e)) for p, s, e in pixels] == expected
+    if not gaps:
+        # Full throughput: after the pipeline fills, one byte leaves every clock.
+        assert cycles[-1] - cycles[0] == len(stream_in) - 1
+
+
+# --- PLL settings ------------------------------------------------------------------------
+
+def test_pll_configs_match_vendor_tools():
+    # Reference values from icepll (-i 12 -o 24) and ecppll (-i 25 -o 50).
+    assert ice40_pll_config(12e6, 24e6) == (
+        dict(DIVR=0, DIVF=63, DIVQ=5, FILTER_RANGE=1), 24e6)
+    params, achieved = ecp5_pll_config(25e6, 50e6)
+    assert achieved == 50e6 and params["CLKOP_DIV"] * 50e6 >= 400e6
+    assert 25e6 / params["CLKI_DIV"] * params["CLKFB_DIV"] == 50e6
+    with pytest.raises(ValueError, match="cannot make 500 MHz from 12 MHz"):
+        ice40_pll_config(12e6, 500e6)
+
+
+# --- the bridge, bit by bit at the pins --------------------------------------------------
+
+def run_bridge(pipeline, frame, *, divisor=4, tx_fifo_depth=8, respect_window=True):
+    """Simulate UARTBridge: a host testbench drives ``rx`` bit by bit as fast as the
+    flow-control window allows (or ignoring it), another decodes ``tx`` until the whole
+    output arrived or the line stayed idle for 20 byte times after the last input byte.
+
+    Returns (output bytes, status flags, peak RX FIFO level, whether the window held the
+    sender back)."""
+    bridge = UARTBridge(pipeline, divisor, tx_fifo_depth=tx_fifo_depth)
+    plan = link_plan(pipeline)
+    to_send = frame_to_bytes(pipeline.input_format, frame)
+    received = bytearray()
+    frame_clocks = 10 * divisor
+    flags = {}
+    rx_fifo_levels = []
+    throttled = []
+    sent_all = []
+
+    async def host_send(ctx):
+        for index, byte in enumerate(to_send):
+            while respect_window and index >= plan.send_limit(len(received)):
+                throttled.append(index)
+                await ctx.tick()
+            await drive_uart_byte(ctx, bridge.rx, byte, divisor)
+        ctx.set(bridge.rx, 1)
+        sent_all.append(True)
+
+    async def host_receive(ctx):
+        while len(received) < plan.out_frame_bytes:
+            byte = await sample_uart_byte(ctx, bridge.tx, divisor,
+                                          max_idle_clocks=20 * frame_clocks)
+            if byte is None:
+                if sent_all:
+                    break       # idle for 20 byte times after the host's last byte
+                continue
+            received.append(byte)
+        await ctx.tick().repeat(2 * frame_clocks)   # nothing more may follow
+        assert ctx.get(bridge.tx) == 1
+        flags.update(overflow=ctx.get(bridge.overflow),
+                     framing_error=ctx.get(bridge.framing_error),
+                     frame_done=ctx.get(bridge.frame_done))
+
+    async def rx_fifo_level(ctx):
+        async for _, _, level in ctx.tick().sample(bridge.rx_fifo_level):
+            rx_fifo_levels.append(level)
+
+    sim = Simulator(bridge)
+    sim.add_clock(1e-6)
+    sim.add_testbench(host_send)
+    sim.add_testbench(host_receive)
+    sim.add_testbench(rx_fifo_level, background=True)
+    sim.run()
+    return bytes(received), flags, max(rx_fifo_levels), bool(throttled)
+
+
+@pytest.mark.parametrize("make_pipeline", [plus_one, widen_int16, fan_out_16],
+                         ids=lambda f: f.__name__)
+def test_bridge_bit_exact_at_window_speed(make_pipeline):
+    pipeline = make_pipeline()
+    frame = random_frame(pipeline, seed=3)
+    output, flags, rx_peak, throttled = run_bridge(pipeline, frame)
+    expected = pipeline.golden(frame)
+    got = np.frombuffer(output, dtype=pipeline.output_format.np_dtype.newbyteorder("<"))
+    assert got.size == expected.size
+    np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+    assert flags == {"overflow": 0, "framing_error": 0, "frame_done": 1}
+    if make_pipeline is fan_out_16:
+        # The worst case really is one: the window held the host back and the RX FIFO
+        # filled close to its depth (the rest of the window sits in the serdes and pipeline
+        # registers) without overflowing.
+        assert throttled
+        assert rx_peak >= link_plan(pipeline).window * 3 // 4
+
+
+def test_ignoring_the_window_overflows_the_rx_fifo():
+    """With the worst-case ratio, a host that sends at line rate overflows the RX FIFO: the
+    flags checked above do detect a broken window."""
+    pipeline = fan_out_16()
+    output, flags, rx_peak, _ = run_bridge(pipeline, random_frame(pipeline, seed=4),
+                                           respect_window=False)
+    assert flags["overflow"] == 1
+    assert rx_peak == link_plan(pipeline).window
+    assert len(output) < link_plan(pipeline).out_frame_bytes
