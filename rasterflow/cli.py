@@ -1,12 +1,10 @@
 """The ``rasterflow`` command line."""
 import argparse
 import sys
-import warnings
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import UnusedElaboratable
 
 from .errors import InputError, RasterflowError
 from .files import (atomic_write_text, comparison_image, read_image, write_image, write_json)
@@ -174,9 +172,6 @@ def build_parser():
 
 
 def main(argv=None):
-    # Reading a design's latency or validating it builds hardware objects that are never
-    # elaborated; that is intended here, so Amaranth's reminder would only be noise.
-    warnings.filterwarnings("ignore", category=UnusedElaboratable)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
