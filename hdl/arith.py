@@ -3,15 +3,16 @@
 Widths are derived from exact value bounds computed at elaboration time, so no sum, product
 or shift can overflow for any input in range, and no bit is carried that can never be set.
 """
-from amaranth.hdl import Mux, Shape, Signal, Value
+from amaranth.hdl import Mux, Shape, Value, unsigned
 
 __all__ = ["bounded_shape", "pipelined_dot", "dot_latency", "round_shift", "rounded_bounds",
            "clamp"]
 
 
 def bounded_shape(lo, hi):
-    """The narrowest shape holding every integer in ``lo..hi``."""
-    return Shape.cast(range(min(lo, 0) if lo < 0 else lo, max(hi, lo) + 1))
+    """The narrowest shape (at least one bit) holding every integer in ``lo..hi``."""
+    shape = Shape.cast(range(lo, max(hi, lo) + 1))
+    return shape if shape.width else unsigned(1)
 
 
 def dot_latency(terms):

@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out, connect
 from ..golden.pixel import PixelFormat
 from .arith import bounded_shape, clamp, dot_latency, pipelined_dot, round_shift, rounded_bounds
 from .payload import pixel_layout, pixel_stream_signature
-from .pipeline import StallPipeline
+from .pipeline import SKID_LATENCY, SkidBuffer, StallPipeline
 from .window import ColumnScanner, RowWindow, column_stream_layout, window_stream_layout
 
 __all__ = ["Filter2D", "SepFilter2D", "ColumnDot", "WindowDot", "check_taps", "ROUNDINGS"]
@@ -137,11 +137,16 @@ class WindowDot(wiring.Component):
 
 
 class _WindowedStage(wiring.Component):
-    """Pixel stream in, pixel stream out, through the window generator and a datapath chain."""
+    """Pixel stream in, pixel stream out: a :class:`ColumnScanner` and a datapath chain.
+
+    A :class:`SkidBuffer` follows the scanner so the datapath's stall logic and the line
+    buffers' are separate timing paths.
+    """
     def __init__(self, fmt, output, parts):
         self.fmt, self.out_fmt = fmt, output
-        self._parts = parts
-        self.latency = sum(p.latency for p in parts)
+        scanner = parts[0]
+        self._parts = [scanner, SkidBuffer(scanner.o.payload.shape()), *parts[1:]]
+        self.latency = sum(p.latency for p in parts) + SKID_LATENCY
         super().__init__({"i": In(pixel_stream_signature(fmt)),
                           "o": Out(pixel_stream_signature(output))})
 
@@ -165,7 +170,8 @@ class Filter2D(_WindowedStage):
     Members: ``i`` pixel stream of ``fmt``; ``o`` pixel stream of ``output``.
 
     Latency (cycles from the input pixel that completes a window to its output):
-    ``2 + 1 + (1 + ceil(log2 T)) + 1`` for ``T`` nonzero taps; a frame's last output leaves
+    ``3 + 1 + 1 + (1 + ceil(log2 T)) + 1`` (scanner, skid buffer, row window, products and
+    adder tree, rounding) for ``T`` nonzero taps; a frame's last output leaves
     ``hy * W + hx`` ticks after its last input. Throughput one pixel per cycle.
     Memory: ``Ky - 1`` lines of ``W`` pixels; ``Ky * (Kx - 1)`` window pixel registers.
     """
@@ -195,7 +201,7 @@ class SepFilter2D(_WindowedStage):
     ``Ky + Kx`` multipliers per channel: the vertical taps run on each column as it leaves the
     line buffers, the horizontal taps on the row window of column sums.
 
-    Latency ``2 + (1 + ceil(log2 Ty)) + 1 + (1 + ceil(log2 Tx)) + 1`` cycles plus the window
+    Latency ``3 + 1 + (1 + ceil(log2 Ty)) + 1 + (1 + ceil(log2 Tx)) + 1`` cycles plus the window
     schedule; one pixel per cycle; memory ``Ky - 1`` lines of ``W`` pixels and ``Kx - 1``
     registers of column sums.
     """

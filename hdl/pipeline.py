@@ -6,10 +6,14 @@ A bubble travels as ``valid = 0``. This keeps every stream rule by construction:
 and the payload are registers that only change when ``en`` is high, and ``en`` is low exactly
 when ``o.valid & ~o.ready``; ``o.valid`` never depends on ``o.ready``.
 """
-from amaranth.hdl import Signal, Shape, Value
-from amaranth.lib import data
+from amaranth.hdl import Module, Signal, Value
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
 
-__all__ = ["StallPipeline"]
+__all__ = ["StallPipeline", "SkidBuffer", "SKID_LATENCY"]
+
+#: Cycles a :class:`SkidBuffer` adds.
+SKID_LATENCY = 1
 
 
 class StallPipeline:
@@ -70,3 +74,31 @@ class StallPipeline:
         if self.latency == 0:
             raise ValueError("a StallPipeline needs at least one stage before finish()")
         self._m.d.comb += self._o.valid.eq(self._valid)
+
+
+class SkidBuffer(wiring.Component):
+    """A two-entry stream register that breaks the combinational ``ready`` path.
+
+    ``i.ready`` is a register (``~skid_valid``), so the stall-all enable of the component
+    feeding ``i`` no longer depends on anything downstream of ``o``. Timing closure across
+    a chain of stages needs one of these between them.
+
+    Latency 1 cycle; one transfer per cycle; two payload registers.
+    """
+    def __init__(self, payload_shape):
+        super().__init__({"i": In(stream.Signature(payload_shape)),
+                          "o": Out(stream.Signature(payload_shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        skid = Signal.like(self.i.payload, name="skid")
+        skid_valid = Signal()
+        m.d.comb += self.i.ready.eq(~skid_valid)
+        with m.If(self.o.ready | ~self.o.valid):
+            with m.If(skid_valid):
+                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & ~skid_valid):
+            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        return m

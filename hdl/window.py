@@ -96,6 +96,94 @@ def window_stream_layout(element_shape, count):
     })
 
 
+def _membership(value, members, limit):
+    """Hardware test of ``value in members`` for ``value`` in ``0..limit-1``: one comparison
+    for an empty, full or contiguous set, else a few equalities."""
+    members = sorted(members)
+    if not members:
+        return Const(0)
+    if len(members) == limit:
+        return Const(1)
+    lo, hi = members[0], members[-1]
+    if hi - lo + 1 == len(members):
+        test = Const(1)
+        if lo > 0:
+            test = test & (value >= lo)
+        if hi < limit - 1:
+            test = test & (value <= hi)
+        return test
+    result = Const(0)
+    for v in members:
+        result = result | (value == v)
+    return result
+
+
+class RasterCounter:
+    """Raster position ``(x, y)`` whose comparisons with constants are registers.
+
+    Each flag is loaded, whenever the position moves, with its value for the *next*
+    position, computed from the current one; logic that reads the flags starts from
+    registers instead of from a comparator of ``x`` or ``y``. Create every flag before
+    calling :meth:`advance`.
+    """
+    def __init__(self, m, width, height, name):
+        self._m = m
+        self.width, self.height = width, height
+        self._name = name
+        self.x = Signal(range(width), name=f"{name}_x")
+        self.y = Signal(range(height), name=f"{name}_y")
+        self._col_flags = []
+        self._row_values = []
+        self.last_col = self.col_flag("last_col", lambda c: c == width - 1)
+        self.last_row = self.row_value("last_row", lambda r: int(r == height - 1), 1)
+
+    def col_flag(self, name, predicate):
+        flag = Signal(name=f"{self._name}_{name}", init=int(predicate(0)))
+        self._col_flags.append((flag, predicate))
+        return flag
+
+    def row_value(self, name, function, limit):
+        """A register holding ``function(y)``, an integer in ``0..limit``."""
+        reg = Signal(range(limit + 1), name=f"{self._name}_{name}", init=function(0))
+        self._row_values.append((reg, function))
+        return reg
+
+    def row_flag(self, name, predicate):
+        return self.row_value(name, lambda r: int(predicate(r)), 1)
+
+    def advance(self, condition):
+        m, width, height = self._m, self.width, self.height
+        with m.If(condition):
+            with m.If(self.last_col):
+                m.d.sync += self.x.eq(0)
+                m.d.sync += [f.eq(int(p(0))) for f, p in self._col_flags]
+                with m.If(self.last_row):
+                    m.d.sync += self.y.eq(0)
+                    m.d.sync += [r.eq(fn(0)) for r, fn in self._row_values]
+                with m.Else():
+                    m.d.sync += self.y.eq(self.y + 1)
+                    for reg, fn in self._row_values:
+                        self._load_next(reg, fn, self.y, height)
+            with m.Else():
+                m.d.sync += self.x.eq(self.x + 1)
+                for flag, predicate in self._col_flags:
+                    members = [c for c in range(width - 1) if predicate(c + 1)]
+                    m.d.sync += flag.eq(_membership(self.x, members, width - 1))
+
+    def _load_next(self, reg, function, value, count):
+        """``reg <= function(value + 1)`` for ``value`` in ``0..count-2``."""
+        m = self._m
+        nexts = [function(v + 1) for v in range(count - 1)]
+        common = max(set(nexts), key=nexts.count) if nexts else 0
+        with m.Switch(value):
+            for v, n in enumerate(nexts):
+                if n != common:
+                    with m.Case(v):
+                        m.d.sync += reg.eq(n)
+            with m.Default():
+                m.d.sync += reg.eq(common)
+
+
 class ColumnScanner(wiring.Component):
     """Line buffers and vertical border handling.
 
@@ -123,9 +211,10 @@ class ColumnScanner(wiring.Component):
 
     Latency, throughput, memory
     ---------------------------
-    2 cycles from a tick to its column. One tick per cycle while neither side stalls, so a
-    frame takes ``W * H`` ticks; after the last pixel of a stream, ``hy * W + hx`` ticks finish
-    it without input (``hy = Ky//2``, ``hx = Kx//2``).
+    3 cycles from a tick to its column (memory read, its register, the border mux). One tick
+    per cycle while neither side stalls, so a frame takes ``W * H`` ticks; after the last
+    pixel of a stream, ``hy * W + hx`` ticks finish it without input (``hy = Ky//2``,
+    ``hx = Kx//2``).
     Memory: ``Ky - 1`` lines of ``width`` pixels (one block-RAM-inferred memory per line).
     """
     def __init__(self, fmt: PixelFormat, width, height, kernel_height, kernel_width, *,
@@ -141,7 +230,7 @@ class ColumnScanner(wiring.Component):
         self.drain_ticks = kernel_width // 2
         self.border = border
         self.border_value = border_value
-        self.latency = 2
+        self.latency = 3
         super().__init__({
             "i": In(pixel_stream_signature(fmt)),
             "o": Out(stream.Signature(
@@ -175,20 +264,35 @@ class ColumnScanner(wiring.Component):
         slots = 2 * hy
         pixel = pixel_layout(self.fmt)
 
-        # Read pointer (the tick position) and write pointer (input pixels stored).
-        rx = Signal(range(width))
-        ry = Signal(range(height))
-        wx = Signal(range(width))
-        wy = Signal(range(height))
+        # Read pointer (the tick position) and write pointer (input pixels stored). Every
+        # decision below reads registered flags, not comparators, to keep the control short.
+        drain_ticks = self.drain_ticks
+        read = RasterCounter(m, width, height, "read")
+        write = RasterCounter(m, width, height, "write")
+        in_free_rows = read.row_flag("free_rows", lambda r: r < hy)
+        in_tail_row = read.row_flag("tail_row", lambda r: r == hy)
+        past_tail_row = read.row_flag("past_tail_row", lambda r: r > hy)
+        at_first_col = read.col_flag("first_col", lambda c: c == 0)
+        at_output_col = read.col_flag("output_col", lambda c: c >= drain_ticks)
+        # Tick position of the previous frame's last output, as (row, column).
+        tail_row, tail_col = (hy, drain_ticks - 1) if drain_ticks else (hy - 1, width - 1)
+        at_tail_row_end = read.row_flag("tail_end_row", lambda r: r == tail_row)
+        at_tail_col_end = read.col_flag("tail_end_col", lambda c: c == tail_col)
+        default_ages, edge_ages = self._row_ages()
+        age_choices = [default_ages] + [list(a) for a in
+                                        dict.fromkeys(tuple(a) for a in edge_ages.values())]
+        age_choice = read.row_value(
+            "age_choice", lambda r: age_choices.index(edge_ages.get(r, default_ages)),
+            len(age_choices) - 1)
+
         # How many ticks the read pointer is ahead of the write pointer (only in free rows).
         lag = Signal(range(hy * width + 1))
+        caught_up = Signal(init=1)
         # The previous frame still has outputs to complete (its last hy rows and hx pixels).
         prev_pending = Signal()
         draining = Signal()
-        drain_count = Signal(range(max(self.drain_ticks, 1)))
+        drain_count = Signal(range(max(drain_ticks, 1)))
 
-        in_free_rows = Signal()
-        m.d.comb += in_free_rows.eq(ry < hy)
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
 
@@ -196,15 +300,11 @@ class ColumnScanner(wiring.Component):
         free_tick = Signal()  # tick with no input (free rows)
         drain_tick = Signal()
         lag_write = Signal()  # input pixel written behind the read pointer
-        at_tail_start = Signal()
-        m.d.comb += at_tail_start.eq((ry == hy) & (rx == 0))
-        caught_up = Signal()
-        m.d.comb += caught_up.eq(lag == 0)
 
         start_drain = Signal()
-        if self.drain_ticks:
-            m.d.comb += start_drain.eq(en & at_tail_start & prev_pending & ~draining &
-                                       ~(caught_up & self.i.valid))
+        if drain_ticks:
+            m.d.comb += start_drain.eq(en & in_tail_row & at_first_col & prev_pending &
+                                       ~draining & ~(caught_up & self.i.valid))
         with m.If(draining | start_drain):
             m.d.comb += drain_tick.eq(en)
         with m.Elif(caught_up & self.i.valid):
@@ -218,66 +318,52 @@ class ColumnScanner(wiring.Component):
         m.d.comb += tick.eq(lockstep | free_tick)
 
         # -- line buffers -----------------------------------------------------------------
-        write = Signal()
-        m.d.comb += write.eq(lockstep | lag_write)
+        write_en = Signal()
+        m.d.comb += write_en.eq(lockstep | lag_write)
         w_slot = Signal(range(max(slots, 1)))
         r_slot = Signal(range(max(slots, 1)))
         line_data = []
-        for s in range(slots):
+        for k in range(slots):
             mem = Memory(shape=pixel, depth=width, init=[])
-            m.submodules[f"line{s}"] = mem
+            m.submodules[f"line{k}"] = mem
             wp = mem.write_port()
             rp = mem.read_port(transparent_for=())
             m.d.comb += [
-                wp.addr.eq(wx),
+                wp.addr.eq(write.x),
                 wp.data.eq(self.i.payload.data),
-                wp.en.eq(write & (w_slot == s)),
-                rp.addr.eq(rx),
+                wp.en.eq(write_en & (w_slot == k)),
+                rp.addr.eq(read.x),
                 rp.en.eq(tick),
             ]
             line_data.append(rp.data)
 
         # -- pointers ---------------------------------------------------------------------
-        def advance(x, y, slot):
-            with m.If(x == width - 1):
-                m.d.sync += x.eq(0)
-                with m.If(y == height - 1):
-                    m.d.sync += y.eq(0)
-                with m.Else():
-                    m.d.sync += y.eq(y + 1)
-                if slots:
+        read.advance(tick)
+        write.advance(write_en)
+        if slots:
+            for cond, counter, slot in ((tick, read, r_slot), (write_en, write, w_slot)):
+                with m.If(cond & counter.last_col):
                     m.d.sync += slot.eq(Mux(slot == slots - 1, 0, slot + 1))
-            with m.Else():
-                m.d.sync += x.eq(x + 1)
-
-        with m.If(tick):
-            advance(rx, ry, r_slot)
-        with m.If(write):
-            advance(wx, wy, w_slot)
         if hy:
             with m.If(free_tick & ~lag_write):
-                m.d.sync += lag.eq(lag + 1)
+                m.d.sync += [lag.eq(lag + 1), caught_up.eq(0)]
             with m.Elif(lag_write & ~free_tick):
-                m.d.sync += lag.eq(lag - 1)
+                m.d.sync += [lag.eq(lag - 1), caught_up.eq(lag == 1)]
 
         # Which ticks complete an output, and when the previous frame is done.
         emit = Signal()
         current_row_output = Signal()
-        m.d.comb += current_row_output.eq((ry > hy) | ((ry == hy) & (rx >= self.drain_ticks)))
+        m.d.comb += current_row_output.eq(past_tail_row | (in_tail_row & at_output_col))
         m.d.comb += emit.eq(drain_tick | (tick & (current_row_output | prev_pending)))
 
-        last_frame_tick = Signal()
-        m.d.comb += last_frame_tick.eq(tick & (rx == width - 1) & (ry == height - 1))
-        if hy or self.drain_ticks:
-            # Tick position of the previous frame's last output, as (row, column).
-            tail_row, tail_col = (hy, self.drain_ticks - 1) if self.drain_ticks else (hy - 1, width - 1)
-            with m.If(last_frame_tick):
+        if hy or drain_ticks:
+            with m.If(tick & read.last_col & read.last_row):
                 m.d.sync += prev_pending.eq(1)
-            with m.Elif(tick & (ry == tail_row) & (rx == tail_col)):
+            with m.Elif(tick & at_tail_row_end & at_tail_col_end):
                 m.d.sync += prev_pending.eq(0)
-        if self.drain_ticks:
+        if drain_ticks:
             with m.If(drain_tick):
-                with m.If(drain_count == self.drain_ticks - 1):
+                with m.If(drain_count == drain_ticks - 1):
                     m.d.sync += [draining.eq(0), drain_count.eq(0), prev_pending.eq(0)]
                 with m.Else():
                     m.d.sync += [draining.eq(1), drain_count.eq(drain_count + 1)]
@@ -285,7 +371,6 @@ class ColumnScanner(wiring.Component):
         # -- vertical border: per window row, which source feeds it ------------------------
         # Sources: line slots 0..slots-1, then the input pixel (age 0), then the constant.
         src_input, src_const = slots, slots + 1
-        default_ages, edge_ages = self._row_ages()
         select = [Signal(range(slots + 2), name=f"vsel{j}") for j in range(self.kernel_height)]
 
         def slot_of_age(age):
@@ -297,34 +382,43 @@ class ColumnScanner(wiring.Component):
             return Mux(r_slot >= age % slots, r_slot - age % slots, r_slot + slots - age % slots)
 
         s1_select = [Signal.like(sel, name=f"s1_vsel{j}") for j, sel in enumerate(select)]
-        with m.Switch(ry):
-            for r, ages in edge_ages.items():
-                with m.Case(r):
+        with m.Switch(age_choice):
+            for index, ages in enumerate(age_choices):
+                with m.Case(index):
                     m.d.comb += [sel.eq(slot_of_age(a)) for sel, a in zip(select, ages)]
-            with m.Default():
-                m.d.comb += [sel.eq(slot_of_age(a)) for sel, a in zip(select, default_ages)]
 
-        # -- stage 1: memory data available; stage 2: the column register -------------------
+        # -- stage 1: memory read; stage 2: its data registered with nothing in between, so
+        # block RAM clock-to-out does not add to the border mux; stage 3: the column register.
         s1_valid = Signal()
         s1_emit = Signal()
         s1_input = Signal(pixel)
+        s2_valid = Signal()
+        s2_emit = Signal()
+        s2_input = Signal(pixel)
+        s2_lines = [Signal(pixel, name=f"s2_line{k}") for k in range(slots)]
+        s2_select = [Signal.like(sel, name=f"s2_vsel{j}") for j, sel in enumerate(select)]
         with m.If(en):
             m.d.sync += [
                 s1_valid.eq(tick | drain_tick),
                 s1_emit.eq(emit),
                 s1_input.eq(self.i.payload.data),
+                s2_valid.eq(s1_valid),
+                s2_emit.eq(s1_emit),
+                s2_input.eq(s1_input),
             ]
             m.d.sync += [d.eq(s) for d, s in zip(s1_select, select)]
+            m.d.sync += [d.eq(s) for d, s in zip(s2_select, s1_select)]
+            m.d.sync += [d.eq(s) for d, s in zip(s2_lines, line_data)]
 
         constant = Signal(pixel)
         m.d.comb += [constant[ch].eq(self.border_value) for ch in range(self.fmt.channels)]
-        sources = Array(line_data + [s1_input, constant])
+        sources = Array(s2_lines + [s2_input, constant])
         with m.If(en):
             m.d.sync += [
-                self.o.valid.eq(s1_valid),
-                self.o.payload.emit.eq(s1_emit),
+                self.o.valid.eq(s2_valid),
+                self.o.payload.emit.eq(s2_emit),
             ]
-            for j, sel in enumerate(s1_select):
+            for j, sel in enumerate(s2_select):
                 m.d.sync += self.o.payload.column[j].eq(sources[sel])
         return m
 
@@ -399,7 +493,18 @@ class RowWindow(wiring.Component):
                 ages.append(const_index if src is None else col + hx - src)
             return ages
 
-        default = [hx - dx for dx in range(-hx, hx + 1)]
+        # Which columns each output selects depends on x only near the edges. The choice for
+        # the next x is registered one transfer ahead, so the window mux is driven by a
+        # register, not by a comparison of x.
+        choices = [[hx - dx for dx in range(-hx, hx + 1)]]
+        choice_of_col = {}
+        for col in range(width):
+            ages = ages_at(col)
+            if ages not in choices:
+                choices.append(ages)
+            choice_of_col[col] = choices.index(ages)
+        choice = Signal(range(len(choices)), init=choice_of_col[0])
+
         with m.If(en):
             m.d.sync += self.o.valid.eq(self.i.valid & self.i.payload.emit)
         with m.If(transfer & self.i.payload.emit):
@@ -407,16 +512,19 @@ class RowWindow(wiring.Component):
                 self.o.payload.sof.eq((x == 0) & (y == 0)),
                 self.o.payload.eol.eq(x == width - 1),
             ]
+            with m.Switch(choice):
+                for index, ages in enumerate(choices):
+                    with m.Case(index):
+                        m.d.sync += [self.o.payload.window[j].eq(view[a])
+                                     for j, a in enumerate(ages)]
             with m.Switch(x):
                 for col in range(width):
-                    ages = ages_at(col)
-                    if ages != default:
+                    following = choice_of_col[(col + 1) % width]
+                    if following != 0:
                         with m.Case(col):
-                            m.d.sync += [self.o.payload.window[j].eq(view[a])
-                                         for j, a in enumerate(ages)]
+                            m.d.sync += choice.eq(following)
                 with m.Default():
-                    m.d.sync += [self.o.payload.window[j].eq(view[a])
-                                 for j, a in enumerate(default)]
+                    m.d.sync += choice.eq(0)
             with m.If(x == width - 1):
                 m.d.sync += x.eq(0)
                 m.d.sync += y.eq(Mux(y == height - 1, 0, y + 1))

@@ -8,23 +8,29 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from .errors import InputError, SpecError
-from .hdl.payload import pixel_stream_signature
+from .hdl.payload import pixel_stream_layout, pixel_stream_signature
+from .hdl.pipeline import SKID_LATENCY, SkidBuffer
 
 __all__ = ["Pipeline", "PipelineTop"]
 
 
 class PipelineTop(wiring.Component):
-    """The stages' hardware chained stream to stream.
+    """The stages' hardware chained stream to stream, with skid buffers around each stage.
 
     Members: ``i`` (pixel stream of the pipeline input), ``o`` (pixel stream of its output).
     Latency: the sum of the stages' latencies (each stage delays the stream by its window
-    schedule plus its register stages); throughput one pixel per cycle.
+    schedule plus its register stages) and one cycle per skid buffer; throughput one pixel
+    per cycle. The skid buffers make every ``ready`` at a stage boundary (and at the
+    pipeline's input) a register, so no combinational path crosses a stage boundary.
     """
     def __init__(self, bound_stages):
         self._bound = bound_stages
         self.parts = [b.hardware() for b in bound_stages]
-        self.latency_cycles = sum(p.latency + getattr(p, "schedule_delay", 0)
-                                  for p in self.parts)
+        self._chain = [SkidBuffer(pixel_stream_layout(bound_stages[0].in_format))]
+        for part, bound in zip(self.parts, bound_stages):
+            self._chain += [part, SkidBuffer(pixel_stream_layout(bound.out_format))]
+        self.latency_cycles = SKID_LATENCY + sum(
+            p.latency + getattr(p, "schedule_delay", 0) + SKID_LATENCY for p in self.parts)
         super().__init__({
             "i": In(pixel_stream_signature(bound_stages[0].in_format)),
             "o": Out(pixel_stream_signature(bound_stages[-1].out_format)),
@@ -32,12 +38,13 @@ class PipelineTop(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        for index, part in enumerate(self.parts):
-            m.submodules[f"stage{index}"] = part
-        for a, b in zip(self.parts, self.parts[1:]):
+        m.submodules.input_skid = self._chain[0]
+        for index, part in enumerate(self._chain[1:]):
+            m.submodules[f"stage{index // 2}" if index % 2 == 0 else f"skid{index // 2}"] = part
+        for a, b in zip(self._chain, self._chain[1:]):
             connect(m, a.o, b.i)
-        connect(m, wiring.flipped(self.i), self.parts[0].i)
-        connect(m, self.parts[-1].o, wiring.flipped(self.o))
+        connect(m, wiring.flipped(self.i), self._chain[0].i)
+        connect(m, self._chain[-1].o, wiring.flipped(self.o))
         return m
 
 

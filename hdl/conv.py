@@ -1,0 +1,507 @@
+"""Int8 convolutions: a folded MAC array behind the shared window generator.
+
+Structure of a convolution stage (:class:`Conv2DUnit`)::
+
+    pixels -> ColumnScanner -> RowWindow -> [Decimate] -> MacArray -> pixels
+              (constant border = input zero point)       (weights ROM, int32 accumulate,
+                                                           per-channel requantizer)
+
+*Padding.* TFLite skips taps outside the image, which equals padding the input with its zero
+point, so the window generator's constant border is ``in_zp``. An output ``o`` of TFLite's
+geometry (``pad_before = p``) reads rows ``o*s - p .. o*s - p + K - 1``: that is the centred
+odd window at ``c = o*s - p + K//2`` — also for SAME with stride 2, where the padding is
+asymmetric (``p`` is ``total // 2``, so the extra row is at the bottom/right and appears as
+the constant border below the last row).
+
+*Stride* is done by decimating in the stream (:class:`Decimate`): the window generator runs
+over all ``W x H`` centres at one window per cycle and only the windows at output centres
+reach the MAC array, so no multiplier works on a discarded position.
+
+*MAC array* (:class:`MacArray`): ``pe`` processing elements (output channels in parallel), each
+with ``simd`` int8 x int8 multipliers (input-channel x tap products in parallel) and a
+pipelined adder tree feeding an accumulator. A window of ``T = K*K*Cin`` values (depthwise:
+``K*K`` taps per channel) is processed in ``sf = ceil(T / simd)`` *synapse folds* for each of
+``nf = ceil(Cout / pe)`` *neuron folds*: the initiation interval is exactly
+``II = sf * nf`` cycles per output pixel, with one step per cycle. The zero point is folded
+into the bias at elaboration (``bias' = bias - in_zp * sum(w)``, exact because padded taps
+carry ``in_zp``), so the products are plain int8 x int8. Weights live in one ROM
+(``amaranth.lib.memory.Memory`` with init, ``nf*sf`` words of ``pe*simd`` int8, read once per
+step); ``bias'``, ``m0`` and ``shift`` in a second ROM (``nf`` words of ``pe`` entries, read
+once per neuron fold). Each PE's result goes through one pipelined requantizer
+(:func:`~rasterflow.hdl.requant.requantize`); a collector assembles the ``Cout`` channels of a
+pixel. The current window is latched, so the window generator (and the decimator) move on
+while the array works: between two kept windows, discarded windows pass at one per cycle.
+
+*Cycle counts.* ``latency``/``schedule_delay`` keep their meaning from the filters (a window
+completed at cycle ``t`` by the schedule leaves ``latency`` cycles later when the array is
+idle), so ``PipelineTop.latency_cycles`` is still the sum over stages; what changes is the
+rate: an unstalled stride-1 convolution that is a pipeline's only bottleneck makes ``F``
+frames take ``F * Wo * Ho * II + L`` cycles instead of ``F * W * H + L`` (asserted in
+tests/test_hdl_cnn.py, for a single convolution and for conv -> LeakyReLU -> 2x2/2 pool with
+``L`` = every stage's latency + the schedules up to the convolution). Stride-2 convolutions
+add the discarded windows that do not overlap array work, so no closed formula is claimed;
+``sim_report`` gives the exact busy cycles (``F * Wo * Ho * II``) and utilization.
+
+``pe`` may be any value in ``1..Cout`` and ``simd`` any value in ``1..T``; values that do not
+divide ``Cout``/``T`` leave zero-weight slots in the last fold (they count as idle multipliers
+in the utilization). Lanes whose weight is zero in every step are not built.
+"""
+import math
+
+import numpy as np
+from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..golden.pixel import PixelFormat
+from .arith import bounded_shape
+from .filters import _WindowedStage
+from .payload import pixel_layout, pixel_stream_signature
+from .pipeline import StallPipeline
+from .requant import REQUANT_LATENCY, requantize_lanes
+from .window import ColumnScanner, RowWindow, window_stream_layout
+
+__all__ = ["Decimate", "MacArray", "Conv2DUnit", "conv_geometry", "mac_sim_report"]
+
+
+
+def conv_geometry(size, kernel, stride, padding):
+    """TFLite's ``(out_size, pad_before)`` along one axis, and the centre offset.
+
+    Returns ``(out, pad_before, offset)`` where output ``o`` is the window centred at input
+    index ``offset + o * stride``.
+    """
+    if padding == "same":
+        out = -(-size // stride)
+    elif padding == "valid":
+        out = (size - kernel) // stride + 1
+    else:
+        raise ValueError(f"padding must be 'same' or 'valid', not {padding!r}")
+    if out < 1:
+        raise ValueError(f"a {kernel}-tap window with stride {stride} and {padding} padding does "
+                         f"not fit {size} pixels")
+    needed = max((out - 1) * stride + kernel - size, 0)
+    pad_before = needed // 2
+    return out, pad_before, kernel // 2 - pad_before
+
+
+class Decimate(wiring.Component):
+    """Keep only the stream elements at output positions; rewrite ``sof``/``eol``.
+
+    Element ``(y, x)`` of each ``W x H`` input frame is kept when ``x = off_x + s*ox`` and
+    ``y = off_y + s*oy`` for ``ox < out_w`` and ``oy < out_h``. ``layout`` is any struct
+    layout with ``sof`` and ``eol`` fields.
+
+    Combinational (latency 0): ``o.valid = i.valid & keep``; a discarded element is taken
+    in one cycle whatever ``o.ready`` is. Memory: four counters.
+    """
+    def __init__(self, layout, width, height, stride, offset_x, offset_y, out_width, out_height):
+        self.width, self.height, self.stride = width, height, stride
+        self.offset_x, self.offset_y = offset_x, offset_y
+        self.out_width, self.out_height = out_width, out_height
+        self.latency = 0
+        if not (0 <= offset_x and offset_x + (out_width - 1) * stride < width and
+                0 <= offset_y and offset_y + (out_height - 1) * stride < height):
+            raise ValueError("decimation grid does not fit the frame")
+        super().__init__({"i": In(stream.Signature(layout)), "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        s = self.stride
+        x = Signal(range(self.width))
+        y = Signal(range(self.height))
+        px = Signal(range(s), init=(-self.offset_x) % s)
+        py = Signal(range(s), init=(-self.offset_y) % s)
+        last_x = self.offset_x + (self.out_width - 1) * s
+        last_y = self.offset_y + (self.out_height - 1) * s
+        keep = Signal()
+        m.d.comb += keep.eq((px == 0) & (py == 0) & (x >= self.offset_x) & (x <= last_x) &
+                            (y >= self.offset_y) & (y <= last_y))
+        m.d.comb += [
+            self.o.payload.eq(self.i.payload),
+            self.o.payload.sof.eq((x == self.offset_x) & (y == self.offset_y)),
+            self.o.payload.eol.eq(x == last_x),
+            self.o.valid.eq(self.i.valid & keep),
+            self.i.ready.eq(self.o.ready | ~keep),
+        ]
+
+        def wrap(counter, size):
+            return Mux(counter == size - 1, 0, counter + 1)
+
+        with m.If(self.i.valid & self.i.ready):
+            with m.If(x == self.width - 1):
+                m.d.sync += [x.eq(0), px.eq((-self.offset_x) % s)]
+                m.d.sync += [y.eq(wrap(y, self.height))]
+                with m.If(y == self.height - 1):
+                    m.d.sync += py.eq((-self.offset_y) % s)
+                with m.Else():
+                    m.d.sync += py.eq(wrap(py, s))
+            with m.Else():
+                m.d.sync += [x.eq(x + 1), px.eq(wrap(px, s))]
+        return m
+
+
+class _Namespace:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+class MacArray(wiring.Component):
+    """Folded int8 MAC array with per-channel requantization (see the module docstring).
+
+    Parameters
+    ----------
+    weights : ndarray
+        int8 ``[Cout, K, K, Cin]`` (conv, TFLite OHWI) or ``[K, K, C]`` (``depthwise``).
+    bias, m0, shift : ndarray
+        Per output channel: int32 bias, TFLite multiplier and exponent.
+    in_zp, out_zp, act_min, act_max : int
+        Input/output zero points and the fused activation's clamp.
+    pe, simd : int
+        Output channels in parallel (``1..Cout``); products per PE per cycle (``1..T``).
+
+    Members: ``i`` window stream (``window[dx][dy][ch]``, ``K x K`` of ``Cin`` int8);
+    ``o`` pixel stream of ``Cout`` int8.
+
+    Latency, throughput, memory
+    ---------------------------
+    One window every ``II = ceil(T/simd) * ceil(Cout/pe)`` cycles. A window transferred in
+    at cycle ``t`` while the array is idle leaves at cycle ``t + II - 1 + latency`` with
+    ``latency = 1 (latch) + 1 (operand registers) + 1 (products) + ceil(log2 simd)
+    (adder tree) + 1 (accumulator) + 5 (requantizer) + 1 (output register)``; for ``II = 1``
+    this is the usual "in at t, out at t + latency". Memory: weight ROM
+    ``nf*sf x pe*simd*8`` bits, parameter ROM ``nf x pe*(bias+31+6)`` bits, the window latch
+    (``K*K*Cin*8`` bits) and ``(nf-1)*pe`` int8 partial-output registers.
+    """
+    def __init__(self, weights, bias, m0, shift, *, in_zp, out_zp, act_min=-128, act_max=127,
+                 pe=1, simd=None, depthwise=False):
+        weights = np.asarray(weights, dtype=np.int64)
+        self.depthwise = depthwise
+        if depthwise:
+            if weights.ndim != 3 or weights.shape[0] != weights.shape[1]:
+                raise ValueError(f"depthwise weights must be [K, K, C], not {weights.shape}")
+            self.kernel, _, self.in_channels = weights.shape
+            self.out_channels = self.in_channels
+            self.terms = self.kernel ** 2
+        else:
+            if weights.ndim != 4 or weights.shape[1] != weights.shape[2]:
+                raise ValueError(f"weights must be [Cout, K, K, Cin], not {weights.shape}")
+            self.out_channels, self.kernel, _, self.in_channels = weights.shape
+            self.terms = self.kernel ** 2 * self.in_channels
+        if self.kernel % 2 == 0:
+            raise ValueError(f"kernel size must be odd, not {self.kernel}")
+        simd = self.terms if simd is None else simd
+        for name, value, hi in (("pe", pe, self.out_channels), ("simd", simd, self.terms)):
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= hi:
+                raise ValueError(f"{name} must be an integer in 1..{hi}, not {value!r}")
+        cout = self.out_channels
+        for name, arr in (("bias", bias), ("m0", m0), ("shift", shift)):
+            if np.shape(arr) != (cout,):
+                raise ValueError(f"{name} must have {cout} entries, not shape {np.shape(arr)}")
+        self.weights = weights
+        self.bias = np.asarray(bias, dtype=np.int64)
+        self.m0 = np.asarray(m0, dtype=np.int64)
+        self.shift = np.asarray(shift, dtype=np.int64)
+        if self.m0.min() < 0 or self.m0.max() >= 1 << 31 or np.abs(self.shift).max() > 31:
+            raise ValueError("m0 must be in 0..2**31-1 and shift in -31..31")
+        self.in_zp, self.out_zp = int(in_zp), int(out_zp)
+        self.act_min, self.act_max = int(act_min), int(act_max)
+        self.pe, self.simd = pe, simd
+        self.sf = -(-self.terms // simd)
+        self.nf = -(-cout // pe)
+        self.initiation_interval = self.sf * self.nf
+        self.multipliers = pe * simd
+        self.useful_macs_per_pixel = self.terms * (1 if depthwise else cout)
+        self.tree_levels = math.ceil(math.log2(simd)) if simd > 1 else 0
+        self.latency = 1 + 1 + 1 + self.tree_levels + 1 + REQUANT_LATENCY + 1
+        self.in_format = PixelFormat(self.in_channels, "int8")
+        self.out_format = PixelFormat(cout, "int8")
+        column = data.ArrayLayout(pixel_layout(self.in_format), self.kernel)
+        super().__init__({
+            "i": In(stream.Signature(window_stream_layout(column, self.kernel))),
+            "o": Out(pixel_stream_signature(self.out_format)),
+        })
+
+    # -- the schedule, at elaboration time ---------------------------------------------------
+    def _slot(self, n, j, p, s):
+        """``(weight, x_index)`` of PE ``p``, lane ``s`` at neuron fold ``n``, synapse fold ``j``.
+
+        ``x_index`` is the flat window index ``(dy*K + dx)*Cin + ci``; ``None`` for padding.
+        """
+        c, t = n * self.pe + p, j * self.simd + s
+        if c >= self.out_channels or t >= self.terms:
+            return 0, None
+        if self.depthwise:
+            dy, dx = divmod(t, self.kernel)
+            return int(self.weights[dy, dx, c]), t * self.in_channels + c
+        return int(self.weights[c].reshape(-1)[t]), t
+
+    def folded_bias(self):
+        """``bias - in_zp * sum(w)`` per output channel (exact integers)."""
+        if self.depthwise:
+            sums = self.weights.sum(axis=(0, 1))
+        else:
+            sums = self.weights.reshape(self.out_channels, -1).sum(axis=1)
+        return [int(b) - self.in_zp * int(w) for b, w in zip(self.bias, sums)]
+
+    def elaborate(self, platform):
+        m = Module()
+        pe, simd, sf, nf = self.pe, self.simd, self.sf, self.nf
+        steps = sf * nf
+        K, cin = self.kernel, self.in_channels
+        window_layout = self.i.payload.shape()
+
+        # -- sequencer: window latch and step counters ------------------------------------
+        en = Signal()
+        win = Signal(window_layout, name="win")
+        have = Signal()
+        k = Signal(range(steps))
+        j = Signal(range(sf))
+        n = Signal(range(nf))
+        last_step = Signal()
+        m.d.comb += [en.eq(~self.o.valid | self.o.ready), last_step.eq(k == steps - 1)]
+        m.d.comb += self.i.ready.eq(~have | (en & last_step))
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [win.eq(self.i.payload), have.eq(1)]
+        with m.Elif(have & en & last_step):
+            m.d.sync += have.eq(0)
+        with m.If(have & en):
+            m.d.sync += k.eq(Mux(last_step, 0, k + 1))
+            m.d.sync += j.eq(Mux(j == sf - 1, 0, j + 1))
+            with m.If(j == sf - 1):
+                m.d.sync += n.eq(Mux(n == nf - 1, 0, n + 1))
+
+        source = _Namespace(valid=have, ready=Signal(name="unused_ready"))
+        pipe = StallPipeline(m, source, self.o)
+        pipe.carry("v", have)
+        pipe.carry("first", j == 0)
+        pipe.carry("last", j == sf - 1)
+        pipe.carry("n", n)
+        pipe.carry("sof", win.sof)
+        pipe.carry("eol", win.eol)
+
+        def element(index):
+            tap, ci = divmod(index, cin)
+            dy, dx = divmod(tap, K)
+            return win.window[dx][dy][ci]
+
+        # -- stage 1: operand selection and the weight ROM read ----------------------------
+        weight_word = data.ArrayLayout(data.ArrayLayout(signed(8), simd), pe)
+        rom_init = []
+        lanes = {}   # (p, s) -> list of weights over the steps
+        for kk in range(steps):
+            nn, jj = divmod(kk, sf)
+            rom_init.append([[self._slot(nn, jj, p, s)[0] for s in range(simd)]
+                             for p in range(pe)])
+        wrom = Memory(shape=weight_word, depth=steps, init=rom_init)
+        m.submodules.weight_rom = wrom
+        wport = wrom.read_port()
+        m.d.comb += [wport.addr.eq(k), wport.en.eq(en)]
+
+        operand_regs = {}
+        operands = {}
+        for p in range(pe):
+            for s in range(simd):
+                slots = [self._slot(*divmod(kk, sf), p, s) for kk in range(steps)]
+                ws = [w for w, _ in slots]
+                if not any(ws):
+                    continue
+                lanes[p, s] = ws
+                fill = next(x for _, x in slots if x is not None)
+                idx = [fill if x is None else x for _, x in slots]
+                key = tuple(idx)
+                if key not in operand_regs:
+                    if len(set(idx)) == 1:
+                        value = element(idx[0])
+                    elif all(idx[kk] == idx[kk % sf] for kk in range(steps)):
+                        value = Array([element(x) for x in idx[:sf]])[j]
+                    else:
+                        value = Array([element(x) for x in idx])[k]
+                    operand_regs[key] = pipe.register(value, name=f"x_{len(operand_regs)}",
+                                                      shape=signed(8))
+                operands[p, s] = operand_regs[key]
+        pipe.stage()
+
+        # -- stage 2: products --------------------------------------------------------------
+        terms = {p: [] for p in range(pe)}
+        for (p, s), ws in lanes.items():
+            w_lo, w_hi = min(ws), max(ws)
+            corners = [a * b for a in (w_lo, w_hi) for b in (-128, 127)]
+            lo, hi = min(corners), max(corners)
+            reg = pipe.register(wport.data[p][s] * operands[p, s], name=f"prod_p{p}_s{s}",
+                                shape=bounded_shape(lo, hi))
+            terms[p].append((reg, lo, hi))
+        pipe.stage()
+
+        # -- adder tree, one level per stage --------------------------------------------------
+        for level in range(self.tree_levels):
+            for p in range(pe):
+                summed = []
+                ts = terms[p]
+                for q in range(0, len(ts), 2):
+                    if q + 1 < len(ts):
+                        (a, a_lo, a_hi), (b, b_lo, b_hi) = ts[q], ts[q + 1]
+                        lo, hi = a_lo + b_lo, a_hi + b_hi
+                        summed.append((pipe.register(a + b, name=f"sum{level}_p{p}_{q}",
+                                                     shape=bounded_shape(lo, hi)), lo, hi))
+                    else:
+                        a, lo, hi = ts[q]
+                        summed.append((pipe.register(a, name=f"sum{level}_p{p}_{q}",
+                                                     shape=bounded_shape(lo, hi)), lo, hi))
+                terms[p] = summed
+            pipe.stage()
+
+        # -- accumulator, parameter ROM --------------------------------------------------------
+        bias = self.folded_bias()
+        acc_lo = acc_hi = 0
+        for c in range(self.out_channels):
+            ws = self.weights[..., c].reshape(-1) if self.depthwise else self.weights[c].reshape(-1)
+            acc_lo = min(acc_lo, sum(min(w * -128, w * 127) for w in ws))
+            acc_hi = max(acc_hi, sum(max(w * -128, w * 127) for w in ws))
+        b_lo, b_hi = min(bias + [0]), max(bias + [0])
+        param_word = data.ArrayLayout(data.StructLayout({
+            "bias": bounded_shape(b_lo, b_hi), "m0": range(1 << 31), "shift": range(-31, 32),
+        }), pe)
+        param_init = []
+        for nn in range(nf):
+            word = []
+            for p in range(pe):
+                c = nn * pe + p
+                if c < self.out_channels:
+                    word.append({"bias": bias[c], "m0": int(self.m0[c]), "shift": int(self.shift[c])})
+                else:
+                    word.append({"bias": 0, "m0": 0, "shift": 0})
+            param_init.append(word)
+        prom = Memory(shape=param_word, depth=nf, init=param_init)
+        m.submodules.param_rom = prom
+        pport = prom.read_port()
+        m.d.comb += [pport.addr.eq(pipe.carried["n"]), pport.en.eq(en)]
+        accs = []
+        for p in range(pe):
+            acc = Signal(bounded_shape(acc_lo, acc_hi), name=f"acc_p{p}")
+            if terms[p]:
+                total, _, _ = terms[p][0]
+                with m.If(en & pipe.carried["v"]):
+                    m.d.sync += acc.eq(Mux(pipe.carried["first"], 0, acc) + total)
+            accs.append(acc)
+        pipe.stage()
+
+        # -- requantizers -----------------------------------------------------------------------
+        lanes = [(accs[p] + pport.data[p].bias, (acc_lo + b_lo, acc_hi + b_hi),
+                  pport.data[p].m0, pport.data[p].shift) for p in range(pe)]
+        results = [y for y, _, _ in requantize_lanes(
+            pipe, lanes, name="rq", zero_point=self.out_zp,
+            clamp_range=(self.act_min, self.act_max))]
+
+        # -- collector: partial folds, then the output register -------------------------------
+        v, last, fold = pipe.carried["v"], pipe.carried["last"], pipe.carried["n"]
+        partial = [[Signal(signed(8), name=f"part_n{nn}_p{p}") for p in range(pe)]
+                   for nn in range(nf - 1)]
+        done = Signal()
+        m.d.comb += done.eq(v & last & (fold == nf - 1))
+        with m.If(en):
+            m.d.sync += self.o.valid.eq(done)
+        with m.If(en & done):
+            for c in range(self.out_channels):
+                nn, p = divmod(c, pe)
+                src = results[p] if nn == nf - 1 else partial[nn][p]
+                m.d.sync += self.o.payload.data[c].eq(src)
+            m.d.sync += [self.o.payload.sof.eq(pipe.carried["sof"]),
+                         self.o.payload.eol.eq(pipe.carried["eol"])]
+        if nf > 1:
+            with m.If(en & v & last & (fold != nf - 1)):
+                with m.Switch(fold):
+                    for nn in range(nf - 1):
+                        with m.Case(nn):
+                            m.d.sync += [partial[nn][p].eq(results[p]) for p in range(pe)]
+        return m
+
+
+class Conv2DUnit(_WindowedStage):
+    """A whole int8 convolution stage: window generator, decimator, MAC array.
+
+    Parameters are those of :class:`MacArray` plus the input frame size ``width x height``,
+    ``stride`` and ``padding`` (``"same"``/``"valid"``, TFLite's geometry).
+
+    Members: ``i`` pixel stream of ``Cin`` int8; ``o`` pixel stream of ``Cout`` int8, frames
+    of ``out_width x out_height``.
+
+    Latency, throughput, memory
+    ---------------------------
+    ``schedule_delay = (K//2)*W + K//2`` (the window schedule) and ``latency`` = window
+    generator (3) + :attr:`MacArray.latency`. With stride 1, unstalled and as the only
+    bottleneck, ``F`` frames take exactly ``F * Wo * Ho * II + latency + schedule_delay``
+    cycles (first input to last output, inclusive; asserted in the tests); for ``II = 1``
+    that is the filters' ``F*W*H + L``. Throughput: one output pixel per
+    ``II = ceil(T/simd)*ceil(Cout/pe)`` cycles when the array is the bottleneck
+    (``T = K*K*Cin``, depthwise ``K*K``); discarded (stride) windows cost one cycle each and
+    overlap the array's work on the previous kept window.
+    Memory: ``K - 1`` lines of ``W x Cin`` int8 (block RAM), ``K*(K-1)`` window pixels, the
+    MAC array's ROMs and window latch.
+    """
+    def __init__(self, width, height, weights, bias, m0, shift, *, in_zp, out_zp, stride=1,
+                 padding="same", act_min=-128, act_max=127, pe=1, simd=None, depthwise=False):
+        mac = MacArray(weights, bias, m0, shift, in_zp=in_zp, out_zp=out_zp, act_min=act_min,
+                       act_max=act_max, pe=pe, simd=simd, depthwise=depthwise)
+        K = mac.kernel
+        out_w, _, off_x = conv_geometry(width, K, stride, padding)
+        out_h, _, off_y = conv_geometry(height, K, stride, padding)
+        fmt = mac.in_format
+        scanner = ColumnScanner(fmt, width, height, K, K, border="constant", border_value=in_zp)
+        column = data.ArrayLayout(pixel_layout(fmt), K)
+        row_window = RowWindow(column, width, height, K, border="constant",
+                               constant_column=[[in_zp] * fmt.channels] * K)
+        parts = [scanner, row_window]
+        if (stride, off_x, off_y, out_w, out_h) != (1, 0, 0, width, height):
+            parts.append(Decimate(row_window.o.payload.shape(), width, height, stride, off_x,
+                                  off_y, out_w, out_h))
+        parts.append(mac)
+        self.mac = mac
+        self.width, self.height = width, height
+        self.out_width, self.out_height = out_w, out_h
+        self.stride, self.padding = stride, padding
+        self.schedule_delay = (K // 2) * width + K // 2
+        self.initiation_interval = mac.initiation_interval
+        self.multipliers = mac.multipliers
+        self.kind = "depthwise_conv2d" if depthwise else "conv2d"
+        super().__init__(fmt, mac.out_format, parts)
+
+    def sim_report(self, frames, cycles):
+        """Per-layer figures from the geometry and the measured total ``cycles``.
+
+        ``mac_cycles``: cycles the array issues steps (``frames * out pixels * II``, exact);
+        ``utilization``: useful MACs / (multipliers x measured cycles).
+        """
+        pixels = frames * self.out_width * self.out_height
+        useful = pixels * self.mac.useful_macs_per_pixel
+        return {
+            "op": self.kind, "pe": self.mac.pe, "simd": self.mac.simd,
+            "multipliers": self.multipliers, "initiation_interval": self.initiation_interval,
+            "out_pixels": pixels, "mac_cycles": pixels * self.initiation_interval,
+            "useful_macs": useful,
+            "busy_fraction": round(pixels * self.initiation_interval / cycles, 4) if cycles else 0.0,
+            "utilization": round(useful / (self.multipliers * cycles), 4) if cycles else 0.0,
+        }
+
+
+def mac_sim_report(parts, frames, cycles):
+    """Per-stage reports of every part with ``sim_report`` and the pipeline's MAC utilization
+    (useful MACs of all layers / (all multipliers x cycles))."""
+    stages = {}
+    useful = multipliers = 0
+    for index, part in enumerate(parts):
+        hook = getattr(part, "sim_report", None)
+        if hook is None:
+            continue
+        report = hook(frames, cycles)
+        stages[f"stage{index}"] = report
+        useful += report.get("useful_macs", 0)
+        multipliers += report.get("multipliers", 0)
+    if not stages:
+        return {}
+    out = {"layers": stages}
+    if multipliers and cycles:
+        out.update(mac_utilization=round(useful / (multipliers * cycles), 4),
+                   multipliers=multipliers, useful_macs=useful)
+    return out

@@ -1,0 +1,579 @@
+"""The filter library in hardware: OpenCV's smoothing, derivative, order-statistic and
+morphology filters, each bit-exact with its golden model (``golden/imgproc.py``).
+
+All windowed blocks are chains of the shared window generator (:class:`ColumnScanner` ->
+optional per-column reduction -> :class:`RowWindow`) and a datapath, assembled by
+:class:`~rasterflow.hdl.filters._WindowedStage`, so they inherit its stream behaviour: one
+pixel per cycle, back-to-back frames, any input gaps and output stalls. Every block has
+
+* ``latency``: register stages from the tick that completes a window to its output pixel,
+* ``schedule_delay``: ``(Ky // 2) * W + Kx // 2``, the input a window waits for,
+
+and ``F`` unstalled back-to-back frames take ``F * W * H + schedule_delay + latency`` cycles.
+Latencies below are written ``Lw + ...``: ``Lw`` is the window generator's share (scanner,
+skid buffer, row window; see :class:`~rasterflow.hdl.filters._WindowedStage`), the rest is
+the block's own datapath.
+Multi-channel input is filtered per channel in parallel lanes of one datapath.
+
+Linear filters reuse :class:`SepFilter2D` / :class:`Filter2D` with OpenCV's integer taps.
+"""
+from amaranth.hdl import Cat, Const, Module, Mux, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..golden.imgproc import gaussian_kernel, sobel_kernels, structuring_element
+from ..golden.pixel import PixelFormat
+from .arith import bounded_shape, dot_latency, pipelined_dot
+from .filters import ColumnDot, Filter2D, SepFilter2D, WindowDot, _WindowedStage
+from .payload import channel_shape, pixel_layout, pixel_stream_signature
+from .pipeline import StallPipeline
+from .pointwise import ConstantDivide
+from .sorting import (batcher_network, maximum, median_network, minimum, network_latency,
+                      pipelined_network, pipelined_reduce, reduce_latency)
+from .window import ColumnScanner, RowWindow, column_stream_layout, window_stream_layout
+
+__all__ = ["GaussianBlur", "BoxFilter", "Sobel", "Scharr", "Laplacian", "GradientMagnitude",
+           "MedianBlur", "Morphology", "Erode", "Dilate", "ColumnDots", "GradientNorm",
+           "ColumnSort", "WindowMedian", "ColumnReduce", "WindowReduce", "MORPH_SHAPES",
+           "MORPH_OPERATIONS", "GRADIENT_NORMS", "MEDIAN_SIZES", "SOBEL_SIZES",
+           "LAPLACIAN_KERNELS"]
+
+MORPH_SHAPES = ("rect", "cross", "ellipse")
+MORPH_OPERATIONS = ("erode", "dilate")
+GRADIENT_NORMS = ("l1", "l2")
+MEDIAN_SIZES = (3, 5, 7)
+SOBEL_SIZES = (1, 3, 5, 7)
+#: ``cv2.Laplacian`` kernels by ksize (1: the 4-neighbour kernel; 3: OpenCV's 3x3 one).
+LAPLACIAN_KERNELS = {
+    1: [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
+    3: [[2, 0, 2], [0, -8, 0], [2, 0, 2]],
+}
+#: Root bits of the l2 magnitude's square root: the result saturates at 255.
+ISQRT_BITS = 8
+ISQRT_BITS_PER_STAGE = 2
+
+
+def _check_format(fmt, *, dtype=None):
+    if not isinstance(fmt, PixelFormat):
+        raise TypeError(f"fmt must be a PixelFormat, not {fmt!r}")
+    if dtype is not None and fmt.dtype != dtype:
+        raise ValueError(f"fmt must have {dtype} channels, not {fmt}")
+
+
+def _check_ksize(ksize, allowed, name="ksize"):
+    if not isinstance(ksize, int) or isinstance(ksize, bool) or ksize not in allowed:
+        shown = f"odd {min(allowed)}..{max(allowed)}" if len(allowed) > 4 else \
+            ", ".join(map(str, allowed))
+        raise ValueError(f"{name} must be one of {shown}, not {ksize!r}")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+
+
+def _schedule(width, kernel_width, kernel_height):
+    return (kernel_height // 2) * width + kernel_width // 2
+
+
+# --- Linear filters (SepFilter2D / Filter2D with OpenCV's taps) ---------------------------
+
+
+class GaussianBlur(SepFilter2D):
+    """``cv2.GaussianBlur(img, (k, k), sigma)`` on uint8: OpenCV's Q0.8 taps
+    (``taps``, summing to 256) on both axes, one exact Q16 sum,
+    ``saturate((v + 2**15) >> 16)``.
+
+    Latency ``Lw + (1 + ceil(log2 k)) + (1 + ceil(log2 k)) + 1`` cycles after the window
+    schedule; one pixel per cycle; memory ``k - 1`` lines of ``W`` pixels.
+    """
+    def __init__(self, fmt: PixelFormat, width, height, ksize, sigma=0, *, border="reflect101"):
+        _check_format(fmt, dtype="uint8")
+        _check_ksize(ksize, range(1, 16, 2))
+        if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or sigma < 0:
+            raise ValueError(f"sigma must be a number >= 0, not {sigma!r}")
+        self.taps = [int(t) for t in gaussian_kernel(ksize, sigma)]
+        super().__init__(fmt, width, height, self.taps, self.taps, shift=16,
+                         rounding="half_up", border=border, output=fmt)
+
+
+class BoxFilter(_WindowedStage):
+    """``cv2.blur`` (``normalize``: ``(2 s + k*k) // (2 k*k)``, uint8) or
+    ``cv2.boxFilter(..., CV_32S, normalize=False)`` (the window sum ``s``, int32), on uint8.
+
+    Column sums, a row window of them, the row sum, then (normalized) an exact
+    multiply-shift division. Latency ``Lw + (1 + ceil(log2 k)) + (1 + ceil(log2 k)) + 1``
+    (+ 1 normalized) cycles after the window schedule; one pixel per cycle; memory ``k - 1``
+    lines of ``W`` pixels.
+    """
+    def __init__(self, fmt: PixelFormat, width, height, ksize, *, normalize=True,
+                 border="reflect101"):
+        _check_format(fmt, dtype="uint8")
+        _check_ksize(ksize, range(1, 16, 2))
+        if not isinstance(normalize, bool):
+            raise ValueError(f"normalize must be a bool, not {normalize!r}")
+        ones = [1] * ksize
+        sums = PixelFormat(fmt.channels, "int32")
+        output = fmt if normalize else sums
+        scanner = ColumnScanner(fmt, width, height, ksize, ksize, border=border)
+        column_dot = ColumnDot(fmt, ones)
+        row_window = RowWindow(column_dot.out_element, width, height, ksize, border=border,
+                               constant_column=[0] * fmt.channels)
+        dot = WindowDot(column_dot.out_element, ksize, ones, column_dot.bounds, fmt.channels,
+                        shift=0, rounding="half_even", output=sums)
+        parts = [scanner, column_dot, row_window, dot]
+        if normalize:
+            parts.append(ConstantDivide(sums, ksize * ksize, 255 * ksize * ksize, fmt))
+        self.schedule_delay = _schedule(width, ksize, ksize)
+        super().__init__(fmt, output, parts)
+
+
+class Sobel(SepFilter2D):
+    """``cv2.Sobel(img, CV_16S, dx, dy, ksize)`` on uint8: OpenCV's integer derivative taps
+    (``kx``, ``ky``), exact sum saturated to int16.
+
+    Latency as :class:`SepFilter2D` for those taps; one pixel per cycle; memory
+    ``len(ky) - 1`` lines.
+    """
+    def __init__(self, fmt: PixelFormat, width, height, dx, dy, ksize=3, *,
+                 border="reflect101"):
+        _check_format(fmt, dtype="uint8")
+        for name, order in (("dx", dx), ("dy", dy)):
+            if not isinstance(order, int) or isinstance(order, bool) or not 0 <= order <= 2:
+                raise ValueError(f"{name} must be 0, 1 or 2, not {order!r}")
+        if dx + dy < 1:
+            raise ValueError(f"dx + dy must be at least 1, not dx={dx}, dy={dy}")
+        _check_ksize(ksize, SOBEL_SIZES)
+        kx, ky = sobel_kernels(dx, dy, ksize)
+        self.kx, self.ky = [int(t) for t in kx], [int(t) for t in ky]
+        super().__init__(fmt, width, height, self.kx, self.ky, border=border,
+                         output=PixelFormat(fmt.channels, "int16"))
+
+
+class Scharr(SepFilter2D):
+    """``cv2.Scharr(img, CV_16S, dx, dy)`` on uint8: ``[-1, 0, 1]`` along the derivative,
+    ``[3, 10, 3]`` across it, saturated to int16. Latency as :class:`SepFilter2D`
+    (3 x 3 taps); memory 2 lines."""
+    def __init__(self, fmt: PixelFormat, width, height, dx, dy, *, border="reflect101"):
+        _check_format(fmt, dtype="uint8")
+        if (dx, dy) not in ((1, 0), (0, 1)):
+            raise ValueError(f"(dx, dy) must be (1, 0) or (0, 1), not ({dx!r}, {dy!r})")
+        deriv, smooth = [-1, 0, 1], [3, 10, 3]
+        kx, ky = (deriv, smooth) if dx else (smooth, deriv)
+        super().__init__(fmt, width, height, kx, ky, border=border,
+                         output=PixelFormat(fmt.channels, "int16"))
+
+
+class Laplacian(Filter2D):
+    """``cv2.Laplacian(img, CV_16S, ksize)`` on uint8, ksize 1 or 3 (:data:`LAPLACIAN_KERNELS`),
+    saturated to int16. Latency as :class:`Filter2D` (3 x 3 kernel); memory 2 lines."""
+    def __init__(self, fmt: PixelFormat, width, height, ksize=1, *, border="reflect101"):
+        _check_format(fmt, dtype="uint8")
+        _check_ksize(ksize, (1, 3))
+        super().__init__(fmt, width, height, LAPLACIAN_KERNELS[ksize], border=border,
+                         output=PixelFormat(fmt.channels, "int16"))
+
+
+# --- Gradient magnitude -------------------------------------------------------------------
+
+
+def _dot_bounds(taps, lo, hi):
+    return (sum(min(t * lo, t * hi) for t in taps), sum(max(t * lo, t * hi) for t in taps))
+
+
+class ColumnDots(wiring.Component):
+    """Several vertical FIRs of each column: ``out[s][ch] = sum_dy tapsets[s][dy] *
+    column[dy][ch]``, exact (one shared width). ``emit`` passes through.
+
+    Latency ``1 + ceil(log2 T)`` cycles (``T`` = most nonzero taps in a set); one column
+    per cycle; no memory.
+    """
+    def __init__(self, fmt: PixelFormat, tapsets):
+        _check_format(fmt)
+        tapsets = [list(t) for t in tapsets]
+        if not tapsets or len({len(t) for t in tapsets}) != 1 or \
+                any(not isinstance(v, int) for t in tapsets for v in t):
+            raise ValueError(f"tapsets must be equally long lists of integers, not {tapsets!r}")
+        self.fmt, self.tapsets = fmt, tapsets
+        self.bounds = [_dot_bounds(t, fmt.min, fmt.max) for t in tapsets]
+        shape = bounded_shape(min(b[0] for b in self.bounds), max(b[1] for b in self.bounds))
+        self.out_element = data.ArrayLayout(data.ArrayLayout(shape, fmt.channels), len(tapsets))
+        self.latency = dot_latency(max(sum(1 for v in t if v) for t in tapsets))
+        column = data.ArrayLayout(pixel_layout(fmt), len(tapsets[0]))
+        super().__init__({"i": In(stream.Signature(column_stream_layout(column))),
+                          "o": Out(stream.Signature(column_stream_layout(self.out_element)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = StallPipeline(m, self.i, self.o)
+        pipe.carry("emit", self.i.payload.emit)
+        column = self.i.payload.column
+        lanes = [[(t, column[dy][ch], self.fmt.min, self.fmt.max) for dy, t in enumerate(taps)]
+                 for taps in self.tapsets for ch in range(self.fmt.channels)]
+        sums = pipelined_dot(pipe, lanes, name="col")
+        channels = self.fmt.channels
+        for k, (acc, _, _) in enumerate(sums):
+            m.d.comb += self.o.payload.column[k // channels][k % channels].eq(acc)
+        m.d.comb += self.o.payload.emit.eq(pipe.carried["emit"])
+        pipe.finish()
+        return m
+
+
+class GradientNorm(wiring.Component):
+    """``|(gx, gy)|`` as uint8 from a row window of per-column ``(smooth, deriv)`` sums:
+    ``gx = sum deriv_x[dx] * window[dx][0]``, ``gy = sum smooth_x[dx] * window[dx][1]``.
+
+    ``l1``: ``min(255, |gx| + |gy|)``. ``l2``: ``min(255, round_half_up(sqrt(gx**2 + gy**2)))``
+    by an exact digit-by-digit integer square root: with ``a = min(|g|, 256)`` per axis and
+    ``s = min(ax**2 + ay**2, 65535)``, ``r = isqrt(s)`` (8 root bits, 2 per register stage) and
+    the remainder ``s - r**2``; the output is ``min(255, r + (s - r**2 > r))``. The clamps
+    never change the result: any ``|g| >= 256`` or ``s >= 65536`` already gives 255
+    (``isqrt(65535) = 255`` with remainder 510 > 255 rounds up to 256), and ``|g|`` beyond
+    int16's range (OpenCV saturates Sobel's output to int16 first) is >= 256 either way.
+
+    Latency: ``1 + ceil(log2 T)`` (the dots) ``+ 1`` (abs) ``+ 1`` (l1) or
+    ``+ 1 + 4 + 1`` (l2: squares, root, rounding) cycles; one window per cycle.
+    """
+    def __init__(self, element, kernel_width, deriv_x, smooth_x, bounds, channels, norm):
+        _check_choice("norm", norm, GRADIENT_NORMS)
+        for name, taps in (("deriv_x", deriv_x), ("smooth_x", smooth_x)):
+            if len(taps) != kernel_width or any(not isinstance(v, int) for v in taps):
+                raise ValueError(f"{name} must be {kernel_width} integers, not {taps!r}")
+        self.deriv_x, self.smooth_x = list(deriv_x), list(smooth_x)
+        self.in_bounds = bounds     # [(lo, hi) of the smooth sums, (lo, hi) of the deriv sums]
+        self.channels, self.norm = channels, norm
+        terms = max(sum(1 for v in t if v) for t in (deriv_x, smooth_x))
+        tail = 1 if norm == "l1" else 1 + -(-ISQRT_BITS // ISQRT_BITS_PER_STAGE) + 1
+        self.latency = dot_latency(terms) + 1 + tail
+        super().__init__({"i": In(stream.Signature(window_stream_layout(element, kernel_width))),
+                          "o": Out(pixel_stream_signature(PixelFormat(channels, "uint8")))})
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = StallPipeline(m, self.i, self.o)
+        pipe.carry("sof", self.i.payload.sof)
+        pipe.carry("eol", self.i.payload.eol)
+        window = self.i.payload.window
+        (s_lo, s_hi), (d_lo, d_hi) = self.in_bounds
+        lanes = []
+        for ch in range(self.channels):
+            lanes.append([(t, window[dx][0][ch], s_lo, s_hi) for dx, t in enumerate(self.deriv_x)])
+            lanes.append([(t, window[dx][1][ch], d_lo, d_hi) for dx, t in enumerate(self.smooth_x)])
+        grads = pipelined_dot(pipe, lanes, name="grad")
+        mags = []
+        for k, (g, _, _) in enumerate(grads):
+            absolute = Mux(g < 0, -g, g)
+            mags.append(pipe.register(Mux(absolute > 256, 256, absolute), name=f"abs{k}",
+                                      shape=unsigned(9)))
+        pipe.stage()
+        pairs = [(mags[2 * ch], mags[2 * ch + 1]) for ch in range(self.channels)]
+        if self.norm == "l1":
+            out = []
+            for ch, (ax, ay) in enumerate(pairs):
+                total = ax + ay
+                out.append(pipe.register(Mux(total > 255, 255, total), name=f"l1_c{ch}",
+                                         shape=unsigned(8)))
+        else:
+            out = self._l2(pipe, pairs)
+        pipe.stage()
+        m.d.comb += [self.o.payload.data[ch].eq(v) for ch, v in enumerate(out)]
+        m.d.comb += [self.o.payload.sof.eq(pipe.carried["sof"]),
+                     self.o.payload.eol.eq(pipe.carried["eol"])]
+        pipe.finish()
+        return m
+
+    @staticmethod
+    def _l2(pipe, pairs):
+        """Closes the squares and root stages for every channel (the lanes share stage
+        boundaries) and returns the rounded roots for the caller's final register stage."""
+        squares = []
+        for ch, (ax, ay) in enumerate(pairs):
+            square = ax * ax + ay * ay
+            squares.append(pipe.register(Mux(square > 65535, 65535, square), name=f"sq_c{ch}",
+                                         shape=unsigned(16)))
+        pipe.stage()
+        lanes = [(s, Const(0, 10), Const(0, ISQRT_BITS)) for s in squares]   # (s, rem, root)
+        for step in range(ISQRT_BITS):
+            bit = ISQRT_BITS - 1 - step
+            next_lanes = []
+            for s, rem, root in lanes:
+                current = Cat(s[2 * bit:2 * bit + 2], rem)      # rem * 4 + next two bits
+                trial = Cat(Const(1, 2), root)                   # root * 4 + 1
+                fits = current >= trial
+                next_lanes.append((s, Mux(fits, current - trial, current), Cat(fits, root)))
+            lanes = next_lanes
+            if (step + 1) % ISQRT_BITS_PER_STAGE == 0 or step == ISQRT_BITS - 1:
+                lanes = [(pipe.register(s, name=f"s_c{ch}_b{bit}", shape=unsigned(16)),
+                          pipe.register(rem, name=f"rem_c{ch}_b{bit}", shape=unsigned(10)),
+                          pipe.register(root, name=f"root_c{ch}_b{bit}",
+                                        shape=unsigned(ISQRT_BITS)))
+                         for ch, (s, rem, root) in enumerate(lanes)]
+                pipe.stage()
+        out = []
+        for ch, (_, rem, root) in enumerate(lanes):
+            rounded = Mux(rem > root, root + 1, root)
+            out.append(pipe.register(Mux(rounded > 255, 255, rounded), name=f"l2_c{ch}",
+                                     shape=unsigned(8)))
+        return out
+
+
+class GradientMagnitude(_WindowedStage):
+    """Sobel gradient magnitude of uint8 images: ``gx = Sobel(1, 0, ksize)``,
+    ``gy = Sobel(0, 1, ksize)`` from one shared ``K x K`` window (``K = 3`` for ksize 1), then
+    :class:`GradientNorm` (``l1`` or ``l2``) -> uint8 per channel.
+
+    Per column, the smoothing and derivative vertical taps (:class:`ColumnDots`); per
+    window, the derivative horizontal taps on the smoothed sums (``gx``) and the smoothing
+    ones on the differentiated sums (``gy``). Latency
+    ``Lw + (1 + ceil(log2 Ty)) + GradientNorm.latency`` cycles after the window
+    schedule; one pixel per cycle; memory ``K - 1`` lines of ``W`` pixels.
+    """
+    def __init__(self, fmt: PixelFormat, width, height, *, ksize=3, norm="l1",
+                 border="reflect101"):
+        _check_format(fmt, dtype="uint8")
+        _check_ksize(ksize, SOBEL_SIZES)
+        _check_choice("norm", norm, GRADIENT_NORMS)
+        deriv_x, smooth_y = (list(map(int, t)) for t in sobel_kernels(1, 0, ksize))
+        smooth_x, deriv_y = (list(map(int, t)) for t in sobel_kernels(0, 1, ksize))
+        size = max(len(deriv_x), len(deriv_y))
+
+        def centred(taps):
+            pad = (size - len(taps)) // 2
+            return [0] * pad + taps + [0] * pad
+
+        deriv_x, smooth_x, smooth_y, deriv_y = map(centred, (deriv_x, smooth_x, smooth_y,
+                                                             deriv_y))
+        scanner = ColumnScanner(fmt, width, height, size, size, border=border)
+        columns = ColumnDots(fmt, [smooth_y, deriv_y])
+        row_window = RowWindow(columns.out_element, width, height, size, border=border,
+                               constant_column=[[0] * fmt.channels] * 2)
+        norm_part = GradientNorm(columns.out_element, size, deriv_x, smooth_x, columns.bounds,
+                                 fmt.channels, norm)
+        self.schedule_delay = _schedule(width, size, size)
+        super().__init__(fmt, PixelFormat(fmt.channels, "uint8"),
+                         [scanner, columns, row_window, norm_part])
+
+
+# --- Median -------------------------------------------------------------------------------
+
+
+class ColumnSort(wiring.Component):
+    """Sorts each column ascending, per channel, with :func:`batcher_network` (3, 9, 16
+    comparators for 3, 5, 7 rows). ``emit`` passes through.
+
+    Latency ``ceil(depth / 2)`` cycles (``depth`` comparator layers: 3, 5, 6 for 3, 5, 7);
+    one column per cycle; no memory.
+    """
+    def __init__(self, fmt: PixelFormat, size):
+        _check_format(fmt)
+        _check_ksize(size, range(1, 16, 2), "size")
+        self.fmt, self.size = fmt, size
+        self.network = batcher_network(size)
+        self.comparators = len(self.network)
+        self.latency = network_latency(self.network)
+        column = data.ArrayLayout(pixel_layout(fmt), size)
+        super().__init__({"i": In(stream.Signature(column_stream_layout(column))),
+                          "o": Out(stream.Signature(column_stream_layout(column)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = StallPipeline(m, self.i, self.o)
+        pipe.carry("emit", self.i.payload.emit)
+        column = self.i.payload.column
+        lanes = [[column[dy][ch] for dy in range(self.size)] for ch in range(self.fmt.channels)]
+        out = pipelined_network(pipe, lanes, self.network, list(range(self.size)),
+                                shape=channel_shape(self.fmt), name="sort")
+        for ch, lane in enumerate(out):
+            m.d.comb += [self.o.payload.column[dy][ch].eq(v) for dy, v in enumerate(lane)]
+        m.d.comb += self.o.payload.emit.eq(pipe.carried["emit"])
+        pipe.finish()
+        return m
+
+
+class WindowMedian(wiring.Component):
+    """The median of a ``K x K`` window of *sorted* columns (:class:`ColumnSort`), per
+    channel, by the pruned network :func:`~rasterflow.hdl.sorting.median_network`.
+
+    ``comparators`` / ``full_comparators`` / ``half_comparators`` count its compare units
+    (a half one drives only its min or its max). Latency ``ceil(depth / 2)`` cycles; one
+    window per cycle; no memory.
+    """
+    def __init__(self, fmt: PixelFormat, ksize):
+        _check_format(fmt)
+        _check_ksize(ksize, MEDIAN_SIZES)
+        self.fmt, self.ksize = fmt, ksize
+        self.network = median_network(ksize)
+        self.comparators = len(self.network)
+        self.full_comparators = sum(1 for c in self.network if c[2] and c[3])
+        self.half_comparators = self.comparators - self.full_comparators
+        self.latency = network_latency(self.network)
+        column = data.ArrayLayout(pixel_layout(fmt), ksize)
+        super().__init__({"i": In(stream.Signature(window_stream_layout(column, ksize))),
+                          "o": Out(pixel_stream_signature(fmt))})
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = StallPipeline(m, self.i, self.o)
+        pipe.carry("sof", self.i.payload.sof)
+        pipe.carry("eol", self.i.payload.eol)
+        k, window = self.ksize, self.i.payload.window
+        lanes = [[window[dx][dy][ch] for dx in range(k) for dy in range(k)]
+                 for ch in range(self.fmt.channels)]
+        out = pipelined_network(pipe, lanes, self.network, [k * k // 2],
+                                shape=channel_shape(self.fmt), name="median")
+        m.d.comb += [self.o.payload.data[ch].eq(lane[0]) for ch, lane in enumerate(out)]
+        m.d.comb += [self.o.payload.sof.eq(pipe.carried["sof"]),
+                     self.o.payload.eol.eq(pipe.carried["eol"])]
+        pipe.finish()
+        return m
+
+
+class MedianBlur(_WindowedStage):
+    """``cv2.medianBlur(img, k)``, k = 3, 5, 7 (replicate border), per channel.
+
+    Each column leaving the line buffers is sorted once (:class:`ColumnSort`, shared by the
+    ``k`` windows containing it); each window of sorted columns goes through a pruned median
+    network (:class:`WindowMedian`). ``comparators`` gives per-pixel, per-channel counts:
+    3x3: 3 + 11 (3 of them full), 5x5: 9 + 66 (42 full), 7x7: 16 + 198 (150 full); the window
+    network has 7, 16, 24 comparator layers (4, 8, 12 register stages).
+    Latency ``Lw + ColumnSort.latency + WindowMedian.latency`` cycles after the window
+    schedule; one pixel per cycle; memory ``k - 1`` lines of ``W`` pixels and ``k - 1``
+    registers of sorted columns.
+    """
+    def __init__(self, fmt: PixelFormat, width, height, ksize):
+        _check_format(fmt)
+        _check_ksize(ksize, MEDIAN_SIZES)
+        scanner = ColumnScanner(fmt, width, height, ksize, ksize, border="replicate")
+        column_sort = ColumnSort(fmt, ksize)
+        column = data.ArrayLayout(pixel_layout(fmt), ksize)
+        row_window = RowWindow(column, width, height, ksize, border="replicate",
+                               constant_column=[[0] * fmt.channels] * ksize)   # unused
+        median = WindowMedian(fmt, ksize)
+        self.comparators = {"column": column_sort.comparators, "window": median.comparators,
+                            "window_full": median.full_comparators,
+                            "window_half": median.half_comparators}
+        self.schedule_delay = _schedule(width, ksize, ksize)
+        super().__init__(fmt, fmt, [scanner, column_sort, row_window, median])
+
+
+# --- Morphology ---------------------------------------------------------------------------
+
+
+class ColumnReduce(wiring.Component):
+    """Min or max of each column, per channel (a tree, two levels per register).
+    Latency ``max(1, ceil(ceil(log2 K) / 2))`` cycles; one column per cycle."""
+    def __init__(self, fmt: PixelFormat, size, operation):
+        _check_format(fmt)
+        _check_ksize(size, range(1, 16, 2), "size")
+        _check_choice("operation", operation, ("min", "max"))
+        self.fmt, self.size, self.operation = fmt, size, operation
+        self.latency = reduce_latency(size)
+        column = data.ArrayLayout(pixel_layout(fmt), size)
+        super().__init__({"i": In(stream.Signature(column_stream_layout(column))),
+                          "o": Out(stream.Signature(column_stream_layout(pixel_layout(fmt))))})
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = StallPipeline(m, self.i, self.o)
+        pipe.carry("emit", self.i.payload.emit)
+        column = self.i.payload.column
+        lanes = [[column[dy][ch] for dy in range(self.size)] for ch in range(self.fmt.channels)]
+        op = minimum if self.operation == "min" else maximum
+        out = pipelined_reduce(pipe, lanes, op, shape=channel_shape(self.fmt), name="col")
+        m.d.comb += [self.o.payload.column[ch].eq(v) for ch, v in enumerate(out)]
+        m.d.comb += self.o.payload.emit.eq(pipe.carried["emit"])
+        pipe.finish()
+        return m
+
+
+class WindowReduce(wiring.Component):
+    """Min or max over a row window, per channel. With ``mask=None`` each window element is
+    a pixel (already reduced per column) and all ``Kx`` take part; with a ``Ky x Kx`` 0/1
+    ``mask`` each element is a column of ``Ky`` pixels and the taps where ``mask[dy][dx]``
+    take part. Latency ``max(1, ceil(ceil(log2 N) / 2))`` cycles for ``N`` taps."""
+    def __init__(self, fmt: PixelFormat, kernel_width, operation, mask=None):
+        _check_format(fmt)
+        _check_ksize(kernel_width, range(1, 16, 2), "kernel_width")
+        _check_choice("operation", operation, ("min", "max"))
+        if mask is not None:
+            mask = [[bool(v) for v in row] for row in mask]
+            if any(len(row) != kernel_width for row in mask) or not any(map(any, mask)):
+                raise ValueError(f"mask must be rows of {kernel_width} 0/1 values with a 1")
+        self.fmt, self.kernel_width, self.operation, self.mask = fmt, kernel_width, operation, mask
+        taps = kernel_width if mask is None else sum(map(sum, mask))
+        self.latency = reduce_latency(taps)
+        element = pixel_layout(fmt) if mask is None else \
+            data.ArrayLayout(pixel_layout(fmt), len(mask))
+        super().__init__({"i": In(stream.Signature(window_stream_layout(element, kernel_width))),
+                          "o": Out(pixel_stream_signature(fmt))})
+
+    def elaborate(self, platform):
+        m = Module()
+        pipe = StallPipeline(m, self.i, self.o)
+        pipe.carry("sof", self.i.payload.sof)
+        pipe.carry("eol", self.i.payload.eol)
+        window = self.i.payload.window
+        lanes = []
+        for ch in range(self.fmt.channels):
+            if self.mask is None:
+                lanes.append([window[dx][ch] for dx in range(self.kernel_width)])
+            else:
+                lanes.append([window[dx][dy][ch] for dy, row in enumerate(self.mask)
+                              for dx, on in enumerate(row) if on])
+        op = minimum if self.operation == "min" else maximum
+        out = pipelined_reduce(pipe, lanes, op, shape=channel_shape(self.fmt), name="win")
+        m.d.comb += [self.o.payload.data[ch].eq(v) for ch, v in enumerate(out)]
+        m.d.comb += [self.o.payload.sof.eq(pipe.carried["sof"]),
+                     self.o.payload.eol.eq(pipe.carried["eol"])]
+        pipe.finish()
+        return m
+
+
+class Morphology(_WindowedStage):
+    """``cv2.erode`` / ``cv2.dilate`` with ``getStructuringElement(shape, (k, k))`` and
+    OpenCV's default border (outside counts as the type's max for erode, min for dilate, so
+    it never wins), any integer type, per channel.
+
+    ``rect`` is separable: a column min/max between the line buffers and the row window
+    (:class:`ColumnReduce`), then a row min/max (:class:`WindowReduce`). ``cross`` and
+    ``ellipse`` keep whole columns in the row window and reduce the element's taps.
+    Latency ``Lw + [ColumnReduce.latency] + WindowReduce.latency`` cycles after the window
+    schedule;
+    one pixel per cycle; memory ``k - 1`` lines of ``W`` pixels.
+    """
+    def __init__(self, fmt: PixelFormat, width, height, ksize, *, shape="rect",
+                 operation="erode"):
+        _check_format(fmt)
+        _check_ksize(ksize, range(1, 16, 2))
+        _check_choice("shape", shape, MORPH_SHAPES)
+        _check_choice("operation", operation, MORPH_OPERATIONS)
+        self.shape, self.operation = shape, operation
+        reduce = "min" if operation == "erode" else "max"
+        outside = fmt.max if operation == "erode" else fmt.min
+        scanner = ColumnScanner(fmt, width, height, ksize, ksize, border="constant",
+                                border_value=outside)
+        if shape == "rect":
+            column_reduce = ColumnReduce(fmt, ksize, reduce)
+            row_window = RowWindow(pixel_layout(fmt), width, height, ksize, border="constant",
+                                   constant_column=[outside] * fmt.channels)
+            parts = [scanner, column_reduce, row_window, WindowReduce(fmt, ksize, reduce)]
+        else:
+            self.element = [[int(v) for v in row] for row in structuring_element(shape, ksize)]
+            column = data.ArrayLayout(pixel_layout(fmt), ksize)
+            row_window = RowWindow(column, width, height, ksize, border="constant",
+                                   constant_column=[[outside] * fmt.channels] * ksize)
+            parts = [scanner, row_window, WindowReduce(fmt, ksize, reduce, self.element)]
+        self.schedule_delay = _schedule(width, ksize, ksize)
+        super().__init__(fmt, fmt, parts)
+
+
+class Erode(Morphology):
+    """:class:`Morphology` with ``operation="erode"``."""
+    def __init__(self, fmt, width, height, ksize, *, shape="rect"):
+        super().__init__(fmt, width, height, ksize, shape=shape, operation="erode")
+
+
+class Dilate(Morphology):
+    """:class:`Morphology` with ``operation="dilate"``."""
+    def __init__(self, fmt, width, height, ksize, *, shape="rect"):
+        super().__init__(fmt, width, height, ksize, shape=shape, operation="dilate")
