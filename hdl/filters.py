@@ -9,7 +9,7 @@ from amaranth.lib.wiring import In, Out, connect
 
 from ..golden.pixel import PixelFormat
 from .arith import bounded_shape, clamp, dot_latency, pipelined_dot, round_shift, rounded_bounds
-from .payload import pixel_layout, pixel_stream_signature
+from .payload import lane, lanes_of, pixel_layout, pixel_stream_signature
 from .pipeline import SKID_LATENCY, SkidBuffer, StallPipeline
 from .window import ColumnScanner, RowWindow, column_stream_layout, window_stream_layout
 
@@ -52,26 +52,32 @@ class ColumnDot(wiring.Component):
     channel (``out_element``); ``emit`` passes through.
     Latency ``1 + ceil(log2 T)`` cycles (``T`` nonzero taps); one column per cycle.
     """
-    def __init__(self, fmt: PixelFormat, taps):
+    def __init__(self, fmt: PixelFormat, taps, lanes=1):
         check_taps("ky", list(taps), two_d=False)
         self.fmt = fmt
         self.taps = list(taps)
+        self.lanes = lanes
         self.bounds = _dot_bounds(self.taps, fmt.min, fmt.max)
         self.out_element = data.ArrayLayout(bounded_shape(*self.bounds), fmt.channels)
         self.latency = dot_latency(sum(1 for t in taps if t))
-        column_in = data.ArrayLayout(pixel_layout(fmt), len(taps))
-        super().__init__({"i": In(stream.Signature(column_stream_layout(column_in))),
-                          "o": Out(stream.Signature(column_stream_layout(self.out_element)))})
+        column_in = lanes_of(data.ArrayLayout(pixel_layout(fmt), len(taps)), lanes)
+        super().__init__({
+            "i": In(stream.Signature(column_stream_layout(column_in))),
+            "o": Out(stream.Signature(column_stream_layout(lanes_of(self.out_element, lanes)))),
+        })
 
     def elaborate(self, platform):
         m = Module()
         pipe = StallPipeline(m, self.i, self.o)
         pipe.carry("emit", self.i.payload.emit)
-        lanes = [[(t, self.i.payload.column[dy][ch], self.fmt.min, self.fmt.max)
-                  for dy, t in enumerate(self.taps)]
-                 for ch in range(self.fmt.channels)]
-        sums = pipelined_dot(pipe, lanes, name="col")
-        m.d.comb += [self.o.payload.column[ch].eq(acc) for ch, (acc, _, _) in enumerate(sums)]
+        outputs = [(lane(self.o.payload.column, p, self.lanes)[ch],
+                    lane(self.i.payload.column, p, self.lanes))
+                   for p in range(self.lanes) for ch in range(self.fmt.channels)]
+        dots = [[(t, column[dy][ch % self.fmt.channels], self.fmt.min, self.fmt.max)
+                 for dy, t in enumerate(self.taps)]
+                for ch, (_, column) in enumerate(outputs)]
+        sums = pipelined_dot(pipe, dots, name="col")
+        m.d.comb += [out.eq(acc) for (out, _), (acc, _, _) in zip(outputs, sums)]
         m.d.comb += self.o.payload.emit.eq(pipe.carried["emit"])
         pipe.finish()
         return m
@@ -92,17 +98,20 @@ class WindowDot(wiring.Component):
     Latency ``1 + ceil(log2 T) + 1`` cycles; one window per cycle.
     """
     def __init__(self, element, kernel_width, weights, bounds, channels, *, shift, rounding,
-                 output: PixelFormat):
+                 output: PixelFormat, lanes=1):
         check_rounding(shift, rounding)
         self.weights = weights
         self.in_bounds = bounds
         self.channels = channels
         self.shift, self.rounding = shift, rounding
         self.out_fmt = output
+        self.lanes = lanes
         flat = [w for col in weights for w in (col if isinstance(col, list) else [col])]
         self.latency = dot_latency(sum(1 for w in flat if w)) + 1
-        super().__init__({"i": In(stream.Signature(window_stream_layout(element, kernel_width))),
-                          "o": Out(pixel_stream_signature(output))})
+        super().__init__({
+            "i": In(stream.Signature(window_stream_layout(element, kernel_width, lanes))),
+            "o": Out(pixel_stream_signature(output, lanes)),
+        })
 
     def elaborate(self, platform):
         m = Module()
@@ -110,26 +119,28 @@ class WindowDot(wiring.Component):
         pipe.carry("sof", self.i.payload.sof)
         pipe.carry("eol", self.i.payload.eol)
         lo, hi = self.in_bounds
-        window = self.i.payload.window
-        lanes = []
-        for ch in range(self.channels):
-            terms = []
-            for dx, col in enumerate(self.weights):
-                if isinstance(col, list):
-                    terms += [(w, window[dx][dy][ch], lo, hi) for dy, w in enumerate(col)]
-                else:
-                    terms.append((col, window[dx][ch], lo, hi))
-            lanes.append(terms)
-        sums = pipelined_dot(pipe, lanes, name="win")
+        dots, outputs = [], []
+        for p in range(self.lanes):
+            window = lane(self.i.payload.window, p, self.lanes)
+            for ch in range(self.channels):
+                terms = []
+                for dx, col in enumerate(self.weights):
+                    if isinstance(col, list):
+                        terms += [(w, window[dx][dy][ch], lo, hi) for dy, w in enumerate(col)]
+                    else:
+                        terms.append((col, window[dx][ch], lo, hi))
+                dots.append(terms)
+                outputs.append(lane(self.o.payload.data, p, self.lanes)[ch])
+        sums = pipelined_dot(pipe, dots, name="win")
         out_elem = pixel_layout(self.out_fmt).elem_shape
         results = []
         for ch, (acc, a_lo, a_hi) in enumerate(sums):
             r_lo, r_hi = rounded_bounds(a_lo, a_hi, self.shift)
             value = clamp(round_shift(acc, self.shift, self.rounding), r_lo, r_hi,
                           self.out_fmt.min, self.out_fmt.max)
-            results.append(pipe.register(value, name=f"out_c{ch}", shape=out_elem))
+            results.append(pipe.register(value, name=f"out_{ch}", shape=out_elem))
         pipe.stage()
-        m.d.comb += [self.o.payload.data[ch].eq(v) for ch, v in enumerate(results)]
+        m.d.comb += [out.eq(v) for out, v in zip(outputs, results)]
         m.d.comb += [self.o.payload.sof.eq(pipe.carried["sof"]),
                      self.o.payload.eol.eq(pipe.carried["eol"])]
         pipe.finish()
@@ -142,13 +153,15 @@ class _WindowedStage(wiring.Component):
     A :class:`SkidBuffer` follows the scanner so the datapath's stall logic and the line
     buffers' are separate timing paths.
     """
-    def __init__(self, fmt, output, parts):
+    def __init__(self, fmt, output, parts, lanes=1):
         self.fmt, self.out_fmt = fmt, output
         scanner = parts[0]
         self._parts = [scanner, SkidBuffer(scanner.o.payload.shape()), *parts[1:]]
         self.latency = sum(p.latency for p in parts) + SKID_LATENCY
-        super().__init__({"i": In(pixel_stream_signature(fmt)),
-                          "o": Out(pixel_stream_signature(output))})
+        # Transfers between a frame's last input and its last output, beside the latency.
+        self.schedule_delay = (scanner.kernel_height // 2) * scanner.groups + scanner.drain_ticks
+        super().__init__({"i": In(pixel_stream_signature(fmt, lanes)),
+                          "o": Out(pixel_stream_signature(output, lanes))})
 
     def elaborate(self, platform):
         m = Module()
@@ -176,7 +189,8 @@ class Filter2D(_WindowedStage):
     Memory: ``Ky - 1`` lines of ``W`` pixels; ``Ky * (Kx - 1)`` window pixel registers.
     """
     def __init__(self, fmt: PixelFormat, width, height, kernel, *, shift=0,
-                 rounding="half_even", border="reflect101", border_value=0, output=None):
+                 rounding="half_even", border="reflect101", border_value=0, output=None,
+                 lanes=1):
         check_taps("kernel", kernel, two_d=True)
         check_rounding(shift, rounding)
         output = output or PixelFormat(fmt.channels, "uint8")
@@ -184,14 +198,14 @@ class Filter2D(_WindowedStage):
         ky, kx = len(kernel), len(kernel[0])
         column = data.ArrayLayout(pixel_layout(fmt), ky)
         scanner = ColumnScanner(fmt, width, height, ky, kx, border=border,
-                                border_value=border_value)
+                                border_value=border_value, lanes=lanes)
         row_window = RowWindow(column, width, height, kx, border=border,
-                               constant_column=[[border_value] * fmt.channels] * ky)
+                               constant_column=[[border_value] * fmt.channels] * ky,
+                               lanes=lanes)
         weights = [[kernel[dy][dx] for dy in range(ky)] for dx in range(kx)]
         dot = WindowDot(column, kx, weights, (fmt.min, fmt.max), fmt.channels,
-                        shift=shift, rounding=rounding, output=output)
-        self.schedule_delay = (ky // 2) * width + kx // 2
-        super().__init__(fmt, output, [scanner, row_window, dot])
+                        shift=shift, rounding=rounding, output=output, lanes=lanes)
+        super().__init__(fmt, output, [scanner, row_window, dot], lanes)
 
 
 class SepFilter2D(_WindowedStage):
@@ -206,21 +220,23 @@ class SepFilter2D(_WindowedStage):
     registers of column sums.
     """
     def __init__(self, fmt: PixelFormat, width, height, kx, ky, *, shift=0,
-                 rounding="half_even", border="reflect101", border_value=0, output=None):
+                 rounding="half_even", border="reflect101", border_value=0, output=None,
+                 lanes=1):
         check_taps("kx", kx, two_d=False)
         check_taps("ky", ky, two_d=False)
         check_rounding(shift, rounding)
         output = output or PixelFormat(fmt.channels, "uint8")
         _check_output(fmt, output)
         scanner = ColumnScanner(fmt, width, height, len(ky), len(kx), border=border,
-                                border_value=border_value)
-        column_dot = ColumnDot(fmt, ky)
+                                border_value=border_value, lanes=lanes)
+        column_dot = ColumnDot(fmt, ky, lanes)
         row_window = RowWindow(column_dot.out_element, width, height, len(kx), border=border,
-                               constant_column=[sum(ky) * border_value] * fmt.channels)
+                               constant_column=[sum(ky) * border_value] * fmt.channels,
+                               lanes=lanes)
         dot = WindowDot(column_dot.out_element, len(kx), list(kx), column_dot.bounds,
-                        fmt.channels, shift=shift, rounding=rounding, output=output)
-        self.schedule_delay = (len(ky) // 2) * width + len(kx) // 2
-        super().__init__(fmt, output, [scanner, column_dot, row_window, dot])
+                        fmt.channels, shift=shift, rounding=rounding, output=output,
+                        lanes=lanes)
+        super().__init__(fmt, output, [scanner, column_dot, row_window, dot], lanes)
 
 
 def _check_output(fmt, output):

@@ -6,9 +6,14 @@ Every pixel stream in rasterflow carries a :func:`pixel_stream_layout` payload::
     sof  : 1   # first pixel of a frame
     eol  : 1   # last pixel of a line
 
-which is the AXI4-Stream-video convention (``sof`` = TUSER, ``eol`` = TLAST). Host software
-packs and unpacks payloads with :func:`pack_pixels` / :func:`unpack_pixels`, which take every
-offset and width from the layout object itself.
+which is the AXI4-Stream-video convention (``sof`` = TUSER, ``eol`` = TLAST). With ``P``
+pixels per clock (``lanes``), ``data`` is ``ArrayLayout(pixel, P)``: lane ``j`` of a line's
+transfer ``g`` is pixel ``x = P*g + j``. A line of ``W`` pixels takes ``ceil(W / P)``
+transfers; in the last one, lanes at ``x >= W`` are padding: ignored on input, and of no
+defined value on output. ``sof`` marks a frame's first transfer, ``eol`` each line's last.
+
+Host software packs and unpacks payloads with :func:`pack_pixels` / :func:`unpack_pixels`,
+which take every offset and width from the layout object itself.
 """
 import numpy as np
 from amaranth.hdl import Shape, signed, unsigned
@@ -17,7 +22,7 @@ from amaranth.lib import data, stream
 from ..golden.pixel import PixelFormat
 
 __all__ = ["channel_shape", "pixel_layout", "pixel_stream_layout", "pixel_stream_signature",
-           "pack_pixels", "unpack_pixels"]
+           "pack_pixels", "unpack_pixels", "lanes_of", "lane", "transfers_per_line"]
 
 
 def channel_shape(fmt: PixelFormat) -> Shape:
@@ -28,31 +33,49 @@ def pixel_layout(fmt: PixelFormat) -> data.ArrayLayout:
     return data.ArrayLayout(channel_shape(fmt), fmt.channels)
 
 
-def pixel_stream_layout(fmt: PixelFormat) -> data.StructLayout:
+def lanes_of(shape, lanes):
+    """``shape`` itself for one lane, else ``lanes`` of it."""
+    return shape if lanes == 1 else data.ArrayLayout(shape, lanes)
+
+
+def lane(value, index, lanes):
+    """Lane ``index`` of a value shaped by :func:`lanes_of`."""
+    return value if lanes == 1 else value[index]
+
+
+def transfers_per_line(width, lanes):
+    return -(-width // lanes)
+
+
+def pixel_stream_layout(fmt: PixelFormat, lanes=1) -> data.StructLayout:
     return data.StructLayout({
-        "data": pixel_layout(fmt),
+        "data": lanes_of(pixel_layout(fmt), lanes),
         "sof": 1,
         "eol": 1,
     })
 
 
-def pixel_stream_signature(fmt: PixelFormat) -> stream.Signature:
-    return stream.Signature(pixel_stream_layout(fmt))
+def pixel_stream_signature(fmt: PixelFormat, lanes=1) -> stream.Signature:
+    return stream.Signature(pixel_stream_layout(fmt, lanes))
 
 
-def _channel_fields(fmt):
-    layout = pixel_stream_layout(fmt)
+def _channel_fields(fmt, lanes):
+    """The layout and, per (lane, channel), the bit offset of its value."""
+    layout = pixel_stream_layout(fmt, lanes)
     data_field = layout["data"]
-    elem = data_field.shape.elem_shape
-    elem_width = Shape.cast(elem).width
-    offsets = [data_field.offset + i * elem_width for i in range(fmt.channels)]
+    pixel = data_field.shape if lanes == 1 else data_field.shape.elem_shape
+    elem_width = Shape.cast(pixel.elem_shape).width
+    pixel_width = Shape.cast(pixel).width
+    offsets = [[data_field.offset + j * pixel_width + ch * elem_width
+                for ch in range(fmt.channels)] for j in range(lanes)]
     return layout, elem_width, offsets
 
 
-def pack_pixels(fmt: PixelFormat, frame: np.ndarray) -> list[int]:
-    """Pack an ``H x W x C`` frame into payload integers, in raster order.
+def pack_pixels(fmt: PixelFormat, frame: np.ndarray, lanes=1) -> list[int]:
+    """Pack an ``H x W x C`` frame into payload integers, one per transfer, in raster order.
 
-    ``sof`` is set on pixel (0, 0) and ``eol`` on the last pixel of each line.
+    ``sof`` is set on the first transfer and ``eol`` on the last transfer of each line;
+    padding lanes of a line's last transfer are zero.
     """
     frame = np.asarray(frame)
     if frame.ndim == 2:
@@ -60,38 +83,46 @@ def pack_pixels(fmt: PixelFormat, frame: np.ndarray) -> list[int]:
     height, width, channels = frame.shape
     if channels != fmt.channels:
         raise ValueError(f"frame has {channels} channels, format {fmt} has {fmt.channels}")
-    layout, elem_width, offsets = _channel_fields(fmt)
+    groups = transfers_per_line(width, lanes)
+    layout, elem_width, offsets = _channel_fields(fmt, lanes)
     mask = (1 << elem_width) - 1
-    # Two's complement per channel, then place each field at its layout offset.
-    values = frame.reshape(height * width, channels).astype(np.int64) & mask
-    words = np.zeros(height * width, dtype=object)
-    for ch, offset in enumerate(offsets):
-        words = words + (values[:, ch].astype(object) << offset)
-    sof = np.zeros(height * width, dtype=object)
+    # Two's complement per channel, lines padded to whole transfers, then each value placed
+    # at its layout offset.
+    values = np.zeros((height, groups * lanes, channels), np.int64)
+    values[:, :width] = frame.astype(np.int64) & mask
+    values = values.reshape(height * groups, lanes, channels)
+    words = np.zeros(height * groups, dtype=object)
+    for j in range(lanes):
+        for ch in range(channels):
+            words = words + (values[:, j, ch].astype(object) << offsets[j][ch])
+    sof = np.zeros(height * groups, dtype=object)
     sof[0] = 1
-    eol = np.zeros((height, width), dtype=object)
+    eol = np.zeros((height, groups), dtype=object)
     eol[:, -1] = 1
     words = words + (sof << layout["sof"].offset) + (eol.reshape(-1) << layout["eol"].offset)
     return [int(w) for w in words]
 
 
-def unpack_pixels(fmt: PixelFormat, words, height: int, width: int):
+def unpack_pixels(fmt: PixelFormat, words, height: int, width: int, lanes=1):
     """Unpack payload integers into ``(frame, sof, eol)``.
 
-    ``frame`` is ``H x W x C`` of ``fmt``'s numpy dtype; ``sof`` and ``eol`` are ``H x W`` bool
-    arrays of the markers as received.
+    ``frame`` is ``H x W x C`` of ``fmt``'s numpy dtype (padding lanes dropped); ``sof`` and
+    ``eol`` are ``H x ceil(W / lanes)`` bool arrays of the markers as received.
     """
     words = list(words)
-    if len(words) != height * width:
-        raise ValueError(f"expected {height * width} payloads, got {len(words)}")
-    layout, elem_width, offsets = _channel_fields(fmt)
+    groups = transfers_per_line(width, lanes)
+    if len(words) != height * groups:
+        raise ValueError(f"expected {height * groups} payloads, got {len(words)}")
+    layout, elem_width, offsets = _channel_fields(fmt, lanes)
     mask = (1 << elem_width) - 1
-    out = np.empty((height * width, fmt.channels), dtype=np.int64)
+    out = np.empty((height * groups, lanes, fmt.channels), dtype=np.int64)
     packed = np.array(words, dtype=object)
-    for ch, offset in enumerate(offsets):
-        out[:, ch] = ((packed >> offset) & mask).astype(np.int64)
+    for j in range(lanes):
+        for ch in range(fmt.channels):
+            out[:, j, ch] = ((packed >> offsets[j][ch]) & mask).astype(np.int64)
     if fmt.signed:
         out = np.where(out >= (1 << (elem_width - 1)), out - (1 << elem_width), out)
-    sof = ((packed >> layout["sof"].offset) & 1).astype(bool).reshape(height, width)
-    eol = ((packed >> layout["eol"].offset) & 1).astype(bool).reshape(height, width)
-    return out.reshape(height, width, fmt.channels).astype(fmt.np_dtype), sof, eol
+    sof = ((packed >> layout["sof"].offset) & 1).astype(bool).reshape(height, groups)
+    eol = ((packed >> layout["eol"].offset) & 1).astype(bool).reshape(height, groups)
+    frame = out.reshape(height, groups * lanes, fmt.channels)[:, :width]
+    return frame.astype(fmt.np_dtype), sof, eol

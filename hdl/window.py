@@ -35,10 +35,10 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.pixel import PixelFormat
-from .payload import pixel_layout, pixel_stream_signature
+from .payload import lane, lanes_of, pixel_layout, pixel_stream_signature, transfers_per_line
 
 __all__ = ["BORDERS", "border_source", "ColumnScanner", "RowWindow", "column_stream_layout",
-           "window_stream_layout", "check_window_geometry"]
+           "window_stream_layout", "check_window_geometry", "check_lanes", "MAX_LANES"]
 
 BORDERS = ("constant", "replicate", "reflect", "reflect101")
 
@@ -67,6 +67,15 @@ def border_source(i, n, border):
     raise ValueError(f"border must be one of {', '.join(BORDERS)}, not {border!r}")
 
 
+#: Pixels per transfer the window generator supports.
+MAX_LANES = 8
+
+
+def check_lanes(lanes):
+    if not isinstance(lanes, int) or isinstance(lanes, bool) or not 1 <= lanes <= MAX_LANES:
+        raise ValueError(f"lanes must be an integer in 1..{MAX_LANES}, not {lanes!r}")
+
+
 def check_window_geometry(width, height, kernel_width, kernel_height, border):
     for name, k in (("kernel_width", kernel_width), ("kernel_height", kernel_height)):
         if not isinstance(k, int) or k < 1 or k > MAX_KERNEL or k % 2 == 0:
@@ -87,10 +96,11 @@ def column_stream_layout(column_shape):
     return data.StructLayout({"column": column_shape, "emit": 1})
 
 
-def window_stream_layout(element_shape, count):
-    """Payload of :class:`RowWindow`'s output: ``window[dx]`` is the column at offset ``dx - Kx//2``."""
+def window_stream_layout(element_shape, count, lanes=1):
+    """Payload of :class:`RowWindow`'s output: ``window[dx]`` (``window[p][dx]`` for lane
+    ``p`` when there are several) is the column at offset ``dx - Kx//2``."""
     return data.StructLayout({
-        "window": data.ArrayLayout(element_shape, count),
+        "window": lanes_of(data.ArrayLayout(element_shape, count), lanes),
         "sof": 1,
         "eol": 1,
     })
@@ -200,41 +210,47 @@ class ColumnScanner(wiring.Component):
         ``constant`` | ``replicate`` | ``reflect`` | ``reflect101``.
     border_value : int
         Pixel value (all channels) outside the image for ``constant``.
+    lanes : int
+        Pixels per transfer ``P`` (1..8): a tick handles ``P`` adjacent columns.
 
     Members
     -------
-    i : ``In(pixel stream)``
+    i : ``In(pixel stream of P lanes)``
         Raster-order pixels; frames back to back. ``sof``/``eol`` are not used: frames are
-        delimited by counting ``width * height`` pixels.
-    o : ``Out(stream of column_stream_layout(pixel, Ky))``
-        One transfer per tick; ``column[j]`` is window row ``j - Ky//2``.
+        delimited by counting ``ceil(width / P) * height`` transfers.
+    o : ``Out(stream of column_stream_layout(...))``
+        One transfer per tick; ``column[j]`` (``column[p][j]`` for lane ``p`` when ``P > 1``)
+        is window row ``j - Ky//2``.
 
     Latency, throughput, memory
     ---------------------------
     3 cycles from a tick to its column (memory read, its register, the border mux). One tick
-    per cycle while neither side stalls, so a frame takes ``W * H`` ticks; after the last
-    pixel of a stream, ``hy * W + hx`` ticks finish it without input (``hy = Ky//2``,
-    ``hx = Kx//2``).
-    Memory: ``Ky - 1`` lines of ``width`` pixels (one block-RAM-inferred memory per line).
+    per cycle while neither side stalls, so a frame takes ``G * H`` ticks (``G =
+    ceil(W / P)``); after the last transfer of a stream, ``hy * G + ceil(hx / P)`` ticks
+    finish it without input (``hy = Ky//2``, ``hx = Kx//2``).
+    Memory: ``Ky - 1`` lines of ``G * P`` pixels (one block-RAM-inferred memory per line).
     """
     def __init__(self, fmt: PixelFormat, width, height, kernel_height, kernel_width, *,
-                 border="reflect101", border_value=0):
+                 border="reflect101", border_value=0, lanes=1):
         check_window_geometry(width, height, kernel_width, kernel_height, border)
+        check_lanes(lanes)
         if not fmt.min <= border_value <= fmt.max:
             raise ValueError(f"border_value must be in {fmt.min}..{fmt.max} for {fmt.dtype} "
                              f"pixels, not {border_value!r}")
         self.fmt = fmt
         self.width = width
         self.height = height
+        self.lanes = lanes
+        self.groups = transfers_per_line(width, lanes)
         self.kernel_height = kernel_height
-        self.drain_ticks = kernel_width // 2
+        self.drain_ticks = -(-(kernel_width // 2) // lanes)
         self.border = border
         self.border_value = border_value
         self.latency = 3
         super().__init__({
-            "i": In(pixel_stream_signature(fmt)),
-            "o": Out(stream.Signature(
-                column_stream_layout(data.ArrayLayout(pixel_layout(fmt), kernel_height)))),
+            "i": In(pixel_stream_signature(fmt, lanes)),
+            "o": Out(stream.Signature(column_stream_layout(
+                lanes_of(data.ArrayLayout(pixel_layout(fmt), kernel_height), lanes)))),
         })
 
     def _row_ages(self):
@@ -259,10 +275,11 @@ class ColumnScanner(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        width, height = self.width, self.height
+        # The scanner works on transfers: a "column" is P image columns side by side.
+        width, height, lanes = self.groups, self.height, self.lanes
         hy = self.kernel_height // 2
         slots = 2 * hy
-        pixel = pixel_layout(self.fmt)
+        pixel = lanes_of(pixel_layout(self.fmt), lanes)
 
         # Read pointer (the tick position) and write pointer (input pixels stored). Every
         # decision below reads registered flags, not comparators, to keep the control short.
@@ -410,16 +427,18 @@ class ColumnScanner(wiring.Component):
             m.d.sync += [d.eq(s) for d, s in zip(s2_select, s1_select)]
             m.d.sync += [d.eq(s) for d, s in zip(s2_lines, line_data)]
 
-        constant = Signal(pixel)
+        constant = Signal(pixel_layout(self.fmt))
         m.d.comb += [constant[ch].eq(self.border_value) for ch in range(self.fmt.channels)]
-        sources = Array(s2_lines + [s2_input, constant])
         with m.If(en):
             m.d.sync += [
                 self.o.valid.eq(s2_valid),
                 self.o.payload.emit.eq(s2_emit),
             ]
-            for j, sel in enumerate(s2_select):
-                m.d.sync += self.o.payload.column[j].eq(sources[sel])
+            for p in range(lanes):
+                sources = Array([lane(v, p, lanes) for v in s2_lines + [s2_input]] + [constant])
+                column = lane(self.o.payload.column, p, lanes)
+                for j, sel in enumerate(s2_select):
+                    m.d.sync += column[j].eq(sources[sel])
         return m
 
 
@@ -431,50 +450,92 @@ class RowWindow(wiring.Component):
     element_shape : shape-like
         What one column is (``Ky`` pixels, or a per-column reduction of them).
     width, height : int
-        Output frame size (for ``sof``/``eol`` and the border columns).
+        Output frame size in pixels (for ``sof``/``eol`` and the border columns).
     kernel_width : int
         Window width ``Kx`` (odd, 1..15).
     border : str
         Horizontal border mode.
     constant_column : constant-castable
         Column value outside the image for ``constant`` borders.
+    lanes : int
+        Columns per transfer ``P``; output ``P`` windows per transfer.
 
     Members
     -------
-    i : ``In(stream of column_stream_layout(element_shape))`` — every transfer shifts; those
-        with ``emit`` produce an output.
-    o : ``Out(stream of window_stream_layout(element_shape, Kx))``
+    i : ``In(stream of column_stream_layout(lanes_of(element_shape, P)))`` — every transfer
+        shifts; those with ``emit`` produce an output.
+    o : ``Out(stream of window_stream_layout(element_shape, Kx, P))``
 
-    Latency 1 cycle; one column per cycle; ``Kx - 1`` column registers.
+    Latency 1 cycle; one transfer per cycle; ``2 * ceil(hx / P)`` registers of ``P``
+    columns (``hx = Kx // 2``).
     """
     def __init__(self, element_shape, width, height, kernel_width, *, border="reflect101",
-                 constant_column=0):
+                 constant_column=0, lanes=1):
         check_window_geometry(width, height, kernel_width, 1, border)
+        check_lanes(lanes)
         self.element_shape = element_shape
         self.width = width
         self.height = height
         self.kernel_width = kernel_width
         self.border = border
         self.constant_column = constant_column
+        self.lanes = lanes
         self.latency = 1
         super().__init__({
-            "i": In(stream.Signature(column_stream_layout(element_shape))),
-            "o": Out(stream.Signature(window_stream_layout(element_shape, kernel_width))),
+            "i": In(stream.Signature(column_stream_layout(lanes_of(element_shape, lanes)))),
+            "o": Out(stream.Signature(window_stream_layout(element_shape, kernel_width, lanes))),
         })
+
+    def _choices(self):
+        """Per output transfer ``g``: for each lane and window column, the (age, lane) it
+        selects, or ``None`` for the constant. Returns the distinct choices (interior first)
+        and the index of each transfer's."""
+        hx, lanes, width = self.kernel_width // 2, self.lanes, self.width
+        groups = transfers_per_line(width, lanes)
+        delay = -(-hx // lanes)
+
+        def choice_at(g):
+            picks = []
+            for j in range(lanes):
+                for dx in range(-hx, hx + 1):
+                    col = lanes * g + j + dx
+                    src = border_source(col, width, self.border) if lanes * g + j < width \
+                        else None  # a padding lane: its window is of no concern
+                    picks.append(None if src is None else (g + delay - src // lanes,
+                                                           src % lanes))
+            return tuple(picks)
+
+        interior = tuple((delay - (j + dx) // lanes, (j + dx) % lanes)
+                         for j in range(lanes) for dx in range(-hx, hx + 1))
+        choices = [interior]
+        index_of_group = []
+        for g in range(groups):
+            picks = choice_at(g)
+            if picks not in choices:
+                choices.append(picks)
+            index_of_group.append(choices.index(picks))
+        return choices, index_of_group, delay
 
     def elaborate(self, platform):
         m = Module()
-        hx = self.kernel_width // 2
-        width, height = self.width, self.height
+        hx, lanes = self.kernel_width // 2, self.lanes
+        groups, height = transfers_per_line(self.width, lanes), self.height
+        choices, index_of_group, delay = self._choices()
 
-        # history[a] is the column shifted in `a` transfers ago (a = 1..Kx-1); the incoming
-        # column is age 0.
-        history = [Signal(self.element_shape, name=f"col_age{a}") for a in range(1, 2 * hx + 1)]
+        # history[a - 1] holds the transfer shifted in `a` transfers ago; the incoming
+        # transfer is age 0.
+        group_shape = lanes_of(self.element_shape, lanes)
+        history = [Signal(group_shape, name=f"cols_age{a}") for a in range(1, 2 * delay + 1)]
         constant = Signal(self.element_shape, init=self.constant_column)
-        view = [self.i.payload.column] + history + [constant]
-        const_index = len(view) - 1
+        by_age = [self.i.payload.column] + history
 
-        x = Signal(range(width))
+        def source(pick):
+            if pick is None:
+                return constant
+            age, src_lane = pick
+            return lane(by_age[age], src_lane, lanes)
+
+        x = Signal(range(groups))
         y = Signal(range(height))
         en = Signal()
         m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
@@ -486,46 +547,34 @@ class RowWindow(wiring.Component):
                 m.d.sync += history[0].eq(self.i.payload.column)
                 m.d.sync += [history[a].eq(history[a - 1]) for a in range(1, len(history))]
 
-        def ages_at(col):
-            ages = []
-            for dx in range(-hx, hx + 1):
-                src = border_source(col + dx, width, self.border)
-                ages.append(const_index if src is None else col + hx - src)
-            return ages
-
         # Which columns each output selects depends on x only near the edges. The choice for
         # the next x is registered one transfer ahead, so the window mux is driven by a
         # register, not by a comparison of x.
-        choices = [[hx - dx for dx in range(-hx, hx + 1)]]
-        choice_of_col = {}
-        for col in range(width):
-            ages = ages_at(col)
-            if ages not in choices:
-                choices.append(ages)
-            choice_of_col[col] = choices.index(ages)
-        choice = Signal(range(len(choices)), init=choice_of_col[0])
-
+        choice = Signal(range(len(choices)), init=index_of_group[0])
+        kx = self.kernel_width
         with m.If(en):
             m.d.sync += self.o.valid.eq(self.i.valid & self.i.payload.emit)
         with m.If(transfer & self.i.payload.emit):
             m.d.sync += [
                 self.o.payload.sof.eq((x == 0) & (y == 0)),
-                self.o.payload.eol.eq(x == width - 1),
+                self.o.payload.eol.eq(x == groups - 1),
             ]
             with m.Switch(choice):
-                for index, ages in enumerate(choices):
+                for index, picks in enumerate(choices):
                     with m.Case(index):
-                        m.d.sync += [self.o.payload.window[j].eq(view[a])
-                                     for j, a in enumerate(ages)]
+                        for j in range(lanes):
+                            window = lane(self.o.payload.window, j, lanes)
+                            m.d.sync += [window[k].eq(source(picks[j * kx + k]))
+                                         for k in range(kx)]
             with m.Switch(x):
-                for col in range(width):
-                    following = choice_of_col[(col + 1) % width]
+                for g in range(groups):
+                    following = index_of_group[(g + 1) % groups]
                     if following != 0:
-                        with m.Case(col):
+                        with m.Case(g):
                             m.d.sync += choice.eq(following)
                 with m.Default():
                     m.d.sync += choice.eq(0)
-            with m.If(x == width - 1):
+            with m.If(x == groups - 1):
                 m.d.sync += x.eq(0)
                 m.d.sync += y.eq(Mux(y == height - 1, 0, y + 1))
             with m.Else():

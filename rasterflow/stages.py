@@ -183,3 +183,7 @@ class SepFilter2DStage(_LinearFilter):
         return SepFilter2D(bound.in_format, bound.width, bound.height, self.kx, self.ky,
                            shift=self.shift, rounding=self.rounding, border=self.border,
                            border_value=self.border_value, output=bound.out_format)
+
+from . import stages_imgproc  # noqa: E402,F401  (registers the filter library's ops)
+
+from . import stages_cnn  # noqa: E402,F401  (registers the int8 CNN stages)

