@@ -212,7 +212,7 @@ class MacArray(wiring.Component):
         self.nf = -(-cout // pe)
         self.initiation_interval = self.sf * self.nf
         self.multipliers = pe * simd
-        self.useful_macs_per_pixel = self.terms * (1 if depthwise else cout)
+        self.useful_macs_per_pixel = self.terms * cout   # depthwise: K*K per channel
         self.tree_levels = math.ceil(math.log2(simd)) if simd > 1 else 0
         self.latency = 1 + 1 + 1 + self.tree_levels + 1 + REQUANT_LATENCY + 1
         self.in_format = PixelFormat(self.in_channels, "int8")
@@ -429,11 +429,12 @@ class Conv2DUnit(_WindowedStage):
 
     Latency, throughput, memory
     ---------------------------
-    ``schedule_delay = (K//2)*W + K//2`` (the window schedule) and ``latency`` = window
-    generator (3) + :attr:`MacArray.latency`. With stride 1, unstalled and as the only
-    bottleneck, ``F`` frames take exactly ``F * Wo * Ho * II + latency + schedule_delay``
-    cycles (first input to last output, inclusive; asserted in the tests); for ``II = 1``
-    that is the filters' ``F*W*H + L``. Throughput: one output pixel per
+    ``schedule_delay = (K//2)*W + K//2`` (the window schedule) and ``latency`` = the window
+    generator's latency (with its skid buffer) + :attr:`MacArray.latency`. With stride 1,
+    unstalled and as a pipeline's only bottleneck, ``F`` frames take exactly
+    ``F * Wo * Ho * II + L`` cycles (first input to last output, inclusive), ``L`` being
+    ``PipelineTop.latency_cycles`` (asserted in the tests); for ``II = 1`` that is the
+    filters' ``F*W*H + L``. Throughput: one output pixel per
     ``II = ceil(T/simd)*ceil(Cout/pe)`` cycles when the array is the bottleneck
     (``T = K*K*Cin``, depthwise ``K*K``); discarded (stride) windows cost one cycle each and
     overlap the array's work on the previous kept window.
@@ -461,7 +462,6 @@ class Conv2DUnit(_WindowedStage):
         self.width, self.height = width, height
         self.out_width, self.out_height = out_w, out_h
         self.stride, self.padding = stride, padding
-        self.schedule_delay = (K // 2) * width + K // 2
         self.initiation_interval = mac.initiation_interval
         self.multipliers = mac.multipliers
         self.kind = "depthwise_conv2d" if depthwise else "conv2d"

@@ -7,9 +7,12 @@ optional per-column reduction -> :class:`RowWindow`) and a datapath, assembled b
 pixel per cycle, back-to-back frames, any input gaps and output stalls. Every block has
 
 * ``latency``: register stages from the tick that completes a window to its output pixel,
-* ``schedule_delay``: ``(Ky // 2) * W + Kx // 2``, the input a window waits for,
+* ``schedule_delay``: ``(Ky // 2) * G + ceil((Kx // 2) / P)`` transfers, the input a window
+  waits for (``P`` pixels per transfer, ``G = ceil(W / P)`` transfers per line),
 
-and ``F`` unstalled back-to-back frames take ``F * W * H + schedule_delay + latency`` cycles.
+and ``F`` unstalled back-to-back frames take ``F * G * H + schedule_delay + latency`` cycles.
+With ``lanes = P > 1`` the per-column and per-window datapaths run as ``P`` lockstep copies
+(:class:`~rasterflow.hdl.pipeline.LaneParallel`).
 Latencies below are written ``Lw + ...``: ``Lw`` is the window generator's share (scanner,
 skid buffer, row window; see :class:`~rasterflow.hdl.filters._WindowedStage`), the rest is
 the block's own datapath.
@@ -26,7 +29,7 @@ from ..golden.pixel import PixelFormat
 from .arith import bounded_shape, dot_latency, pipelined_dot
 from .filters import ColumnDot, Filter2D, SepFilter2D, WindowDot, _WindowedStage
 from .payload import channel_shape, pixel_layout, pixel_stream_signature
-from .pipeline import StallPipeline
+from .pipeline import StallPipeline, one_lane, per_lane
 from .pointwise import ConstantDivide
 from .sorting import (batcher_network, maximum, median_network, minimum, network_latency,
                       pipelined_network, pipelined_reduce, reduce_latency)
@@ -72,10 +75,6 @@ def _check_choice(name, value, choices):
         raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
 
 
-def _schedule(width, kernel_width, kernel_height):
-    return (kernel_height // 2) * width + kernel_width // 2
-
-
 # --- Linear filters (SepFilter2D / Filter2D with OpenCV's taps) ---------------------------
 
 
@@ -87,14 +86,15 @@ class GaussianBlur(SepFilter2D):
     Latency ``Lw + (1 + ceil(log2 k)) + (1 + ceil(log2 k)) + 1`` cycles after the window
     schedule; one pixel per cycle; memory ``k - 1`` lines of ``W`` pixels.
     """
-    def __init__(self, fmt: PixelFormat, width, height, ksize, sigma=0, *, border="reflect101"):
+    def __init__(self, fmt: PixelFormat, width, height, ksize, sigma=0, *, border="reflect101",
+                 lanes=1):
         _check_format(fmt, dtype="uint8")
         _check_ksize(ksize, range(1, 16, 2))
         if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or sigma < 0:
             raise ValueError(f"sigma must be a number >= 0, not {sigma!r}")
         self.taps = [int(t) for t in gaussian_kernel(ksize, sigma)]
         super().__init__(fmt, width, height, self.taps, self.taps, shift=16,
-                         rounding="half_up", border=border, output=fmt)
+                         rounding="half_up", border=border, output=fmt, lanes=lanes)
 
 
 class BoxFilter(_WindowedStage):
@@ -107,7 +107,7 @@ class BoxFilter(_WindowedStage):
     lines of ``W`` pixels.
     """
     def __init__(self, fmt: PixelFormat, width, height, ksize, *, normalize=True,
-                 border="reflect101"):
+                 border="reflect101", lanes=1):
         _check_format(fmt, dtype="uint8")
         _check_ksize(ksize, range(1, 16, 2))
         if not isinstance(normalize, bool):
@@ -115,17 +115,18 @@ class BoxFilter(_WindowedStage):
         ones = [1] * ksize
         sums = PixelFormat(fmt.channels, "int32")
         output = fmt if normalize else sums
-        scanner = ColumnScanner(fmt, width, height, ksize, ksize, border=border)
-        column_dot = ColumnDot(fmt, ones)
+        scanner = ColumnScanner(fmt, width, height, ksize, ksize, border=border, lanes=lanes)
+        column_dot = ColumnDot(fmt, ones, lanes)
         row_window = RowWindow(column_dot.out_element, width, height, ksize, border=border,
-                               constant_column=[0] * fmt.channels)
+                               constant_column=[0] * fmt.channels, lanes=lanes)
         dot = WindowDot(column_dot.out_element, ksize, ones, column_dot.bounds, fmt.channels,
-                        shift=0, rounding="half_even", output=sums)
+                        shift=0, rounding="half_even", output=sums, lanes=lanes)
         parts = [scanner, column_dot, row_window, dot]
         if normalize:
-            parts.append(ConstantDivide(sums, ksize * ksize, 255 * ksize * ksize, fmt))
-        self.schedule_delay = _schedule(width, ksize, ksize)
-        super().__init__(fmt, output, parts)
+            parts.append(per_lane(
+                lambda: ConstantDivide(sums, ksize * ksize, 255 * ksize * ksize, fmt),
+                lanes, "data", "data"))
+        super().__init__(fmt, output, parts, lanes)
 
 
 class Sobel(SepFilter2D):
@@ -136,7 +137,7 @@ class Sobel(SepFilter2D):
     ``len(ky) - 1`` lines.
     """
     def __init__(self, fmt: PixelFormat, width, height, dx, dy, ksize=3, *,
-                 border="reflect101"):
+                 border="reflect101", lanes=1):
         _check_format(fmt, dtype="uint8")
         for name, order in (("dx", dx), ("dy", dy)):
             if not isinstance(order, int) or isinstance(order, bool) or not 0 <= order <= 2:
@@ -147,31 +148,33 @@ class Sobel(SepFilter2D):
         kx, ky = sobel_kernels(dx, dy, ksize)
         self.kx, self.ky = [int(t) for t in kx], [int(t) for t in ky]
         super().__init__(fmt, width, height, self.kx, self.ky, border=border,
-                         output=PixelFormat(fmt.channels, "int16"))
+                         output=PixelFormat(fmt.channels, "int16"), lanes=lanes)
 
 
 class Scharr(SepFilter2D):
     """``cv2.Scharr(img, CV_16S, dx, dy)`` on uint8: ``[-1, 0, 1]`` along the derivative,
     ``[3, 10, 3]`` across it, saturated to int16. Latency as :class:`SepFilter2D`
     (3 x 3 taps); memory 2 lines."""
-    def __init__(self, fmt: PixelFormat, width, height, dx, dy, *, border="reflect101"):
+    def __init__(self, fmt: PixelFormat, width, height, dx, dy, *, border="reflect101",
+                 lanes=1):
         _check_format(fmt, dtype="uint8")
         if (dx, dy) not in ((1, 0), (0, 1)):
             raise ValueError(f"(dx, dy) must be (1, 0) or (0, 1), not ({dx!r}, {dy!r})")
         deriv, smooth = [-1, 0, 1], [3, 10, 3]
         kx, ky = (deriv, smooth) if dx else (smooth, deriv)
         super().__init__(fmt, width, height, kx, ky, border=border,
-                         output=PixelFormat(fmt.channels, "int16"))
+                         output=PixelFormat(fmt.channels, "int16"), lanes=lanes)
 
 
 class Laplacian(Filter2D):
     """``cv2.Laplacian(img, CV_16S, ksize)`` on uint8, ksize 1 or 3 (:data:`LAPLACIAN_KERNELS`),
     saturated to int16. Latency as :class:`Filter2D` (3 x 3 kernel); memory 2 lines."""
-    def __init__(self, fmt: PixelFormat, width, height, ksize=1, *, border="reflect101"):
+    def __init__(self, fmt: PixelFormat, width, height, ksize=1, *, border="reflect101",
+                 lanes=1):
         _check_format(fmt, dtype="uint8")
         _check_ksize(ksize, (1, 3))
         super().__init__(fmt, width, height, LAPLACIAN_KERNELS[ksize], border=border,
-                         output=PixelFormat(fmt.channels, "int16"))
+                         output=PixelFormat(fmt.channels, "int16"), lanes=lanes)
 
 
 # --- Gradient magnitude -------------------------------------------------------------------
@@ -329,7 +332,7 @@ class GradientMagnitude(_WindowedStage):
     schedule; one pixel per cycle; memory ``K - 1`` lines of ``W`` pixels.
     """
     def __init__(self, fmt: PixelFormat, width, height, *, ksize=3, norm="l1",
-                 border="reflect101"):
+                 border="reflect101", lanes=1):
         _check_format(fmt, dtype="uint8")
         _check_ksize(ksize, SOBEL_SIZES)
         _check_choice("norm", norm, GRADIENT_NORMS)
@@ -343,15 +346,17 @@ class GradientMagnitude(_WindowedStage):
 
         deriv_x, smooth_x, smooth_y, deriv_y = map(centred, (deriv_x, smooth_x, smooth_y,
                                                              deriv_y))
-        scanner = ColumnScanner(fmt, width, height, size, size, border=border)
-        columns = ColumnDots(fmt, [smooth_y, deriv_y])
-        row_window = RowWindow(columns.out_element, width, height, size, border=border,
-                               constant_column=[[0] * fmt.channels] * 2)
-        norm_part = GradientNorm(columns.out_element, size, deriv_x, smooth_x, columns.bounds,
-                                 fmt.channels, norm)
-        self.schedule_delay = _schedule(width, size, size)
+        scanner = ColumnScanner(fmt, width, height, size, size, border=border, lanes=lanes)
+        columns = per_lane(lambda: ColumnDots(fmt, [smooth_y, deriv_y]), lanes,
+                           "column", "column")
+        sums = one_lane(columns)
+        row_window = RowWindow(sums.out_element, width, height, size, border=border,
+                               constant_column=[[0] * fmt.channels] * 2, lanes=lanes)
+        norm_part = per_lane(
+            lambda: GradientNorm(sums.out_element, size, deriv_x, smooth_x, sums.bounds,
+                                 fmt.channels, norm), lanes, "window", "data")
         super().__init__(fmt, PixelFormat(fmt.channels, "uint8"),
-                         [scanner, columns, row_window, norm_part])
+                         [scanner, columns, row_window, norm_part], lanes)
 
 
 # --- Median -------------------------------------------------------------------------------
@@ -440,20 +445,23 @@ class MedianBlur(_WindowedStage):
     schedule; one pixel per cycle; memory ``k - 1`` lines of ``W`` pixels and ``k - 1``
     registers of sorted columns.
     """
-    def __init__(self, fmt: PixelFormat, width, height, ksize):
+    def __init__(self, fmt: PixelFormat, width, height, ksize, *, lanes=1):
         _check_format(fmt)
         _check_ksize(ksize, MEDIAN_SIZES)
-        scanner = ColumnScanner(fmt, width, height, ksize, ksize, border="replicate")
-        column_sort = ColumnSort(fmt, ksize)
+        scanner = ColumnScanner(fmt, width, height, ksize, ksize, border="replicate",
+                                lanes=lanes)
+        column_sort = per_lane(lambda: ColumnSort(fmt, ksize), lanes, "column", "column")
         column = data.ArrayLayout(pixel_layout(fmt), ksize)
         row_window = RowWindow(column, width, height, ksize, border="replicate",
-                               constant_column=[[0] * fmt.channels] * ksize)   # unused
-        median = WindowMedian(fmt, ksize)
-        self.comparators = {"column": column_sort.comparators, "window": median.comparators,
-                            "window_full": median.full_comparators,
-                            "window_half": median.half_comparators}
-        self.schedule_delay = _schedule(width, ksize, ksize)
-        super().__init__(fmt, fmt, [scanner, column_sort, row_window, median])
+                               constant_column=[[0] * fmt.channels] * ksize,   # unused
+                               lanes=lanes)
+        median = per_lane(lambda: WindowMedian(fmt, ksize), lanes, "window", "data")
+        self.comparators = {"column": one_lane(column_sort).comparators,
+                            "window": one_lane(median).comparators,
+                            "window_full": one_lane(median).full_comparators,
+                            "window_half": one_lane(median).half_comparators}
+        parts = [scanner, column_sort, row_window, median]
+        super().__init__(fmt, fmt, parts, lanes)
 
 
 # --- Morphology ---------------------------------------------------------------------------
@@ -542,7 +550,7 @@ class Morphology(_WindowedStage):
     one pixel per cycle; memory ``k - 1`` lines of ``W`` pixels.
     """
     def __init__(self, fmt: PixelFormat, width, height, ksize, *, shape="rect",
-                 operation="erode"):
+                 operation="erode", lanes=1):
         _check_format(fmt)
         _check_ksize(ksize, range(1, 16, 2))
         _check_choice("shape", shape, MORPH_SHAPES)
@@ -551,29 +559,35 @@ class Morphology(_WindowedStage):
         reduce = "min" if operation == "erode" else "max"
         outside = fmt.max if operation == "erode" else fmt.min
         scanner = ColumnScanner(fmt, width, height, ksize, ksize, border="constant",
-                                border_value=outside)
+                                border_value=outside, lanes=lanes)
         if shape == "rect":
-            column_reduce = ColumnReduce(fmt, ksize, reduce)
+            column_reduce = per_lane(lambda: ColumnReduce(fmt, ksize, reduce), lanes,
+                                     "column", "column")
             row_window = RowWindow(pixel_layout(fmt), width, height, ksize, border="constant",
-                                   constant_column=[outside] * fmt.channels)
-            parts = [scanner, column_reduce, row_window, WindowReduce(fmt, ksize, reduce)]
+                                   constant_column=[outside] * fmt.channels, lanes=lanes)
+            parts = [scanner, column_reduce, row_window,
+                     per_lane(lambda: WindowReduce(fmt, ksize, reduce), lanes, "window", "data")]
         else:
             self.element = [[int(v) for v in row] for row in structuring_element(shape, ksize)]
             column = data.ArrayLayout(pixel_layout(fmt), ksize)
             row_window = RowWindow(column, width, height, ksize, border="constant",
-                                   constant_column=[[outside] * fmt.channels] * ksize)
-            parts = [scanner, row_window, WindowReduce(fmt, ksize, reduce, self.element)]
-        self.schedule_delay = _schedule(width, ksize, ksize)
-        super().__init__(fmt, fmt, parts)
+                                   constant_column=[[outside] * fmt.channels] * ksize,
+                                   lanes=lanes)
+            parts = [scanner, row_window,
+                     per_lane(lambda: WindowReduce(fmt, ksize, reduce, self.element), lanes,
+                              "window", "data")]
+        super().__init__(fmt, fmt, parts, lanes)
 
 
 class Erode(Morphology):
     """:class:`Morphology` with ``operation="erode"``."""
-    def __init__(self, fmt, width, height, ksize, *, shape="rect"):
-        super().__init__(fmt, width, height, ksize, shape=shape, operation="erode")
+    def __init__(self, fmt, width, height, ksize, *, shape="rect", lanes=1):
+        super().__init__(fmt, width, height, ksize, shape=shape, operation="erode",
+                         lanes=lanes)
 
 
 class Dilate(Morphology):
     """:class:`Morphology` with ``operation="dilate"``."""
-    def __init__(self, fmt, width, height, ksize, *, shape="rect"):
-        super().__init__(fmt, width, height, ksize, shape=shape, operation="dilate")
+    def __init__(self, fmt, width, height, ksize, *, shape="rect", lanes=1):
+        super().__init__(fmt, width, height, ksize, shape=shape, operation="dilate",
+                         lanes=lanes)

@@ -7,10 +7,13 @@ and the payload are registers that only change when ``en`` is high, and ``en`` i
 when ``o.valid & ~o.ready``; ``o.valid`` never depends on ``o.ready``.
 """
 from amaranth.hdl import Module, Signal, Value
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["StallPipeline", "SkidBuffer", "SKID_LATENCY"]
+from .payload import lanes_of
+
+__all__ = ["StallPipeline", "SkidBuffer", "SKID_LATENCY", "LaneParallel", "per_lane",
+           "one_lane"]
 
 #: Cycles a :class:`SkidBuffer` adds.
 SKID_LATENCY = 1
@@ -102,3 +105,59 @@ class SkidBuffer(wiring.Component):
         with m.Elif(self.i.valid & ~skid_valid):
             m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
         return m
+
+
+def _widen(layout, field, lanes):
+    return data.StructLayout({name: lanes_of(f.shape, lanes) if name == field else f.shape
+                              for name, f in layout})
+
+
+class LaneParallel(wiring.Component):
+    """``lanes`` copies of a datapath, one per lane of one payload field, run in lockstep.
+
+    For datapaths whose handshake depends only on ``valid``/``ready``, never on the payload
+    (every :class:`StallPipeline`-based one): the copies then accept and emit in the same
+    cycles, so copy 0's handshake stands for all of them. ``in_field`` of the input and
+    ``out_field`` of the output gain a lane dimension; other fields (``emit``, ``sof``,
+    ``eol``) are fed to every copy and taken from copy 0.
+
+    Latency and throughput: those of one copy; resources: ``lanes`` copies.
+    """
+    def __init__(self, make, lanes, in_field, out_field):
+        if not isinstance(lanes, int) or lanes < 2:
+            raise ValueError(f"lanes must be an integer of at least 2, not {lanes!r}")
+        self.copies = [make() for _ in range(lanes)]
+        first = self.copies[0]
+        self.latency = first.latency
+        self.in_field, self.out_field = in_field, out_field
+        super().__init__({
+            "i": In(stream.Signature(_widen(first.i.payload.shape(), in_field, lanes))),
+            "o": Out(stream.Signature(_widen(first.o.payload.shape(), out_field, lanes))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        first = self.copies[0]
+        for p, copy in enumerate(self.copies):
+            m.submodules[f"lane{p}"] = copy
+            for name, _ in self.i.payload.shape():
+                source = self.i.payload[name]
+                m.d.comb += copy.i.payload[name].eq(source[p] if name == self.in_field
+                                                    else source)
+            m.d.comb += [copy.i.valid.eq(self.i.valid), copy.o.ready.eq(self.o.ready)]
+            m.d.comb += self.o.payload[self.out_field][p].eq(copy.o.payload[self.out_field])
+        for name, _ in self.o.payload.shape():
+            if name != self.out_field:
+                m.d.comb += self.o.payload[name].eq(first.o.payload[name])
+        m.d.comb += [self.i.ready.eq(first.i.ready), self.o.valid.eq(first.o.valid)]
+        return m
+
+
+def per_lane(make, lanes, in_field, out_field):
+    """``make()`` for one lane, else a :class:`LaneParallel` of ``lanes`` of them."""
+    return make() if lanes == 1 else LaneParallel(make, lanes, in_field, out_field)
+
+
+def one_lane(part):
+    """The datapath that :func:`per_lane` made (lane 0's copy), for its parameters."""
+    return part.copies[0] if isinstance(part, LaneParallel) else part

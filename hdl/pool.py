@@ -105,9 +105,9 @@ class MaxPoolUnit(_WindowedStage):
 
     Latency, throughput, memory
     ---------------------------
-    ``latency`` 5 cycles (scanner 2, column max 1, row window 1, window max 1),
-    ``schedule_delay = (K//2)*W + K//2``; one input pixel per cycle (discarded positions
-    included), so it never limits a pipeline fed at one pixel per cycle or slower.
+    ``latency``: the window generator's (with its skid buffer) + column max 1 + window max 1;
+    ``schedule_delay = (K//2)*W + K//2`` (set by ``_WindowedStage``); one input pixel per
+    cycle (discarded positions included), so it never limits a pipeline fed at one pixel per cycle or slower.
     Memory: ``K - 1`` lines of ``W x C`` int8 — for every 2x2 pool ``K = 3``, i.e. two lines
     (one more than a 2x2 window strictly needs: the price of sharing the centred window
     generator) — plus ``K - 1`` registers of ``C`` column maxima.
@@ -131,5 +131,4 @@ class MaxPoolUnit(_WindowedStage):
                                   out_w, out_h))
         self.width, self.height = width, height
         self.out_width, self.out_height = out_w, out_h
-        self.schedule_delay = (ky // 2) * width + kx // 2
         super().__init__(fmt, fmt, parts)

@@ -1,4 +1,5 @@
 """A validated pipeline: stages bound to their inputs, golden model, hardware top."""
+import dataclasses
 import gc
 import warnings
 
@@ -8,6 +9,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from .errors import InputError, SpecError
+from .stages import STAGES
 from .hdl.payload import pixel_stream_layout, pixel_stream_signature
 from .hdl.pipeline import SKID_LATENCY, SkidBuffer
 
@@ -25,15 +27,16 @@ class PipelineTop(wiring.Component):
     """
     def __init__(self, bound_stages):
         self._bound = bound_stages
+        lanes = bound_stages[0].lanes
         self.parts = [b.hardware() for b in bound_stages]
-        self._chain = [SkidBuffer(pixel_stream_layout(bound_stages[0].in_format))]
+        self._chain = [SkidBuffer(pixel_stream_layout(bound_stages[0].in_format, lanes))]
         for part, bound in zip(self.parts, bound_stages):
-            self._chain += [part, SkidBuffer(pixel_stream_layout(bound.out_format))]
+            self._chain += [part, SkidBuffer(pixel_stream_layout(bound.out_format, lanes))]
         self.latency_cycles = SKID_LATENCY + sum(
             p.latency + getattr(p, "schedule_delay", 0) + SKID_LATENCY for p in self.parts)
         super().__init__({
-            "i": In(pixel_stream_signature(bound_stages[0].in_format)),
-            "o": Out(pixel_stream_signature(bound_stages[-1].out_format)),
+            "i": In(pixel_stream_signature(bound_stages[0].in_format, lanes)),
+            "o": Out(pixel_stream_signature(bound_stages[-1].out_format, lanes)),
         })
 
     def elaborate(self, platform):
@@ -55,10 +58,16 @@ class Pipeline:
         self.stages = list(stages)
         self.name = name
         fmt, width, height = input_spec.format, input_spec.width, input_spec.height
+        self.lanes = input_spec.pixels_per_clock
         self.bound = []
         for index, stage in enumerate(self.stages):
+            if self.lanes > 1 and not stage.supports_lanes:
+                with_lanes = sorted(op for op, cls in STAGES.items() if cls.supports_lanes)
+                raise SpecError("input.pixels_per_clock",
+                                f"must be 1 for stage[{index}] ({stage.op}), which takes one "
+                                f"pixel per clock; ops with more: {', '.join(with_lanes)}")
             try:
-                bound = stage.bind(fmt, width, height)
+                bound = dataclasses.replace(stage.bind(fmt, width, height), lanes=self.lanes)
             except SpecError as error:
                 if error.field.startswith("input."):
                     raise error if index == 0 else SpecError(
@@ -139,6 +148,7 @@ class Pipeline:
         return {
             "name": self.name,
             "input": {"width": self.width, "height": self.height,
-                      "channels": self.input_format.channels, "dtype": self.input_format.dtype},
+                      "channels": self.input_format.channels, "dtype": self.input_format.dtype,
+                      "pixels_per_clock": self.lanes},
             "stage": [stage.to_table() for stage in self.stages],
         }

@@ -9,6 +9,7 @@ A spec has an ``[input]`` table and one ``[[stage]]`` table per stage::
     height = 512
     channels = 1             # 1 (gray) or 3 (RGB, interleaved per pixel)
     dtype = "uint8"
+    pixels_per_clock = 1     # 1, 2, 4 or 8 pixels per stream transfer
 
     [[stage]]
     op = "filter2d"
@@ -30,6 +31,7 @@ __all__ = ["SpecError", "InputSpec", "load_spec", "parse_spec", "from_table", "c
            "check_choice", "MAX_DIMENSION"]
 
 MAX_DIMENSION = 4096
+PIXELS_PER_CLOCK = (1, 2, 4, 8)
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
@@ -72,12 +74,14 @@ class InputSpec:
     height: int
     channels: int = 1
     dtype: str = "uint8"
+    pixels_per_clock: int = 1
 
     def __post_init__(self):
         check_int("width", self.width, 1, MAX_DIMENSION)
         check_int("height", self.height, 1, MAX_DIMENSION)
         check_int("channels", self.channels, 1, 1024)
         check_choice("dtype", self.dtype, tuple(DTYPES))
+        check_choice("pixels_per_clock", self.pixels_per_clock, PIXELS_PER_CLOCK)
 
     @property
     def format(self):

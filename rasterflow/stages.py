@@ -49,6 +49,7 @@ class Bound:
     out_format: PixelFormat
     out_width: int
     out_height: int
+    lanes: int = 1        # pixels per transfer (the spec's input.pixels_per_clock)
 
     def golden(self, frame):
         return self.stage.golden(frame, self)
@@ -59,6 +60,8 @@ class Bound:
 
 class Stage:
     op: ClassVar[str]
+    #: Whether the stage's hardware takes ``Bound.lanes`` > 1 (several pixels per clock).
+    supports_lanes: ClassVar[bool] = False
 
     @classmethod
     def from_spec(cls, table, where, *, base_dir=None):
@@ -128,6 +131,7 @@ class _LinearFilter(Stage):
 class Filter2DStage(_LinearFilter):
     """``filter2d``: integer kernel correlation, ``round(sum / 2**shift)``, saturate."""
     op: ClassVar[str] = "filter2d"
+    supports_lanes: ClassVar[bool] = True
     kernel: list
     shift: int = 0
     rounding: str = "half_even"
@@ -150,7 +154,8 @@ class Filter2DStage(_LinearFilter):
     def hardware(self, bound):
         return Filter2D(bound.in_format, bound.width, bound.height, self.kernel,
                         shift=self.shift, rounding=self.rounding, border=self.border,
-                        border_value=self.border_value, output=bound.out_format)
+                        border_value=self.border_value, output=bound.out_format,
+                        lanes=bound.lanes)
 
 
 @register_stage
@@ -158,6 +163,7 @@ class Filter2DStage(_LinearFilter):
 class SepFilter2DStage(_LinearFilter):
     """``sepfilter2d``: ``kx`` along rows then ``ky`` along columns, one exact rounding."""
     op: ClassVar[str] = "sepfilter2d"
+    supports_lanes: ClassVar[bool] = True
     kx: list
     ky: list
     shift: int = 0
@@ -182,7 +188,8 @@ class SepFilter2DStage(_LinearFilter):
     def hardware(self, bound):
         return SepFilter2D(bound.in_format, bound.width, bound.height, self.kx, self.ky,
                            shift=self.shift, rounding=self.rounding, border=self.border,
-                           border_value=self.border_value, output=bound.out_format)
+                           border_value=self.border_value, output=bound.out_format,
+                           lanes=bound.lanes)
 
 from . import stages_imgproc  # noqa: E402,F401  (registers the filter library's ops)
 

@@ -15,6 +15,7 @@ from .golden import imgproc as golden
 from .golden.pixel import PixelFormat
 from .hdl import imgproc as hdl
 from .hdl import pointwise
+from .hdl.pipeline import per_lane
 from .hdl.window import BORDERS
 from .spec import check_choice, check_int
 from .stages import Bound, Stage, check_window_fits, register_stage
@@ -55,6 +56,7 @@ def _same_size(stage, in_format, width, height, out_format, kernel=1):
 class GaussianStage(Stage):
     """``gaussian``: ``cv2.GaussianBlur`` on uint8 (OpenCV's integer Q0.8 taps)."""
     op: ClassVar[str] = "gaussian"
+    supports_lanes: ClassVar[bool] = True
     ksize: int = 3
     sigma: float = 0
     border: str = "reflect101"
@@ -76,7 +78,7 @@ class GaussianStage(Stage):
 
     def hardware(self, bound):
         return hdl.GaussianBlur(bound.in_format, bound.width, bound.height, self.ksize,
-                                self.sigma, border=self.border)
+                                self.sigma, border=self.border, lanes=bound.lanes)
 
 
 @register_stage
@@ -84,6 +86,7 @@ class GaussianStage(Stage):
 class BoxStage(Stage):
     """``box``: ``cv2.blur`` (normalize, uint8) or the int32 window sum (``boxFilter``)."""
     op: ClassVar[str] = "box"
+    supports_lanes: ClassVar[bool] = True
     ksize: int = 3
     normalize: bool = True
     border: str = "reflect101"
@@ -103,7 +106,7 @@ class BoxStage(Stage):
 
     def hardware(self, bound):
         return hdl.BoxFilter(bound.in_format, bound.width, bound.height, self.ksize,
-                             normalize=self.normalize, border=self.border)
+                             normalize=self.normalize, border=self.border, lanes=bound.lanes)
 
 
 def _check_orders(dx, dy):
@@ -118,6 +121,7 @@ def _check_orders(dx, dy):
 class SobelStage(Stage):
     """``sobel``: ``cv2.Sobel(img, CV_16S, dx, dy, ksize)`` on uint8 -> int16."""
     op: ClassVar[str] = "sobel"
+    supports_lanes: ClassVar[bool] = True
     dx: int = 1
     dy: int = 0
     ksize: int = 3
@@ -139,7 +143,7 @@ class SobelStage(Stage):
 
     def hardware(self, bound):
         return hdl.Sobel(bound.in_format, bound.width, bound.height, self.dx, self.dy,
-                         self.ksize, border=self.border)
+                         self.ksize, border=self.border, lanes=bound.lanes)
 
 
 @register_stage
@@ -147,6 +151,7 @@ class SobelStage(Stage):
 class ScharrStage(Stage):
     """``scharr``: ``cv2.Scharr(img, CV_16S, dx, dy)`` on uint8 -> int16."""
     op: ClassVar[str] = "scharr"
+    supports_lanes: ClassVar[bool] = True
     dx: int = 1
     dy: int = 0
     border: str = "reflect101"
@@ -168,7 +173,7 @@ class ScharrStage(Stage):
 
     def hardware(self, bound):
         return hdl.Scharr(bound.in_format, bound.width, bound.height, self.dx, self.dy,
-                          border=self.border)
+                          border=self.border, lanes=bound.lanes)
 
 
 @register_stage
@@ -176,6 +181,7 @@ class ScharrStage(Stage):
 class LaplacianStage(Stage):
     """``laplacian``: ``cv2.Laplacian(img, CV_16S, ksize)`` on uint8, ksize 1 or 3 -> int16."""
     op: ClassVar[str] = "laplacian"
+    supports_lanes: ClassVar[bool] = True
     ksize: int = 1
     border: str = "reflect101"
 
@@ -193,7 +199,7 @@ class LaplacianStage(Stage):
 
     def hardware(self, bound):
         return hdl.Laplacian(bound.in_format, bound.width, bound.height, self.ksize,
-                             border=self.border)
+                             border=self.border, lanes=bound.lanes)
 
 
 @register_stage
@@ -203,6 +209,7 @@ class GradientMagnitudeStage(Stage):
     image from one window, then ``l1`` ``min(255, |gx| + |gy|)`` or ``l2`` (rounded exact
     square root, saturated) -> uint8."""
     op: ClassVar[str] = "gradient_magnitude"
+    supports_lanes: ClassVar[bool] = True
     norm: str = "l1"
     ksize: int = 3
     border: str = "reflect101"
@@ -223,7 +230,8 @@ class GradientMagnitudeStage(Stage):
 
     def hardware(self, bound):
         return hdl.GradientMagnitude(bound.in_format, bound.width, bound.height,
-                                     ksize=self.ksize, norm=self.norm, border=self.border)
+                                     ksize=self.ksize, norm=self.norm, border=self.border,
+                                     lanes=bound.lanes)
 
 
 # --- Order statistics and morphology ------------------------------------------------------
@@ -234,6 +242,7 @@ class GradientMagnitudeStage(Stage):
 class MedianStage(Stage):
     """``median``: ``cv2.medianBlur(img, ksize)`` on uint8 (replicate border)."""
     op: ClassVar[str] = "median"
+    supports_lanes: ClassVar[bool] = True
     ksize: int = 3
 
     def __post_init__(self):
@@ -247,7 +256,8 @@ class MedianStage(Stage):
         return golden.median(frame, self.ksize)
 
     def hardware(self, bound):
-        return hdl.MedianBlur(bound.in_format, bound.width, bound.height, self.ksize)
+        return hdl.MedianBlur(bound.in_format, bound.width, bound.height, self.ksize,
+                              lanes=bound.lanes)
 
 
 @dataclass(frozen=True)
@@ -267,7 +277,7 @@ class _MorphologyStage(Stage):
 
     def hardware(self, bound):
         return hdl.Morphology(bound.in_format, bound.width, bound.height, self.ksize,
-                              shape=self.shape, operation=self.op)
+                              shape=self.shape, operation=self.op, lanes=bound.lanes)
 
 
 @register_stage
@@ -275,6 +285,7 @@ class _MorphologyStage(Stage):
 class ErodeStage(_MorphologyStage):
     """``erode``: ``cv2.erode`` with a rect / cross / ellipse element (any integer type)."""
     op: ClassVar[str] = "erode"
+    supports_lanes: ClassVar[bool] = True
 
 
 @register_stage
@@ -282,6 +293,7 @@ class ErodeStage(_MorphologyStage):
 class DilateStage(_MorphologyStage):
     """``dilate``: ``cv2.dilate`` with a rect / cross / ellipse element (any integer type)."""
     op: ClassVar[str] = "dilate"
+    supports_lanes: ClassVar[bool] = True
 
 
 # --- Pointwise ----------------------------------------------------------------------------
@@ -292,6 +304,7 @@ class DilateStage(_MorphologyStage):
 class ThresholdStage(Stage):
     """``threshold``: ``cv2.threshold(img, level, maxval, THRESH_<type>)`` on uint8."""
     op: ClassVar[str] = "threshold"
+    supports_lanes: ClassVar[bool] = True
     level: int
     maxval: int = 255
     type: str = "binary"
@@ -309,8 +322,8 @@ class ThresholdStage(Stage):
         return golden.threshold(frame, self.level, self.maxval, self.type)
 
     def hardware(self, bound):
-        return pointwise.Threshold(bound.in_format, level=self.level, maxval=self.maxval,
-                                   type=self.type)
+        return per_lane(lambda: pointwise.Threshold(bound.in_format, level=self.level, maxval=self.maxval,
+                                   type=self.type), bound.lanes, "data", "data")
 
 
 @register_stage
@@ -318,6 +331,7 @@ class ThresholdStage(Stage):
 class RGB2GrayStage(Stage):
     """``rgb2gray``: ``cv2.cvtColor(img, COLOR_RGB2GRAY)``, 3 x uint8 (R, G, B) -> 1 x uint8."""
     op: ClassVar[str] = "rgb2gray"
+    supports_lanes: ClassVar[bool] = True
 
     def bind(self, in_format, width, height):
         _require_input(self.op, in_format, dtypes=("uint8",), channels=3)
@@ -327,7 +341,8 @@ class RGB2GrayStage(Stage):
         return golden.rgb2gray(frame)
 
     def hardware(self, bound):
-        return pointwise.RGB2Gray(bound.in_format)
+        return per_lane(lambda: pointwise.RGB2Gray(bound.in_format), bound.lanes,
+                        "data", "data")
 
 
 @register_stage
@@ -335,6 +350,7 @@ class RGB2GrayStage(Stage):
 class ChannelMinStage(Stage):
     """``channel_min``: minimum over the channels -> 1 channel of the same type."""
     op: ClassVar[str] = "channel_min"
+    supports_lanes: ClassVar[bool] = True
 
     def bind(self, in_format, width, height):
         return _same_size(self, in_format, width, height, PixelFormat(1, in_format.dtype))
@@ -343,4 +359,5 @@ class ChannelMinStage(Stage):
         return golden.channel_min(frame)
 
     def hardware(self, bound):
-        return pointwise.ChannelMin(bound.in_format)
+        return per_lane(lambda: pointwise.ChannelMin(bound.in_format), bound.lanes,
+                        "data", "data")

@@ -6,7 +6,7 @@ import numpy as np
 from amaranth.back import verilog as verilog_backend
 from tqdm import tqdm
 
-from ..hdl.payload import pack_pixels, unpack_pixels
+from ..hdl.payload import pack_pixels, transfers_per_line, unpack_pixels
 from .amaranth_sim import run_stream
 
 __all__ = ["SIMULATORS", "SimResult", "simulate", "pipeline_verilog"]
@@ -79,13 +79,14 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
     expected = [pipeline.golden(f) for f in batch]
     in_fmt, out_fmt = pipeline.input_format, pipeline.output_format
     out_h, out_w = pipeline.out_height, pipeline.out_width
-    per_frame = out_h * out_w
-    in_words = [w for f in batch for w in pack_pixels(in_fmt, f)]
+    lanes = pipeline.lanes
+    in_words = [w for f in batch for w in pack_pixels(in_fmt, f, lanes)]
+    per_frame = out_h * transfers_per_line(out_w, lanes)
     n_out = per_frame * frames
     top = pipeline.hardware()
 
     start = time.perf_counter()
-    extra = {}
+    extra = {"pixels_per_clock": lanes}
     if simulator == "amaranth":
         with tqdm(total=n_out, unit="px", desc="amaranth sim", disable=not progress,
                   leave=False, mininterval=0.5) as bar:
@@ -97,7 +98,7 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
                              progress=report_progress if progress else None)
     else:
         from .verilator import VerilogRunError, run_verilog
-        expected_words = [w for e in expected for w in pack_pixels(out_fmt, e)]
+        expected_words = [w for e in expected for w in pack_pixels(out_fmt, e, lanes)]
         try:
             run = run_verilog(pipeline_verilog(pipeline, top), pipeline.name, in_words, n_out,
                               expected_words=expected_words, stall=stall, seed=seed, vcd=vcd,
@@ -112,9 +113,9 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
     wall = time.perf_counter() - start
 
     outputs, frame_mismatches, marker_errors = [], [], 0
-    want_sof = np.zeros((out_h, out_w), bool)
+    want_sof = np.zeros((out_h, transfers_per_line(out_w, lanes)), bool)
     want_sof[0, 0] = True
-    want_eol = np.zeros((out_h, out_w), bool)
+    want_eol = np.zeros_like(want_sof)
     want_eol[:, -1] = True
     received = list(run.out_words)
     for index in range(frames):
@@ -122,7 +123,7 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
         if len(words) < per_frame:
             frame_mismatches.append(per_frame * out_fmt.channels)
             continue
-        out, sof, eol = unpack_pixels(out_fmt, words, out_h, out_w)
+        out, sof, eol = unpack_pixels(out_fmt, words, out_h, out_w, lanes)
         outputs.append(out)
         frame_mismatches.append(int(np.count_nonzero(out != expected[index])))
         marker_errors += int(np.count_nonzero(sof != want_sof) + np.count_nonzero(eol != want_eol))
@@ -132,7 +133,7 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
         marker_errors=marker_errors, cycles=run.cycles, latency_cycles=top.latency_cycles,
         first_output_cycle=run.first_output_cycle, wall_seconds=wall,
         sim_cycles_per_second=run.sim_cycles_per_second, stall=stall,
-        extra=_stage_reports(top, frames, run.cycles))
+        extra={**extra, **_stage_reports(top, frames, run.cycles)})
 
 
 def _stage_reports(top, frames, cycles):

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from rasterflow.golden import filters as golden
 from rasterflow.golden.pixel import PixelFormat
 from rasterflow.hdl.filters import Filter2D, SepFilter2D
-from rasterflow.hdl.payload import pack_pixels, unpack_pixels
+from rasterflow.hdl.payload import pack_pixels, transfers_per_line, unpack_pixels
 from rasterflow.hdl.window import BORDERS
 from rasterflow.sim.amaranth_sim import run_stream, stream_get, stream_put
 
@@ -21,16 +21,17 @@ SETTINGS = settings(max_examples=30, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-def run_frames(dut, fmt, out_fmt, frames, *, stall, seed):
+def run_frames(dut, fmt, out_fmt, frames, *, stall, seed, lanes=1):
     height, width = frames[0].shape[:2]
-    words = [w for f in frames for w in pack_pixels(fmt, f)]
-    run = run_stream(dut, words, len(frames) * width * height, stall=stall, seed=seed)
+    per_frame = height * transfers_per_line(width, lanes)
+    words = [w for f in frames for w in pack_pixels(fmt, f, lanes)]
+    run = run_stream(dut, words, len(frames) * per_frame, stall=stall, seed=seed)
     outputs = []
     for k in range(len(frames)):
-        chunk = run.out_words[k * width * height:(k + 1) * width * height]
-        out, sof, eol = unpack_pixels(out_fmt, chunk, height, width)
-        assert sof.sum() == 1 and sof[0, 0], "sof must mark exactly the first pixel"
-        assert eol[:, -1].all() and eol.sum() == height, "eol must mark each line's last pixel"
+        chunk = run.out_words[k * per_frame:(k + 1) * per_frame]
+        out, sof, eol = unpack_pixels(out_fmt, chunk, height, width, lanes)
+        assert sof.sum() == 1 and sof[0, 0], "sof must mark exactly the first transfer"
+        assert eol[:, -1].all() and eol.sum() == height, "eol must mark each line's last transfer"
         outputs.append(out)
     return outputs, run
 
@@ -57,6 +58,7 @@ def filter_cases(draw, separable):
         border_value=draw(st.integers(0, 255)),
         output=draw(st.sampled_from(["uint8", "int16"])),
         frames=draw(st.integers(1, 3)),
+        lanes=draw(st.sampled_from([1, 1, 2, 4, 8])),
         stall=draw(st.sampled_from([0.0, 0.2, 0.5])),
         seed=draw(st.integers(0, 2**16)),
     )
@@ -70,24 +72,27 @@ def check_case(case, separable):
                            dtype=np.uint8) for _ in range(case["frames"])]
     options = dict(shift=case["shift"], rounding=case["rounding"], border=case["border"],
                    border_value=case["border_value"])
+    lanes = case.get("lanes", 1)
     if separable:
         kx, ky = case["kernel"]
-        dut = SepFilter2D(fmt, case["width"], case["height"], kx, ky, output=out_fmt, **options)
+        dut = SepFilter2D(fmt, case["width"], case["height"], kx, ky, output=out_fmt,
+                          lanes=lanes, **options)
         expect = [golden.sepfilter2d(f, kx, ky, output=case["output"], **options) for f in frames]
     else:
         dut = Filter2D(fmt, case["width"], case["height"], case["kernel"], output=out_fmt,
-                       **options)
+                       lanes=lanes, **options)
         expect = [golden.filter2d(f, case["kernel"], output=case["output"], **options)
                   for f in frames]
-    outputs, run = run_frames(dut, fmt, out_fmt, frames, stall=case["stall"], seed=case["seed"])
+    outputs, run = run_frames(dut, fmt, out_fmt, frames, stall=case["stall"], seed=case["seed"],
+                              lanes=lanes)
     for k, (out, exp) in enumerate(zip(outputs, expect)):
         exp = exp.reshape(out.shape)
         mismatches = np.argwhere(out != exp)
         assert len(mismatches) == 0, f"frame {k}: {len(mismatches)} mismatches, first at " \
                                      f"{mismatches[0].tolist()}"
     if case["stall"] == 0.0:
-        pixels = case["frames"] * case["width"] * case["height"]
-        assert run.cycles == pixels + dut.schedule_delay + dut.latency
+        transfers = case["frames"] * transfers_per_line(case["width"], lanes) * case["height"]
+        assert run.cycles == transfers + dut.schedule_delay + dut.latency
 
 
 @SETTINGS
@@ -213,3 +218,20 @@ def test_frame_drains_without_next_frame_then_resumes():
                                   height, width)
         expect = golden.filter2d(frame, kernel, shift=3, border="reflect")
         np.testing.assert_array_equal(out, expect.reshape(out.shape))
+
+
+@pytest.mark.parametrize("lanes", [2, 4, 8])
+def test_pixels_per_clock_cycle_count(lanes):
+    """P pixels per transfer: F frames of W x H (W a multiple of P) take F*W*H/P + L cycles,
+    and L's schedule part shrinks to hy*W/P + ceil(hx/P) transfers."""
+    fmt = PixelFormat(1, "uint8")
+    width, height = 16, 6
+    kernel = [[1, 2, 3, 2, 1]] * 3
+    rng = np.random.default_rng(lanes)
+    frames = [rng.integers(0, 256, (height, width, 1), dtype=np.uint8) for _ in range(3)]
+    dut = Filter2D(fmt, width, height, kernel, shift=4, lanes=lanes)
+    assert dut.schedule_delay == width // lanes + -(-2 // lanes)
+    outputs, run = run_frames(dut, fmt, fmt, frames, stall=0.0, seed=0, lanes=lanes)
+    assert run.cycles == 3 * width * height // lanes + dut.schedule_delay + dut.latency
+    for out, frame in zip(outputs, frames):
+        np.testing.assert_array_equal(out, golden.filter2d(frame, kernel, shift=4))
