@@ -20,7 +20,7 @@ from amaranth.hdl import (ClockDomain, ClockSignal, Elaboratable, Instance, Modu
 from amaranth.lib import cdc, fifo, io, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..hdl.serdes import BytesToPixels, PixelsToBytes
+from ..hdl.serdes import BytesToPixels, LanePacker, LaneUnpacker, PixelsToBytes
 from ..hdl.uart import UARTReceiver, UARTTransmitter, check_divisor, uart_divisor
 from .host import link_plan
 from .platforms import get_board
@@ -84,8 +84,18 @@ class UARTBridge(wiring.Component):
         m.d.comb += receiver.rx.eq(self.rx)
         wiring.connect(m, receiver.o, rx_fifo.w_stream)
         wiring.connect(m, rx_fifo.r_stream, to_pixels.i)
-        wiring.connect(m, to_pixels.o, pipeline.i)
-        wiring.connect(m, pipeline.o, to_bytes.i)
+        if p.lanes == 1:
+            wiring.connect(m, to_pixels.o, pipeline.i)
+            wiring.connect(m, pipeline.o, to_bytes.i)
+        else:
+            m.submodules.packer = packer = LanePacker(p.input_format, p.width, p.height,
+                                                      p.lanes)
+            m.submodules.unpacker = unpacker = LaneUnpacker(p.output_format, p.out_width,
+                                                            p.lanes)
+            wiring.connect(m, to_pixels.o, packer.i)
+            wiring.connect(m, packer.o, pipeline.i)
+            wiring.connect(m, pipeline.o, unpacker.i)
+            wiring.connect(m, unpacker.o, to_bytes.i)
         wiring.connect(m, to_bytes.o, tx_fifo.w_stream)
         wiring.connect(m, tx_fifo.r_stream, transmitter.i)
         m.d.comb += [

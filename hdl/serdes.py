@@ -10,9 +10,9 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.pixel import PixelFormat
-from .payload import pixel_layout, pixel_stream_signature
+from .payload import lanes_of, pixel_layout, pixel_stream_signature
 
-__all__ = ["bytes_per_pixel", "BytesToPixels", "PixelsToBytes"]
+__all__ = ["bytes_per_pixel", "BytesToPixels", "PixelsToBytes", "LanePacker", "LaneUnpacker"]
 
 
 def bytes_per_pixel(fmt: PixelFormat) -> int:
@@ -115,4 +115,91 @@ class PixelsToBytes(wiring.Component):
             m.d.sync += [shift.eq(self.i.payload.data), bytes_left.eq(n)]
         with m.Elif(self.o.valid & self.o.ready):
             m.d.sync += [shift.eq(shift >> 8), bytes_left.eq(bytes_left - 1)]
+        return m
+
+
+class LanePacker(wiring.Component):
+    """One pixel per transfer -> ``lanes`` pixels per transfer, line by line.
+
+    Lane ``j`` of a line's transfer ``g`` is pixel ``lanes * g + j``; a line's last transfer
+    leaves when the line's last pixel arrives (its lanes past the line end are zero).
+    ``sof``/``eol`` are regenerated from the lane geometry.
+
+    Latency 1 cycle from the pixel that completes a transfer; one pixel per cycle in;
+    ``lanes`` pixels of registers.
+    """
+    def __init__(self, fmt: PixelFormat, width: int, height: int, lanes: int):
+        for name, value in (("width", width), ("height", height), ("lanes", lanes)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        self.fmt, self.width, self.height, self.lanes = fmt, width, height, lanes
+        super().__init__({"i": In(pixel_stream_signature(fmt)),
+                          "o": Out(pixel_stream_signature(fmt, lanes))})
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, width = self.lanes, self.width
+        collected = Signal(lanes_of(pixel_layout(self.fmt), lanes))
+        column = Signal(range(width))
+        row = Signal(range(self.height))
+        lane_index = Signal(range(lanes))
+        line_end = column == width - 1
+        completes = (lane_index == lanes - 1) | line_end
+        m.d.comb += self.i.ready.eq(~completes | ~self.o.valid | self.o.ready)
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
+        with m.If(self.i.valid & self.i.ready):
+            with m.Switch(lane_index):
+                for j in range(lanes):
+                    with m.Case(j):
+                        m.d.sync += collected[j].eq(self.i.payload.data)
+            with m.If(completes):
+                first = (column < lanes) & (row == 0)
+                m.d.sync += [self.o.valid.eq(1), self.o.payload.sof.eq(first),
+                             self.o.payload.eol.eq(line_end), lane_index.eq(0)]
+                # Lanes not yet written this transfer are past the line end: zero them.
+                for j in range(lanes):
+                    m.d.sync += self.o.payload.data[j].eq(
+                        Mux(lane_index == j, self.i.payload.data,
+                            Mux(lane_index > j, collected[j], 0)))
+            with m.Else():
+                m.d.sync += lane_index.eq(lane_index + 1)
+            with m.If(line_end):
+                m.d.sync += [column.eq(0), row.eq(Mux(row == self.height - 1, 0, row + 1))]
+            with m.Else():
+                m.d.sync += column.eq(column + 1)
+        return m
+
+
+class LaneUnpacker(wiring.Component):
+    """``lanes`` pixels per transfer -> one pixel per transfer, dropping each line's padding
+    lanes (``lanes * ceil(W / lanes) - W`` of them, in its last transfer).
+
+    One pixel per cycle out; latency 0 (``o`` is a view of the held input transfer);
+    no memory beyond the lane counter.
+    """
+    def __init__(self, fmt: PixelFormat, width: int, lanes: int):
+        for name, value in (("width", width), ("lanes", lanes)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, not {value!r}")
+        self.fmt, self.width, self.lanes = fmt, width, lanes
+        super().__init__({"i": In(pixel_stream_signature(fmt, lanes)),
+                          "o": Out(pixel_stream_signature(fmt))})
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, width = self.lanes, self.width
+        last_lanes = width - lanes * (-(-width // lanes) - 1)
+        lane_index = Signal(range(lanes))
+        final_lane = Mux(self.i.payload.eol, lane_index == last_lanes - 1,
+                         lane_index == lanes - 1)
+        m.d.comb += [
+            self.o.valid.eq(self.i.valid),
+            self.o.payload.data.eq(self.i.payload.data[lane_index]),
+            self.o.payload.sof.eq(self.i.payload.sof & (lane_index == 0)),
+            self.o.payload.eol.eq(self.i.payload.eol & final_lane),
+            self.i.ready.eq(self.o.ready & final_lane),
+        ]
+        with m.If(self.o.valid & self.o.ready):
+            m.d.sync += lane_index.eq(Mux(final_lane, 0, lane_index + 1))
         return m

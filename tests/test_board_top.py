@@ -54,6 +54,7 @@ class StandInPipeline:
     scale: int = 1
     offset_step: int = 1
     latency_lines: int = 0
+    lanes: int = 1
 
     @property
     def out_width(self):
@@ -282,3 +283,19 @@ def test_ignoring_the_window_overflows_the_rx_fifo():
     assert flags["overflow"] == 1
     assert rx_peak == link_plan(pipeline).window
     assert len(output) < link_plan(pipeline).out_frame_bytes
+
+
+def test_bridge_packs_lanes_for_a_multi_pixel_pipeline():
+    """A pipeline taking 4 pixels per clock, 10 pixels wide (the last transfer of each line
+    has 2 padding lanes): the bridge packs and unpacks lanes, and the bytes are exact."""
+    from rasterflow.spec import parse_spec
+    pipeline = parse_spec({"input": {"width": 10, "height": 5, "pixels_per_clock": 4},
+                           "stage": [{"op": "gaussian", "ksize": 3},
+                                     {"op": "sobel", "dx": 1, "dy": 0}]})
+    frame = np.random.default_rng(8).integers(0, 256, (5, 10, 1), dtype=np.uint8)
+    output, flags, _, _ = run_bridge(pipeline, frame)
+    expected = pipeline.golden(frame)
+    got = np.frombuffer(output, dtype=np.dtype("<i2"))
+    assert got.size == expected.size
+    np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+    assert flags == {"overflow": 0, "framing_error": 0, "frame_done": 1}
