@@ -23,7 +23,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m 'not slow' $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_filters.py --json bench/results.json
+	$(BIN)/python bench/bench_suite.py --out bench/results
 
 clean:
 	rm -rf $(VENV) demo-output build .pytest_cache

@@ -7,7 +7,17 @@ shows the stage and elapsed time. After synthesis the Yosys cell counts are chec
 the board's budget so a design that cannot fit fails before place and route; nextpnr's own
 utilisation report catches the rest. The report combines nextpnr's ``--report`` JSON (Fmax,
 utilisation) with Yosys' statistics (flip-flops).
+
+Multipliers: Yosys maps every product it can to DSP blocks (``synth_ice40 -dsp``,
+``synth_ecp5`` by default) without knowing how many the device has, and a product with a
+constant operand takes a DSP block as readily as a variable one. Before synthesis,
+:func:`plan_multipliers` reads the ``$mul`` cells from the design's RTLIL and decides which
+stay on DSP blocks: constant-coefficient products (filter taps) are shift-add logic, which
+costs a few LUTs and keeps DSP blocks free; variable x variable products take DSP blocks,
+largest first, up to the device budget; the rest fall back to LUTs. The LUT ones are marked
+in the Yosys script (:func:`_multiplier_script`) so that ``mul2dsp`` skips them.
 """
+import dataclasses
 import json
 import os
 import re
@@ -16,6 +26,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm import tqdm
@@ -23,11 +34,13 @@ from tqdm import tqdm
 from .platforms import get_board
 from .top import BoardTop
 
-__all__ = ["BuildError", "DesignDoesNotFit", "ProgrammerError", "tool_environment", "build",
-           "find_programmer", "flash"]
+__all__ = ["BuildError", "DesignDoesNotFit", "ProgrammerError", "Multiplier", "tool_environment",
+           "rtlil_multipliers", "plan_multipliers", "build", "find_programmer", "flash"]
 
 BUILD_NAME = "top"
 REPORT_KEYS = ("logic", "ff", "bram", "dsp")
+MULTIPLIER_SCRIPT = "multipliers.ys"
+LUT_MULTIPLIER_ATTR = "rasterflow_lut_multiplier"
 
 
 class BuildError(RuntimeError):
@@ -62,6 +75,169 @@ def tool_environment(board, environ=None):
         if not env.get(var):
             env[var] = _find_command(command) or command
     return env
+
+
+@dataclass(frozen=True)
+class Multiplier:
+    """One ``$mul`` cell of the RTLIL: where it is, its operand widths, and the value of a
+    constant operand (``None`` if both operands are variable). ``instances`` counts how
+    often its module is instantiated in the design."""
+    module: str
+    cell: str
+    a_width: int
+    b_width: int
+    y_width: int
+    constant: int = None
+    instances: int = 1
+
+    def dsp_blocks(self, family):
+        """DSP blocks Yosys' ``mul2dsp`` would use for one instance (0: it stays in LUTs)."""
+        a, b = self.a_width, self.b_width
+        if self.constant is not None:
+            # Yosys strips a constant's trailing zeros (a shift) and a power of two is
+            # only a shift.
+            magnitude = abs(self.constant)
+            if magnitude & (magnitude - 1) == 0:
+                return 0
+            odd = magnitude >> ((magnitude & -magnitude).bit_length() - 1)
+            b = odd.bit_length() + (self.constant < 0)
+            a = self.a_width
+        if min(a, b) < 2 or min(self.y_width, a + b) < family.dsp_min_product_bits:
+            return 0
+        return -(-a // family.dsp_operand_bits) * -(-b // family.dsp_operand_bits)
+
+    @property
+    def selector(self):
+        """The Yosys selection of this cell (``module/cell``, names without the backslash)."""
+        return f"{_yosys_name(self.module)}/{_yosys_name(self.cell)}"
+
+
+def _yosys_name(rtlil_name):
+    """A public RTLIL name (``\\foo``) is ``foo`` in a selection; a private one keeps ``$``."""
+    return rtlil_name[1:] if rtlil_name.startswith("\\") else rtlil_name
+
+
+_CONSTANT = re.compile(r"^(\d+)'([01]+)$")
+
+
+def _rtlil_constant(text, signed):
+    match = _CONSTANT.match(text.strip())
+    if not match:
+        return None
+    bits = match.group(2)
+    value = int(bits, 2)
+    return value - (1 << len(bits)) if signed and bits[0] == "1" else value
+
+
+def _multiplier(module, cell):
+    params, ports = cell["params"], cell["ports"]
+    a_const = _rtlil_constant(ports.get("\\A", ""), params.get("\\A_SIGNED") == "1")
+    b_const = _rtlil_constant(ports.get("\\B", ""), params.get("\\B_SIGNED") == "1")
+    a_width, b_width = int(params["\\A_WIDTH"]), int(params["\\B_WIDTH"])
+    if a_const is not None and b_const is None:
+        a_width, b_width = b_width, a_width
+    return Multiplier(module, cell["name"], a_width, b_width, int(params["\\Y_WIDTH"]),
+                      b_const if b_const is not None else a_const)
+
+
+def rtlil_multipliers(text):
+    """Every ``$mul`` cell in RTLIL ``text`` as a :class:`Multiplier`, with instance counts
+    from the module hierarchy (the top module is the one with the ``top`` attribute)."""
+    found, children, top = [], {}, None
+    module = cell = None
+    pending_top = False
+    blocks = []      # the open RTLIL blocks (module, cell, process, switch), each closed by "end"
+    for line in text.splitlines():
+        words = line.split()
+        if not words:
+            continue
+        keyword = words[0]
+        if keyword == "attribute" and not blocks and words[1:] == ["\\top", "1"]:
+            pending_top = True
+        elif keyword in ("module", "cell", "process", "switch"):
+            blocks.append(keyword)
+            if keyword == "module":
+                module, children[words[1]] = words[1], []
+                if pending_top:
+                    top, pending_top = module, False
+            elif keyword == "cell":
+                cell = {"type": words[1], "name": words[2], "params": {}, "ports": {}}
+        elif keyword == "parameter" and cell is not None:
+            cell["params"][words[1]] = words[2] if len(words) > 2 else ""
+        elif keyword == "connect" and cell is not None:
+            cell["ports"][words[1]] = " ".join(words[2:])
+        elif keyword == "end" and blocks:
+            closed = blocks.pop()
+            if closed == "cell":
+                if cell["type"] == "$mul":
+                    found.append(_multiplier(module, cell))
+                elif not cell["type"].startswith("$"):
+                    children[module].append(cell["type"])
+                cell = None
+    counts = {}
+
+    def visit(name, times):
+        counts[name] = counts.get(name, 0) + times
+        for child in children.get(name, ()):
+            visit(child, times)
+    if top is not None:
+        visit(top, 1)
+    return [dataclasses.replace(m, instances=counts.get(m.module, 1)) for m in found]
+
+
+def plan_multipliers(multipliers, family, dsp_budget):
+    """Split ``multipliers`` into ``(on_dsp, in_luts)``.
+
+    Constant-coefficient products go to LUTs (shift-add: a few adders per nonzero coefficient
+    bit, and no DSP block spent on what is only a shift and an add); variable products take
+    DSP blocks while ``dsp_budget`` lasts, those that would cost the most LUTs per DSP block
+    (operand bits ``A * B / blocks``) first; the rest fall back to LUTs, as do products too
+    narrow for Yosys to put on a DSP block.
+    """
+    def lut_bits_per_block(m):
+        blocks = m.dsp_blocks(family)
+        return m.a_width * m.b_width / blocks if blocks else 0
+
+    on_dsp, in_luts = [], []
+    left = dsp_budget
+    for m in sorted(multipliers, key=lut_bits_per_block, reverse=True):
+        needed = m.dsp_blocks(family) * m.instances
+        if m.constant is None and 0 < needed <= left:
+            on_dsp.append(m)
+            left -= needed
+        else:
+            in_luts.append(m)
+    return on_dsp, in_luts
+
+
+def _synth_overrides(family, top_name):
+    """Amaranth build overrides that run synthesis with DSP inference and the multiplier
+    script (``MULTIPLIER_SCRIPT``, written by :func:`_multiplier_script`).
+
+    iCE40: ``synth_ice40 -dsp`` turns a ``$__soft_mul`` cell back into ``$mul`` after DSP
+    mapping and maps it to LUTs; the script marks the LUT cells by attribute right after
+    reading (where the RTLIL names still hold), and they are retyped between flattening and
+    the coarse pass, so synthesis runs in two parts around that point. ECP5: ``synth_ecp5``
+    maps ``$macc`` cells to LUT adders, never to DSP blocks, so the script turns the LUT
+    cells into ``$macc`` (``alumacc``) right after reading.
+    """
+    overrides = {"script_after_read": f"script {MULTIPLIER_SCRIPT}",
+                 "synth_opts": family.dsp_synth_opts}
+    if family.name == "ice40":
+        overrides["synth_opts"] += " -run :coarse"
+        overrides["script_after_synth"] = (
+            f"chtype -set $__soft_mul a:{LUT_MULTIPLIER_ATTR}\n"
+            f"synth_ice40 {family.dsp_synth_opts} -top {top_name} -run coarse:")
+    return overrides
+
+
+def _multiplier_script(family, in_luts):
+    selection = " ".join(m.selector for m in in_luts)
+    if not selection:
+        return "# every multiplier may use a DSP block\n"
+    if family.name == "ice40":
+        return f"setattr -set {LUT_MULTIPLIER_ATTR} 1 {selection}\n"
+    return f"proc\nalumacc {selection}\n"
 
 
 def _yosys_cell_counts(report_path):
@@ -151,14 +327,16 @@ class _StageDisplay:
 
 
 def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progress=True,
-          tx_fifo_depth=None):
+          tx_fifo_depth=None, dsp_budget=None):
     """Build a bitstream of ``pipeline`` behind the UART bridge for ``board_name``.
 
     Returns the report dict: ``board``, ``device``, ``clock_mhz`` (the ``sync`` domain),
     ``fmax_mhz`` (nextpnr's estimate, the slowest clock net), ``timing_met``, ``luts`` (logic
     cells on iCE40, LUT4 incl. carry on ECP5, as placed), ``ffs``, ``brams``, ``dsps``,
     ``utilization`` (fraction of the device per resource), ``baud``, ``uart_divisor``,
-    ``rx_fifo_depth``, ``bitstream`` (path), ``build_log``, ``build_seconds``.
+    ``rx_fifo_depth``, ``bitstream`` (path), ``build_log``, ``build_seconds``,
+    ``multipliers`` (``{"dsp": n, "lut": n}``: products planned for DSP blocks / LUTs by
+    :func:`plan_multipliers`, with at most ``dsp_budget`` DSP blocks, default the device's).
     Raises :class:`DesignDoesNotFit` naming the resources over budget, or
     :class:`BuildError` with the end of the tool log.
     """
@@ -171,10 +349,13 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
     started = time.monotonic()
 
     platform = board.make_platform()
-    overrides = {"nextpnr_opts": f"--report {BUILD_NAME}.report.json"}
-    if board.family == "ice40":
-        overrides["synth_opts"] = "-dsp"   # map multipliers to SB_MAC16
+    overrides = {"nextpnr_opts": f"--report {BUILD_NAME}.report.json",
+                 **_synth_overrides(family, BUILD_NAME)}
     plan = platform.prepare(top, BUILD_NAME, **overrides)
+    multipliers = rtlil_multipliers(plan.files[f"{BUILD_NAME}.il"])
+    on_dsp, in_luts = plan_multipliers(
+        multipliers, family, board.budget["dsp"] if dsp_budget is None else dsp_budget)
+    plan.add_file(MULTIPLIER_SCRIPT, _multiplier_script(family, in_luts))
     plan.extract(str(build_dir))
 
     log_path = build_dir / "build.log"
@@ -255,6 +436,8 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
         "bitstream": str(bitstream),
         "build_log": str(log_path),
         "build_seconds": round(time.monotonic() - started, 1),
+        "multipliers": {"dsp": sum(m.instances for m in on_dsp),
+                        "lut": sum(m.instances for m in in_luts)},
     }
 
 

@@ -20,12 +20,21 @@ class Family:
     set them. ``nextpnr_cells`` maps report resource keys (``logic``, ``ff``, ``bram``, ``dsp``)
     to nextpnr's utilisation cell types; ``yosys_cells`` maps them to the cell-name prefixes
     counted in Yosys' post-synthesis statistics (used to refuse a design before PnR).
+
+    DSP mapping (what Yosys' ``mul2dsp`` does for the family): a multiplier is split into
+    ``ceil(A / dsp_operand_bits) * ceil(B / dsp_operand_bits)`` DSP blocks, and is left in
+    LUTs when an operand is narrower than 2 bits or the product narrower than
+    ``dsp_min_product_bits``. ``dsp_synth_opts`` are the ``synth_<family>`` options that enable
+    DSP inference.
     """
     name: str
     bitstream_suffix: str
     tools: dict
     nextpnr_cells: dict
     yosys_cells: dict
+    dsp_operand_bits: int
+    dsp_min_product_bits: int
+    dsp_synth_opts: str
 
 
 @dataclass(frozen=True)
@@ -87,6 +96,9 @@ FAMILIES = {
         nextpnr_cells={"logic": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP"},
         yosys_cells={"logic": ("SB_LUT4",), "ff": ("SB_DFF",), "bram": ("SB_RAM40_4K",),
                      "dsp": ("SB_MAC16",)},
+        dsp_operand_bits=16,          # SB_MAC16: 16 x 16
+        dsp_min_product_bits=11,      # synth_ice40 -dsp: DSP_Y_MINWIDTH=11
+        dsp_synth_opts="-dsp",        # UltraPlus only; without it every product is LUTs
     ),
     "ecp5": Family(
         name="ecp5",
@@ -97,6 +109,9 @@ FAMILIES = {
                        "dsp": "MULT18X18D"},
         yosys_cells={"logic": ("LUT4",), "ff": ("TRELLIS_FF",), "bram": ("DP16KD",),
                      "dsp": ("MULT18X18D",)},
+        dsp_operand_bits=18,          # MULT18X18D: 18 x 18
+        dsp_min_product_bits=0,       # synth_ecp5 maps any product of 2+ bit operands
+        dsp_synth_opts="",            # on by default (-nodsp turns it off)
     ),
 }
 

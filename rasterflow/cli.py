@@ -168,6 +168,8 @@ def build_parser():
     add_import_command(sub)
     from .cli_boards import add_board_commands
     add_board_commands(sub, load_spec)
+    from .cli_sweep import add_sweep_command
+    add_sweep_command(sub)
     return parser
 
 

@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Fmax ceiling of each device: block RAM -> register, and block RAM -> 10-bit adder -> register.
+
+A line-buffer pipeline reads block RAM every cycle, so the fastest it can be on a device is
+about the speed of a block RAM read into a register. This builds two bare reference designs
+(no UART bridge: only the path under test, a counter to drive it and one LED to keep it
+alive) with the board's default clock, and reports nextpnr's Fmax estimate for each, so the
+bench can give each pipeline's Fmax as a fraction of its device's ceiling:
+
+* ``bram_register``: a 512 x 8 delay line in ``amaranth.lib.memory`` (block RAM inferred by
+  Yosys, synchronous read) whose read data goes straight into a register;
+* ``bram_adder``: the same with a 10-bit adder (read data + a 10-bit counter) before the
+  register.
+
+Usage: ``python bench/bench_fmax_reference.py [--boards icebreaker,ulx3s-85f] [--json OUT]``
+"""
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from amaranth.hdl import Elaboratable, Module, Signal
+from amaranth.lib.memory import Memory
+
+from rasterflow.boards.build import tool_environment
+from rasterflow.boards.platforms import get_board
+from rasterflow.files import write_json
+
+DESIGNS = ("bram_register", "bram_adder")
+DEPTH = 512
+ADDER_BITS = 10
+
+
+class BramReference(Elaboratable):
+    """Block RAM read data -> (10-bit adder ->) register, written and addressed by a free
+    running counter; the register's parity drives an LED so nothing is optimized away."""
+
+    def __init__(self, board, adder):
+        self.board, self.adder = board, adder
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.line = line = Memory(shape=8, depth=DEPTH, init=[])
+        write, read = line.write_port(), line.read_port()
+        count = Signal(ADDER_BITS + 8)
+        m.d.sync += count.eq(count + 1)
+        m.d.comb += [write.addr.eq(count), read.addr.eq(count + 1), write.en.eq(1),
+                     write.data.eq(count[ADDER_BITS:]), read.en.eq(1)]
+        result = Signal(ADDER_BITS if self.adder else 8)
+        m.d.sync += result.eq(read.data + count[:ADDER_BITS] if self.adder else read.data)
+        parity = Signal()
+        m.d.sync += parity.eq(result.xor())
+        led = platform.request(*self.board.leds["heartbeat"])
+        m.d.comb += led.o.eq(parity)
+        return m
+
+
+def build_reference(board_name, design, build_dir):
+    """nextpnr's Fmax and the utilisation of one reference design on one board."""
+    board = get_board(board_name)
+    platform = board.make_platform()
+    plan = platform.prepare(BramReference(board, design == "bram_adder"), "top",
+                            nextpnr_opts="--report top.report.json",
+                            synth_opts=board.family_info.dsp_synth_opts)
+    build_dir = Path(build_dir)
+    plan.extract(str(build_dir))
+    started = time.monotonic()
+    subprocess.run(["sh", f"{plan.script}.sh"], cwd=build_dir, env=tool_environment(board),
+                   check=True, capture_output=True)
+    report = json.loads((build_dir / "top.report.json").read_text())
+    used = report["utilization"]
+    cells = board.family_info.nextpnr_cells
+    return {"device": board.device,
+            "fmax_mhz": min(clock["achieved"] for clock in report["fmax"].values()),
+            "luts": used[cells["logic"]]["used"], "brams": used[cells["bram"]]["used"],
+            "build_seconds": round(time.monotonic() - started, 1)}
+
+
+def measure(boards, build_root):
+    """``{board: {design: report}}`` for every reference design on every board."""
+    return {board: {design: build_reference(board, design,
+                                            Path(build_root) / f"{design}-{board}")
+                    for design in DESIGNS} for board in boards}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--boards", default="icebreaker,ulx3s-85f")
+    parser.add_argument("--build-dir", help="keep the builds here (default: a temp folder)")
+    parser.add_argument("--json", help="write the results as JSON")
+    args = parser.parse_args(argv)
+    build_root = Path(args.build_dir or tempfile.mkdtemp(prefix="rasterflow-fmax-"))
+    results = measure(args.boards.split(","), build_root)
+    print(f"{'board':<12} {'device':<10} {'design':<14} {'Fmax MHz':>9} {'LUTs':>6} "
+          f"{'BRAMs':>6} {'build s':>8}")
+    for board, designs in results.items():
+        for design, r in designs.items():
+            print(f"{board:<12} {r['device']:<10} {design:<14} {r['fmax_mhz']:>9.1f} "
+                  f"{r['luts']:>6} {r['brams']:>6} {r['build_seconds']:>8.0f}")
+    if args.json:
+        write_json(args.json, {"fmax_reference": results})
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
