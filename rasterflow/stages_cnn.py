@@ -1,0 +1,472 @@
+"""Int8 CNN stages: ``conv2d``, ``depthwise_conv2d``, ``leaky_relu``, ``relu``, ``relu6``,
+``relu_n1_to_1``, ``max_pool``.
+
+Each stage is the integer form of one TFLite int8 operator (what
+:mod:`rasterflow.tflite_import` resolves), so its golden model is the matching layer of
+:mod:`rasterflow.golden.cnn` and its hardware is in ``hdl/conv.py``, ``hdl/activation.py`` and
+``hdl/pool.py``. Pixels are ``C x int8`` (``[input] dtype = "int8"``).
+
+Spec format (TOML; ``rasterflow import`` writes it)::
+
+    [[stage]]
+    op = "conv2d"                       # or "depthwise_conv2d" (depth multiplier 1)
+    weights = "model.npz:layer0.weights"  # int8 [Cout, K, K, Cin] (depthwise [K, K, C])
+    bias = "model.npz:layer0.bias"        # int32 [Cout]
+    m0 = [1234567890, ...]              # per output channel, TFLite QuantizeMultiplier
+    shift = [-8, ...]                   # per output channel, TFLite's signed exponent
+    in_zp = -128
+    out_zp = 11
+    stride = 1
+    padding = "same"                    # or "valid"
+    act_min = -128                      # fused activation clamp (RELU/RELU6 in int8)
+    act_max = 127
+    pe = 4                              # output channels in parallel (0: 1)
+    simd = 27                           # products per PE per cycle (0: K*K*Cin, depthwise K*K)
+
+    [[stage]]
+    op = "leaky_relu"
+    in_zp = 11
+    out_zp = -101
+    identity_m0 = 2103461248
+    identity_shift = 1
+    alpha_m0 = 1682769024
+    alpha_shift = -2
+
+    [[stage]]
+    op = "relu6"                        # also "relu", "relu_n1_to_1": requantize + clamp
+    in_zp = -128
+    out_zp = -128
+    m0 = 1073741824
+    shift = 1
+    act_min = -128
+    act_max = 127
+
+    [[stage]]
+    op = "max_pool"
+    size = 2
+    stride = 2
+    padding = "same"
+    act_min = -128
+    act_max = 127
+
+Array fields are references ``"FILE.npz:KEY"`` into a sidecar ``.npz`` (resolved relative to
+the spec's directory); a missing file, key, or an array of the wrong dtype or shape is a
+:class:`SpecError` naming the field. Python code may pass arrays directly (``arrays=``).
+"""
+import dataclasses
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+
+from .errors import SpecError
+from .golden import cnn as golden_cnn
+from .golden.pixel import PixelFormat
+from .hdl.activation import RequantActivation
+from .hdl.conv import Conv2DUnit, conv_geometry
+from .hdl.pool import MaxPoolUnit, pool_taps
+from .spec import check_choice, check_int
+from .stages import Bound, Stage, register_stage
+
+__all__ = ["Conv2DStage", "DepthwiseConv2DStage", "LeakyReluStage", "ReluStage",
+           "Relu6Stage", "ReluN1To1Stage", "MaxPoolStage", "stage_from_layer", "plan_folding",
+           "resolve_array"]
+
+INT8 = "int8"
+PADDINGS = ("same", "valid")
+MAX_CHANNELS = 1024
+
+
+def resolve_array(ref, field_name, base_dir):
+    """Load the array a ``"FILE.npz:KEY"`` reference names (relative to ``base_dir``)."""
+    if not isinstance(ref, str) or ":" not in ref:
+        raise SpecError(field_name, f'must be a sidecar reference "FILE.npz:KEY", not {ref!r}')
+    name, key = ref.rsplit(":", 1)
+    if not name or not key:
+        raise SpecError(field_name, f'must be a sidecar reference "FILE.npz:KEY", not {ref!r}')
+    path = Path(base_dir if base_dir is not None else ".") / name
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not hasattr(archive, "files"):
+                raise SpecError(field_name, f"{path} is a .npy array, not an .npz archive")
+            if key not in archive.files:
+                raise SpecError(field_name, f"{path} has no array {key!r} (it has: "
+                                            f"{', '.join(sorted(archive.files)) or 'none'})")
+            return np.array(archive[key])
+    except FileNotFoundError:
+        raise SpecError(field_name, f"sidecar {path} does not exist") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise SpecError(field_name, f"cannot read sidecar {path}: {error}") from None
+
+
+def _int_list(field_name, value, count, lo, hi):
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if not isinstance(value, list) or len(value) != count:
+        raise SpecError(field_name, f"must be a list of {count} integers, not {value!r}")
+    for v in value:
+        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
+            raise SpecError(field_name, f"must hold integers in {lo}..{hi}, not {v!r}")
+    return value
+
+
+def _check_array(field_name, array, dtype, ndim, what):
+    array = np.asarray(array)
+    if array.dtype != np.dtype(dtype) or array.ndim != ndim:
+        raise SpecError(field_name, f"must be a {np.dtype(dtype).name} array {what}, not {array.dtype} "
+                                    f"of shape {list(array.shape)}")
+    return array
+
+
+def _check_activation(stage):
+    check_int("act_min", stage.act_min, -128, 127)
+    check_int("act_max", stage.act_max, -128, 127)
+    if stage.act_min > stage.act_max:
+        raise SpecError("act_max", f"must be at least act_min ({stage.act_min}), not {stage.act_max}")
+
+
+def _check_input(stage, in_format, channels):
+    if in_format.dtype != INT8:
+        raise SpecError("op", f"{stage.op} takes int8 pixels; its input is {in_format}")
+    if channels is not None and in_format.channels != channels:
+        raise SpecError("op", f"{stage.op} expects {channels} input channels; its input has "
+                              f"{in_format.channels}")
+
+
+def _geometry(width, height, kernel, stride, padding):
+    try:
+        out_w = conv_geometry(width, kernel, stride, padding)[0]
+        out_h = conv_geometry(height, kernel, stride, padding)[0]
+    except ValueError as error:
+        raise SpecError("input.width", str(error)) from None
+    for name, n in (("input.width", width), ("input.height", height)):
+        if n < kernel // 2 + 1:
+            raise SpecError(name, f"must be at least {kernel // 2 + 1} for a {kernel}-tap "
+                                  f"window, not {n}")
+    return out_w, out_h
+
+
+class _SpecStage(Stage):
+    """Key checking for stages with an ``arrays`` slot that TOML may not set."""
+    ARRAY_FIELDS: ClassVar[tuple] = ()
+
+    @classmethod
+    def from_spec(cls, table, where, *, base_dir=None):
+        if not isinstance(table, dict):
+            raise SpecError(where, f"must be a table, not {type(table).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "arrays"}
+        for key in table:
+            if key not in fields:
+                raise SpecError(f"{where}.{key}",
+                                f"unknown key; allowed keys: {', '.join(sorted(fields))}")
+        for name, f in fields.items():
+            if name not in table and f.default is dataclasses.MISSING:
+                raise SpecError(f"{where}.{name}", "is required")
+        try:
+            arrays = {name: resolve_array(table[name], name, base_dir)
+                      for name in cls.ARRAY_FIELDS}
+            return cls(**table, arrays=arrays) if cls.ARRAY_FIELDS else cls(**table)
+        except SpecError as error:
+            raise error.within(where) from None
+
+    def to_table(self):
+        table = {"op": self.op}
+        for f in dataclasses.fields(self):
+            if f.name != "arrays":
+                table[f.name] = getattr(self, f.name)
+        return table
+
+    def golden(self, frame, bound):
+        return self.layer(np.asarray(frame))
+
+
+@dataclass(frozen=True)
+class _ConvBase(_SpecStage):
+    weights: object
+    bias: object
+    m0: list
+    shift: list
+    in_zp: int
+    out_zp: int
+    stride: int = 1
+    padding: str = "same"
+    act_min: int = -128
+    act_max: int = 127
+    pe: int = 0
+    simd: int = 0
+    arrays: dict = field(default=None, repr=False, compare=False)
+    ARRAY_FIELDS: ClassVar[tuple] = ("weights", "bias")
+    DEPTHWISE: ClassVar[bool] = False
+
+    def __post_init__(self):
+        arrays = dict(self.arrays or {})
+        for name in self.ARRAY_FIELDS:
+            if name not in arrays:
+                value = getattr(self, name)
+                if isinstance(value, np.ndarray):
+                    arrays[name] = value
+                else:
+                    raise SpecError(name, "needs its array (a sidecar reference resolved by "
+                                          "from_spec, or an ndarray)")
+        if self.DEPTHWISE:
+            weights = _check_array("weights", arrays["weights"], np.int8, 3, "[K, K, C]")
+            channels = weights.shape[2]
+        else:
+            weights = _check_array("weights", arrays["weights"], np.int8, 4, "[Cout, K, K, Cin]")
+            channels = weights.shape[0]
+        kernel = weights.shape[0] if self.DEPTHWISE else weights.shape[1]
+        if weights.shape[self.DEPTHWISE and 1 or 2] != kernel or kernel % 2 == 0 or \
+                not 1 <= kernel <= 15:
+            raise SpecError("weights", f"kernel must be square with an odd size in 1..15, got "
+                                       f"shape {list(weights.shape)}")
+        bias = _check_array("bias", arrays["bias"], np.int32, 1, f"[{channels}]")
+        if bias.shape != (channels,):
+            raise SpecError("bias", f"must have {channels} entries (one per output channel), "
+                                    f"not {bias.shape[0]}")
+        _int_list("m0", self.m0, channels, 0, (1 << 31) - 1)
+        _int_list("shift", self.shift, channels, -31, 31)
+        check_int("in_zp", self.in_zp, -128, 127)
+        check_int("out_zp", self.out_zp, -128, 127)
+        check_int("stride", self.stride, 1, 15)
+        check_choice("padding", self.padding, PADDINGS)
+        _check_activation(self)
+        terms = kernel * kernel * (1 if self.DEPTHWISE else weights.shape[3])
+        check_int("pe", self.pe, 0, channels)
+        check_int("simd", self.simd, 0, terms)
+        cls = golden_cnn.DepthwiseConv2D if self.DEPTHWISE else golden_cnn.Conv2D
+        try:
+            layer = cls(weights, bias, self.stride, self.padding, self.in_zp, self.out_zp,
+                        np.array(self.m0, dtype=np.int64), np.array(self.shift, dtype=np.int64),
+                        self.act_min, self.act_max)
+        except ValueError as error:
+            raise SpecError("weights", str(error)) from None
+        object.__setattr__(self, "arrays", {"weights": weights, "bias": bias})
+        object.__setattr__(self, "layer", layer)
+        object.__setattr__(self, "kernel", kernel)
+        object.__setattr__(self, "terms", terms)
+        object.__setattr__(self, "in_channels", weights.shape[2 if self.DEPTHWISE else 3])
+        object.__setattr__(self, "out_channels", channels)
+
+    @property
+    def folding(self):
+        """``(pe, simd)`` in effect (0 means the default: ``pe = 1``, ``simd = T``)."""
+        return self.pe or 1, self.simd or self.terms
+
+    def bind(self, in_format, width, height):
+        _check_input(self, in_format, self.in_channels)
+        out_w, out_h = _geometry(width, height, self.kernel, self.stride, self.padding)
+        return Bound(self, in_format, width, height, PixelFormat(self.out_channels, INT8),
+                     out_w, out_h)
+
+    def hardware(self, bound):
+        pe, simd = self.folding
+        return Conv2DUnit(bound.width, bound.height, self.arrays["weights"], self.arrays["bias"],
+                          self.m0, self.shift, in_zp=self.in_zp, out_zp=self.out_zp,
+                          stride=self.stride, padding=self.padding, act_min=self.act_min,
+                          act_max=self.act_max, pe=pe, simd=simd, depthwise=self.DEPTHWISE)
+
+
+@register_stage
+@dataclass(frozen=True)
+class Conv2DStage(_ConvBase):
+    """``conv2d``: TFLite CONV_2D int8 (per-channel), odd square kernel, any stride."""
+    op: ClassVar[str] = "conv2d"
+
+
+@register_stage
+@dataclass(frozen=True)
+class DepthwiseConv2DStage(_ConvBase):
+    """``depthwise_conv2d``: TFLite DEPTHWISE_CONV_2D int8, depth multiplier 1."""
+    op: ClassVar[str] = "depthwise_conv2d"
+    DEPTHWISE: ClassVar[bool] = True
+
+
+@register_stage
+@dataclass(frozen=True)
+class LeakyReluStage(_SpecStage):
+    """``leaky_relu``: TFLite LEAKY_RELU int8 (identity and alpha multipliers)."""
+    op: ClassVar[str] = "leaky_relu"
+    in_zp: int
+    out_zp: int
+    identity_m0: int
+    identity_shift: int
+    alpha_m0: int
+    alpha_shift: int
+
+    def __post_init__(self):
+        check_int("in_zp", self.in_zp, -128, 127)
+        check_int("out_zp", self.out_zp, -128, 127)
+        for name in ("identity", "alpha"):
+            check_int(f"{name}_m0", getattr(self, f"{name}_m0"), 0, (1 << 31) - 1)
+            check_int(f"{name}_shift", getattr(self, f"{name}_shift"), -31, 31)
+        object.__setattr__(self, "layer", golden_cnn.LeakyRelu(
+            self.in_zp, self.out_zp, self.identity_m0, self.identity_shift, self.alpha_m0,
+            self.alpha_shift))
+
+    def bind(self, in_format, width, height):
+        _check_input(self, in_format, None)
+        return Bound(self, in_format, width, height, in_format, width, height)
+
+    def hardware(self, bound):
+        return RequantActivation(bound.in_format, in_zp=self.in_zp, out_zp=self.out_zp,
+                                 multipliers=[(self.identity_m0, self.identity_shift),
+                                              (self.alpha_m0, self.alpha_shift)])
+
+
+@dataclass(frozen=True)
+class _ReluBase(_SpecStage):
+    in_zp: int
+    out_zp: int
+    m0: int
+    shift: int
+    act_min: int = -128
+    act_max: int = 127
+
+    def __post_init__(self):
+        check_int("in_zp", self.in_zp, -128, 127)
+        check_int("out_zp", self.out_zp, -128, 127)
+        check_int("m0", self.m0, 0, (1 << 31) - 1)
+        check_int("shift", self.shift, -31, 31)
+        _check_activation(self)
+        object.__setattr__(self, "layer", golden_cnn.Relu(
+            self.in_zp, self.out_zp, self.m0, self.shift, self.act_min, self.act_max))
+
+    def bind(self, in_format, width, height):
+        _check_input(self, in_format, None)
+        return Bound(self, in_format, width, height, in_format, width, height)
+
+    def hardware(self, bound):
+        return RequantActivation(bound.in_format, in_zp=self.in_zp, out_zp=self.out_zp,
+                                 multipliers=[(self.m0, self.shift)], act_min=self.act_min,
+                                 act_max=self.act_max)
+
+
+@register_stage
+@dataclass(frozen=True)
+class ReluStage(_ReluBase):
+    """``relu``: TFLite RELU int8 (requantize, clamp at the quantized 0)."""
+    op: ClassVar[str] = "relu"
+
+
+@register_stage
+@dataclass(frozen=True)
+class Relu6Stage(_ReluBase):
+    """``relu6``: TFLite RELU6 int8 (requantize, clamp at the quantized 0 and 6)."""
+    op: ClassVar[str] = "relu6"
+
+
+@register_stage
+@dataclass(frozen=True)
+class ReluN1To1Stage(_ReluBase):
+    """``relu_n1_to_1``: TFLite RELU_N1_TO_1 int8."""
+    op: ClassVar[str] = "relu_n1_to_1"
+
+
+@register_stage
+@dataclass(frozen=True)
+class MaxPoolStage(_SpecStage):
+    """``max_pool``: TFLite MAX_POOL_2D int8 (window clipped to the image)."""
+    op: ClassVar[str] = "max_pool"
+    size: int = 2
+    stride: int = 2
+    padding: str = "valid"
+    act_min: int = -128
+    act_max: int = 127
+
+    def __post_init__(self):
+        check_int("size", self.size, 1, 8)
+        check_int("stride", self.stride, 1, 8)
+        check_choice("padding", self.padding, PADDINGS)
+        _check_activation(self)
+        object.__setattr__(self, "layer", golden_cnn.MaxPool2D(
+            self.size, self.stride, self.padding, self.act_min, self.act_max))
+
+    def bind(self, in_format, width, height):
+        _check_input(self, in_format, None)
+        try:
+            out_w, pad_x, _ = conv_geometry(width, self.size, self.stride, self.padding)
+            out_h, pad_y, _ = conv_geometry(height, self.size, self.stride, self.padding)
+        except ValueError as error:
+            raise SpecError("input.width", str(error)) from None
+        kernel = max(pool_taps(self.size, pad_x)[0], pool_taps(self.size, pad_y)[0])
+        _geometry(width, height, kernel, 1, "same")
+        return Bound(self, in_format, width, height, in_format, out_w, out_h)
+
+    def hardware(self, bound):
+        return MaxPoolUnit(bound.in_format, bound.width, bound.height, size=self.size,
+                           stride=self.stride, padding=self.padding, act_min=self.act_min,
+                           act_max=self.act_max)
+
+
+# -- golden layers -> stages ---------------------------------------------------------------------
+
+_RELU_OPS = {"RELU": ReluStage, "RELU6": Relu6Stage, "RELU_N1_TO_1": ReluN1To1Stage}
+
+
+def stage_from_layer(layer, *, op_name=None, refs=None, pe=0, simd=0):
+    """The stage for a golden layer. ``refs`` maps array fields to sidecar references (the
+    stage then writes them in ``to_table``); the arrays are taken from the layer itself."""
+    if isinstance(layer, (golden_cnn.Conv2D, golden_cnn.DepthwiseConv2D)):
+        cls = DepthwiseConv2DStage if isinstance(layer, golden_cnn.DepthwiseConv2D) else Conv2DStage
+        refs = refs or {}
+        return cls(weights=refs.get("weights", layer.weights), bias=refs.get("bias", layer.bias),
+                   m0=[int(v) for v in layer.m0], shift=[int(v) for v in layer.shift],
+                   in_zp=layer.in_zp, out_zp=layer.out_zp, stride=layer.stride,
+                   padding=layer.padding, act_min=layer.act_min, act_max=layer.act_max,
+                   pe=pe, simd=simd,
+                   arrays={"weights": np.asarray(layer.weights), "bias": np.asarray(layer.bias)})
+    if isinstance(layer, golden_cnn.LeakyRelu):
+        return LeakyReluStage(layer.in_zp, layer.out_zp, layer.identity_m0, layer.identity_shift,
+                              layer.alpha_m0, layer.alpha_shift)
+    if isinstance(layer, golden_cnn.Relu):
+        cls = _RELU_OPS.get(op_name or "RELU", ReluStage)
+        return cls(layer.in_zp, layer.out_zp, layer.m0, layer.shift, layer.act_min, layer.act_max)
+    if isinstance(layer, golden_cnn.MaxPool2D):
+        return MaxPoolStage(layer.size, layer.stride, layer.padding, layer.act_min, layer.act_max)
+    raise TypeError(f"no stage for {type(layer).__name__}")
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def plan_folding(layers, height, width, cycles_per_pixel=4):
+    """Rate-balanced ``(pe, simd)`` per layer (``None`` for layers without a MAC array).
+
+    The pipeline takes one input pixel every ``cycles_per_pixel`` cycles, so a frame has a
+    budget of ``B = cycles_per_pixel * H * W`` cycles. Each convolution with ``P`` output
+    pixels gets the fewest multipliers ``pe * simd`` (``pe`` dividing the output channels,
+    ``simd`` dividing ``T``) whose ``II = ceil(T/simd) * ceil(Cout/pe)`` satisfies
+    ``P * II <= B``; ties go to the smaller ``II``. A layer that cannot meet the budget gets
+    the full array (``II = 1``). The result: every layer needs about the same cycles per
+    frame, and none waits long for another.
+    """
+    budget = cycles_per_pixel * height * width
+    plan = []
+    shape = (height, width)
+    for layer in layers:
+        if isinstance(layer, (golden_cnn.Conv2D, golden_cnn.DepthwiseConv2D)):
+            depthwise = isinstance(layer, golden_cnn.DepthwiseConv2D)
+            out_h = conv_geometry(shape[0], layer.kernel, layer.stride, layer.padding)[0]
+            out_w = conv_geometry(shape[1], layer.kernel, layer.stride, layer.padding)[0]
+            channels = layer.channels if depthwise else layer.out_channels
+            terms = layer.kernel ** 2 * (1 if depthwise else layer.in_channels)
+            pixels = out_h * out_w
+            best = None
+            for pe in _divisors(channels):
+                for simd in _divisors(terms):
+                    ii = (terms // simd) * (channels // pe)
+                    if pixels * ii <= budget:
+                        key = (pe * simd, ii, -simd)
+                        if best is None or key < best[0]:
+                            best = (key, pe, simd)
+            plan.append((best[1], best[2]) if best else (channels, terms))
+            shape = (out_h, out_w)
+        else:
+            plan.append(None)
+            if isinstance(layer, golden_cnn.MaxPool2D):
+                shape = (conv_geometry(shape[0], layer.size, layer.stride, layer.padding)[0],
+                         conv_geometry(shape[1], layer.size, layer.stride, layer.padding)[0])
+    return plan
