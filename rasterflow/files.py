@@ -20,6 +20,14 @@ __all__ = ["atomic_write_bytes", "atomic_write_text", "read_image", "write_image
 PNG_SUFFIXES = (".png",)
 
 
+def _default_mode():
+    """The permissions a newly created file gets from the process umask (mkstemp's 0600 is
+    only right for the temporary file's private life)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 def atomic_write_bytes(path, data: bytes):
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,6 +35,9 @@ def atomic_write_bytes(path, data: bytes):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+            os.fchmod(f.fileno(), _default_mode())
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -30,10 +30,9 @@ writes every layer's arrays plus a JSON copy of the parameters to one ``.npz`` f
 (atomically), and :func:`load_sidecar` rebuilds the :class:`ImportedModel` from it. A spec
 file can carry the same ``params`` dicts and point at the ``.npz`` for the arrays.
 """
+import io
 import json
-import os
 import struct
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -45,6 +44,7 @@ from tflite.Padding import Padding
 from tflite.TensorType import TensorType
 
 from .golden.cnn import LAYER_TYPES, Conv2D, DepthwiseConv2D, LeakyRelu, MaxPool2D, Relu, Sequential
+from .files import atomic_write_bytes
 from .golden.quant import ACTIVATIONS, activation_range
 
 __all__ = ["ModelError", "ImportedModel", "load_tflite", "layer_to_dict", "layer_from_dict",
@@ -457,9 +457,8 @@ _MODEL_KEY = "model_json"
 def save_sidecar(model, npz_path):
     """Write ``model``'s layer arrays and parameters to ``npz_path`` atomically.
 
-    The data goes to a temporary file in the same directory, is flushed to disk, and then
-    replaces ``npz_path`` with ``os.replace`` — readers see the old file or the new one,
-    never a partial write. Keys: ``layer<i>.<field>`` for arrays, and ``model_json`` (a
+    Written with :func:`~rasterflow.files.atomic_write_bytes` — readers see the old file or
+    the new one, never a partial write. Keys: ``layer<i>.<field>`` for arrays, and ``model_json`` (a
     string array) with the boundary quantization and each layer's ``params``.
     """
     npz_path = Path(npz_path)
@@ -476,17 +475,9 @@ def save_sidecar(model, npz_path):
         "output_scale": model.output_scale, "output_zero_point": model.output_zero_point,
     }
     arrays[_MODEL_KEY] = np.array(json.dumps(description))
-    handle = tempfile.NamedTemporaryFile(dir=npz_path.parent, prefix=f".{npz_path.name}.",
-                                         suffix=".tmp", delete=False)
-    try:
-        with handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, npz_path)
-    except BaseException:
-        os.unlink(handle.name)
-        raise
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(npz_path, buffer.getvalue())
 
 
 def load_sidecar(npz_path):
