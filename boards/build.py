@@ -326,6 +326,19 @@ class _StageDisplay:
         self.spinner.close()
 
 
+def rtlil_memories(rtlil_text):
+    """Every memory in an RTLIL design as ``(module, name, bits, is_rom)``; a ROM is a memory
+    no write port refers to (weights and constants, as opposed to line buffers and FIFOs)."""
+    found = []
+    for module, body in re.findall(r"^module (\S+)\n(.*?)^end$", rtlil_text, re.S | re.M):
+        written = set(re.findall(r'cell \$memwr_v2 .*?parameter \\MEMID "\\\\(\S+?)"',
+                                 body, re.S))
+        for width, size, name in re.findall(r"^\s*memory width (\d+) size (\d+) \\(\S+)$",
+                                            body, re.M):
+            found.append((module, name, int(width) * int(size), name not in written))
+    return found
+
+
 def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progress=True,
           tx_fifo_depth=None, dsp_budget=None):
     """Build a bitstream of ``pipeline`` behind the UART bridge for ``board_name``.
@@ -336,7 +349,9 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
     ``utilization`` (fraction of the device per resource), ``baud``, ``uart_divisor``,
     ``rx_fifo_depth``, ``bitstream`` (path), ``build_log``, ``build_seconds``,
     ``multipliers`` (``{"dsp": n, "lut": n}``: products planned for DSP blocks / LUTs by
-    :func:`plan_multipliers`, with at most ``dsp_budget`` DSP blocks, default the device's).
+    :func:`plan_multipliers`, with at most ``dsp_budget`` DSP blocks, default the device's),
+    ``memory_bits`` (``{"rom": weights and constant tables, "ram": line buffers and FIFOs}``)
+    and ``rom_fraction_of_bram`` (how much of the device's block RAM the weights would take).
     Raises :class:`DesignDoesNotFit` naming the resources over budget, or
     :class:`BuildError` with the end of the tool log.
     """
@@ -353,6 +368,7 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
                  **_synth_overrides(family, BUILD_NAME)}
     plan = platform.prepare(top, BUILD_NAME, **overrides)
     multipliers = rtlil_multipliers(plan.files[f"{BUILD_NAME}.il"])
+    memories = rtlil_memories(plan.files[f"{BUILD_NAME}.il"])
     on_dsp, in_luts = plan_multipliers(
         multipliers, family, board.budget["dsp"] if dsp_budget is None else dsp_budget)
     plan.add_file(MULTIPLIER_SCRIPT, _multiplier_script(family, in_luts))
@@ -419,6 +435,8 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
         used[key] = entry["used"] if entry else yosys_usage.get(key, 0)
     fmax = min(clock["achieved"] for clock in nextpnr.get("fmax", {}).values())
     clock_mhz = top.clock_hz / 1e6
+    rom_bits = sum(bits for _, _, bits, is_rom in memories if is_rom)
+    ram_bits = sum(bits for _, _, bits, is_rom in memories if not is_rom)
     return {
         "board": board.name,
         "device": board.device,
@@ -438,6 +456,10 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
         "build_seconds": round(time.monotonic() - started, 1),
         "multipliers": {"dsp": sum(m.instances for m in on_dsp),
                         "lut": sum(m.instances for m in in_luts)},
+        # ROM bits are the weights and constant tables; RAM bits the line buffers and FIFOs.
+        # The fraction is of the device's block RAM bits (small ROMs may sit in LUTs).
+        "memory_bits": {"rom": rom_bits, "ram": ram_bits},
+        "rom_fraction_of_bram": rom_bits / (board.budget["bram"] * family.bram_bits),
     }
 
 

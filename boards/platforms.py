@@ -25,7 +25,7 @@ class Family:
     ``ceil(A / dsp_operand_bits) * ceil(B / dsp_operand_bits)`` DSP blocks, and is left in
     LUTs when an operand is narrower than 2 bits or the product narrower than
     ``dsp_min_product_bits``. ``dsp_synth_opts`` are the ``synth_<family>`` options that enable
-    DSP inference.
+    DSP inference. ``bram_bits`` is the capacity of one block RAM (for the memory report).
     """
     name: str
     bitstream_suffix: str
@@ -35,6 +35,7 @@ class Family:
     dsp_operand_bits: int
     dsp_min_product_bits: int
     dsp_synth_opts: str
+    bram_bits: int                # bits in one block RAM
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ FAMILIES = {
         dsp_operand_bits=16,          # SB_MAC16: 16 x 16
         dsp_min_product_bits=11,      # synth_ice40 -dsp: DSP_Y_MINWIDTH=11
         dsp_synth_opts="-dsp",        # UltraPlus only; without it every product is LUTs
+        bram_bits=4096,               # SB_RAM40_4K
     ),
     "ecp5": Family(
         name="ecp5",
@@ -112,6 +114,7 @@ FAMILIES = {
         dsp_operand_bits=18,          # MULT18X18D: 18 x 18
         dsp_min_product_bits=0,       # synth_ecp5 maps any product of 2+ bit operands
         dsp_synth_opts="",            # on by default (-nodsp turns it off)
+        bram_bits=18432,              # DP16KD
     ),
 }
 

@@ -154,3 +154,23 @@ def test_flash_usb_failure_shows_stderr(tmp_path, bitstream, monkeypatch, capsys
     args = parser.parse_args(["flash", "--board", "icebreaker", str(bitstream)])
     assert args.func(args) == 1
     assert "Cannot find iCE FTDI USB device" in capsys.readouterr().err
+
+
+def test_memory_report_separates_weight_roms_from_line_buffers():
+    """The build report's ``memory_bits`` comes from the design's RTLIL: ROMs (no write port)
+    are the weights and constant tables, the rest line buffers and FIFOs."""
+    from amaranth.back import rtlil
+
+    from rasterflow.boards.build import rtlil_memories
+    from rasterflow.spec import load_spec
+
+    root = Path(__file__).resolve().parent.parent
+    pipeline = load_spec(root / "examples" / "yolov3_tiny_block1.toml")
+    memories = rtlil_memories(rtlil.convert(pipeline.hardware()))
+    roms = {name: bits for _, name, bits, is_rom in memories if is_rom}
+    # 16 output channels x 3x3x3 taps x 8 bits of weights, whatever the folding.
+    assert roms["weight_rom"] == 16 * 27 * 8
+    line_buffers = [bits for _, name, bits, is_rom in memories if name.startswith("line")]
+    assert all(not is_rom for _, name, _, is_rom in memories if name.startswith("line"))
+    # conv 3x3 on 64 px x 3 ch x 8 bit: 2 lines; pool: 2 lines of 64 px x 16 ch x 8 bit.
+    assert sorted(line_buffers) == [64 * 24] * 2 + [64 * 128] * 2
