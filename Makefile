@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast bench formal clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m 'not slow' $(PYTEST_ARGS)
+
+formal: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --durations=0 tests/test_formal.py $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_suite.py --out bench/results

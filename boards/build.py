@@ -408,6 +408,13 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
                 process.wait()
 
     if process.returncode != 0:
+        # Yosys' counts first, whether or not the poll above saw nextpnr start: the verdict
+        # must not depend on how fast nextpnr failed.
+        if yosys_usage is None and yosys_log.exists():
+            too_big = _over_budget(board, _yosys_usage(board, _yosys_cell_counts(yosys_log)),
+                                   "Yosys cell counts")
+            if too_big:
+                raise too_big
         log_text = nextpnr_log.read_text(errors="replace") if nextpnr_log.exists() else ""
         placed = {key: _nextpnr_utilisation(log_text).get(cell)
                   for key, cell in family.nextpnr_cells.items()}
@@ -415,11 +422,6 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
                                "nextpnr utilisation")
         if too_big:
             raise too_big
-        if yosys_usage is None and yosys_log.exists():
-            too_big = _over_budget(board, _yosys_usage(board, _yosys_cell_counts(yosys_log)),
-                                   "Yosys cell counts")
-            if too_big:
-                raise too_big
         raise BuildError(f"build for {board.name} failed (exit {process.returncode}); "
                          f"see {log_path}:\n{_log_tail(log_path)}")
     if not bitstream.is_file() or bitstream.stat().st_size == 0:

@@ -10,8 +10,8 @@ from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.pixel import PixelFormat
-from .payload import pixel_stream_signature
-from .window import MAX_DIMENSION
+from .payload import lane, pixel_stream_signature, transfers_per_line
+from .window import MAX_DIMENSION, check_lanes
 
 __all__ = ["Fault", "FrameGuard"]
 
@@ -44,6 +44,9 @@ class FrameGuard(wiring.Component):
         Frame size, 1..4096 each.
     fill_value : int
         Value (all channels) of the filler pixels that complete a broken frame.
+    lanes : int
+        Pixels per transfer, as in the pipeline behind the guard: a line is
+        ``ceil(width / lanes)`` transfers and the markers are per transfer.
 
     Members
     -------
@@ -61,9 +64,11 @@ class FrameGuard(wiring.Component):
 
     Behaviour
     ---------
-    The guard keeps the position ``(x, y)`` of its next output pixel. An input pixel is
-    checked against it (``sof`` expected iff ``x = y = 0``, ``eol`` iff ``x = W-1``); on a
-    mismatch ``error`` is set, ``errors`` counts one and ``last_fault`` records which:
+    The guard keeps the position ``(x, y)`` of its next output transfer (``x`` counts
+    transfers, ``X = ceil(W / lanes)`` per line; "pixel" below means one transfer). An input
+    pixel is checked against it (``sof`` expected iff ``x = y = 0``, ``eol`` iff
+    ``x = X-1``); on a mismatch ``error`` is set, ``errors`` counts one and ``last_fault``
+    records which:
 
     ``SHORT_FRAME`` (``sof`` at a position other than the frame start; takes precedence)
         The ``sof`` pixel is kept waiting; filler pixels complete the current frame, then the
@@ -72,21 +77,23 @@ class FrameGuard(wiring.Component):
     a stream that starts mid-frame, shows up)
         That pixel and all input up to the next ``sof`` are dropped; nothing is emitted for
         them (the output stays at a frame boundary).
-    ``SHORT_LINE`` (``eol`` before ``x = W-1``) and ``LONG_LINE`` (no ``eol`` at ``x = W-1``)
+    ``SHORT_LINE`` (``eol`` before ``x = X-1``) and ``LONG_LINE`` (no ``eol`` at ``x = X-1``)
         The pixel is forwarded at its position with corrected markers; filler pixels complete
         the frame; input up to the next ``sof`` is dropped.
 
     Input examined while the guard fills or discards is not checked, so a broken frame
-    counts one fault. Every frame the guard emits has ``W * H`` pixels; a well-formed frame
+    counts one fault (a pixel that has both an early ``sof`` and a wrong ``eol`` counts
+    ``SHORT_FRAME`` now and, if it starts the next frame wrongly, a line fault there).
+    Every frame the guard emits has ``W * H`` pixels; a well-formed frame
     that arrives after a fault (once its ``sof`` is seen) passes unchanged.
 
     Latency, throughput, memory
     ---------------------------
-    1 cycle (one output register). One pixel per cycle on well-formed input, back-to-back
+    1 cycle (one output register). One transfer per cycle on well-formed input, back-to-back
     frames included; leaving ``DISCARD`` at a ``sof`` costs one idle output cycle. Memory:
-    the output register and ``log2 W + log2 H + 21`` bits of state.
+    the output register, the ``x``/``y`` counters and 22 bits of mode and status.
     """
-    def __init__(self, fmt: PixelFormat, width, height, *, fill_value=0):
+    def __init__(self, fmt: PixelFormat, width, height, *, fill_value=0, lanes=1):
         if not isinstance(fmt, PixelFormat):
             raise TypeError(f"fmt must be a PixelFormat, not {fmt!r}")
         for name, n in (("width", width), ("height", height)):
@@ -95,14 +102,16 @@ class FrameGuard(wiring.Component):
         if not isinstance(fill_value, int) or not fmt.min <= fill_value <= fmt.max:
             raise ValueError(f"fill_value must be an integer in {fmt.min}..{fmt.max} for "
                              f"{fmt.dtype} pixels, not {fill_value!r}")
+        check_lanes(lanes)
         self.fmt = fmt
         self.width = width
         self.height = height
         self.fill_value = fill_value
+        self.lanes = lanes
         self.latency = 1
         super().__init__({
-            "i": In(pixel_stream_signature(fmt)),
-            "o": Out(pixel_stream_signature(fmt)),
+            "i": In(pixel_stream_signature(fmt, lanes)),
+            "o": Out(pixel_stream_signature(fmt, lanes)),
             "error": Out(1),
             "errors": Out(ERROR_COUNTER_BITS),
             "last_fault": Out(Fault),
@@ -110,9 +119,9 @@ class FrameGuard(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        width, height = self.width, self.height
+        groups, height = transfers_per_line(self.width, self.lanes), self.height
         mode = Signal(_Mode)
-        x = Signal(range(width))
+        x = Signal(range(groups))
         y = Signal(range(height))
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
@@ -122,8 +131,8 @@ class FrameGuard(wiring.Component):
         frame_end = Signal()
         m.d.comb += [
             frame_start.eq((x == 0) & (y == 0)),
-            line_end.eq(x == width - 1),
-            frame_end.eq((x == width - 1) & (y == height - 1)),
+            line_end.eq(x == groups - 1),
+            frame_end.eq((x == groups - 1) & (y == height - 1)),
         ]
 
         fault = Signal(Fault)
@@ -158,9 +167,11 @@ class FrameGuard(wiring.Component):
         with m.If(en):
             m.d.sync += self.o.valid.eq(emit)
         with m.If(emit):
-            for ch in range(self.fmt.channels):
-                m.d.sync += self.o.payload.data[ch].eq(
-                    Mux(emit_input, self.i.payload.data[ch], self.fill_value))
+            for p in range(self.lanes):
+                pixel_in = lane(self.i.payload.data, p, self.lanes)
+                pixel_out = lane(self.o.payload.data, p, self.lanes)
+                for ch in range(self.fmt.channels):
+                    m.d.sync += pixel_out[ch].eq(Mux(emit_input, pixel_in[ch], self.fill_value))
             m.d.sync += [self.o.payload.sof.eq(frame_start), self.o.payload.eol.eq(line_end)]
             m.d.sync += x.eq(Mux(line_end, 0, x + 1))
             with m.If(line_end):

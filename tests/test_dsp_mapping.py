@@ -46,6 +46,7 @@ class ProductsPipeline:
     width: int = 8
     height: int = 4
     latency_lines: int = 1
+    lanes: int = 1
 
     @property
     def name(self):

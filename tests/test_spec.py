@@ -82,8 +82,9 @@ def stage_with(**fields):
     (spec(name="9lives"), "name", "identifier"),
     (spec(input={"width": 8, "height": 8, "pixels_per_clock": 3}), "input.pixels_per_clock",
      "1, 2, 4, 8"),
-    (spec(input={"width": 8, "height": 8, "pixels_per_clock": 2},
-          stage=[{"op": "median", "ksize": 3}]), "input.pixels_per_clock", "filter2d"),
+    (spec(input={"width": 8, "height": 8, "pixels_per_clock": 2, "dtype": "int8"},
+          stage=[{"op": "max_pool", "size": 2, "stride": 2}]), "input.pixels_per_clock",
+     "filter2d"),
     (spec(extra=1), "extra", "allowed keys"),
     (spec(stage=[{"op": "sepfilter2d", "kx": [1, 2, 1]}]), "stage[0].ky", "required"),
 ])
