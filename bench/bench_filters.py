@@ -12,7 +12,6 @@ For each kernel size K and line width W it builds a K x K ``filter2d`` pipeline 
 Usage: ``python bench/bench_filters.py [--kernels 3,5,7] [--widths 64,640] [--json OUT]``
 """
 import argparse
-import json
 import re
 import sys
 import time

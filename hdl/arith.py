@@ -5,7 +5,7 @@ or shift can overflow for any input in range, and no bit is carried that can nev
 """
 from amaranth.hdl import Mux, Shape, Value, unsigned
 
-__all__ = ["bounded_shape", "pipelined_dot", "dot_latency", "round_shift", "rounded_bounds",
+__all__ = ["csd_digits", "constant_product", "bounded_shape", "pipelined_dot", "dot_latency", "round_shift", "rounded_bounds",
            "clamp"]
 
 
@@ -24,6 +24,36 @@ def dot_latency(terms):
     return latency
 
 
+def csd_digits(coeff):
+    """Canonical signed digits of ``coeff``: ``[(shift, +1 | -1)]`` with ``coeff = sum(d << s)``."""
+    digits, shift = [], 0
+    while coeff:
+        if coeff & 1:
+            digit = 2 - (coeff & 3)   # +1 when coeff % 4 == 1, -1 when coeff % 4 == 3
+            digits.append((shift, digit))
+            coeff -= digit
+        coeff >>= 1
+        shift += 1
+    return digits
+
+
+def constant_product(value, coeff):
+    """``value * coeff`` for a constant ``coeff``: shifts and at most one adder when its
+    canonical signed digits allow (no multiplier cell, so no DSP block and no multiplier
+    mapping), else a ``*``."""
+    digits = csd_digits(coeff)
+    if len(digits) > 2:
+        return value * coeff
+    result = None
+    for shift, sign in digits:
+        term = value << shift if shift else value
+        if result is None:
+            result = term if sign > 0 else -term
+        else:
+            result = result + term if sign > 0 else result - term
+    return result
+
+
 def pipelined_dot(pipe, lanes, *, name):
     """Register ``sum(coeff * value)`` for each lane, one adder-tree level per pipeline stage.
 
@@ -39,7 +69,7 @@ def pipelined_dot(pipe, lanes, *, name):
             if coeff == 0:
                 continue
             t_lo, t_hi = sorted((coeff * lo, coeff * hi))
-            terms.append((value * coeff, t_lo, t_hi))
+            terms.append((constant_product(value, coeff), t_lo, t_hi))
         if not terms:
             terms.append((Value.cast(0), 0, 0))
         levels.append(terms)

@@ -465,7 +465,7 @@ class Conv2DUnit(_WindowedStage):
         self.initiation_interval = mac.initiation_interval
         self.multipliers = mac.multipliers
         self.kind = "depthwise_conv2d" if depthwise else "conv2d"
-        super().__init__(fmt, mac.out_format, parts)
+        super().__init__(fmt, mac.out_format, parts, skid_all=False)
 
     def sim_report(self, frames, cycles):
         """Per-layer figures from the geometry and the measured total ``cycles``.

@@ -151,13 +151,23 @@ class _WindowedStage(wiring.Component):
     """Pixel stream in, pixel stream out: a :class:`ColumnScanner` and a datapath chain.
 
     A :class:`SkidBuffer` follows the scanner so the datapath's stall logic and the line
-    buffers' are separate timing paths.
+    buffers' are separate timing paths. With ``skid_all`` (the default) one also follows every
+    datapath part but the last (the pipeline puts one after the stage), so each part's
+    stall-all enable depends only on its own output register and the next skid buffer's
+    ``ready`` register: no combinational ``ready`` path crosses a part, and no enable fans out
+    over more than one part. Latency: the parts' latencies plus one cycle per skid buffer.
     """
-    def __init__(self, fmt, output, parts, lanes=1):
+    def __init__(self, fmt, output, parts, lanes=1, *, skid_all=True):
         self.fmt, self.out_fmt = fmt, output
         scanner = parts[0]
-        self._parts = [scanner, SkidBuffer(scanner.o.payload.shape()), *parts[1:]]
-        self.latency = sum(p.latency for p in parts) + SKID_LATENCY
+        self._parts = []
+        for index, part in enumerate(parts[:-1]):
+            self._parts.append(part)
+            if index == 0 or skid_all:
+                self._parts.append(SkidBuffer(part.o.payload.shape()))
+        self._parts.append(parts[-1])
+        skids = len(self._parts) - len(parts)
+        self.latency = sum(p.latency for p in parts) + skids * SKID_LATENCY
         # Transfers between a frame's last input and its last output, beside the latency.
         self.schedule_delay = (scanner.kernel_height // 2) * scanner.groups + scanner.drain_ticks
         super().__init__({"i": In(pixel_stream_signature(fmt, lanes)),

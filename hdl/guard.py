@@ -126,14 +126,14 @@ class FrameGuard(wiring.Component):
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
 
-        frame_start = Signal()
-        line_end = Signal()
+        # Position flags are registers, loaded with their value for the next position when
+        # the position moves, so the mode and handshake logic starts from flip-flops rather
+        # than from comparators of x and y.
+        frame_start = Signal(init=1)
+        line_end = Signal(init=int(groups == 1))
+        last_row = Signal(init=int(height == 1))
         frame_end = Signal()
-        m.d.comb += [
-            frame_start.eq((x == 0) & (y == 0)),
-            line_end.eq(x == groups - 1),
-            frame_end.eq((x == groups - 1) & (y == height - 1)),
-        ]
+        m.d.comb += frame_end.eq(line_end & last_row)
 
         fault = Signal(Fault)
         emit = Signal()          # load the output register this cycle
@@ -173,9 +173,14 @@ class FrameGuard(wiring.Component):
                 for ch in range(self.fmt.channels):
                     m.d.sync += pixel_out[ch].eq(Mux(emit_input, pixel_in[ch], self.fill_value))
             m.d.sync += [self.o.payload.sof.eq(frame_start), self.o.payload.eol.eq(line_end)]
-            m.d.sync += x.eq(Mux(line_end, 0, x + 1))
             with m.If(line_end):
-                m.d.sync += y.eq(Mux(y == height - 1, 0, y + 1))
+                m.d.sync += [x.eq(0), line_end.eq(int(groups == 1)), frame_start.eq(last_row)]
+                with m.If(last_row):
+                    m.d.sync += [y.eq(0), last_row.eq(int(height == 1))]
+                with m.Else():
+                    m.d.sync += [y.eq(y + 1), last_row.eq(y == height - 2)]
+            with m.Else():
+                m.d.sync += [x.eq(x + 1), line_end.eq(x == groups - 2), frame_start.eq(0)]
 
         with m.If(fault != Fault.NONE):
             m.d.sync += [self.error.eq(1), self.last_fault.eq(fault)]

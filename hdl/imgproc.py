@@ -265,8 +265,13 @@ class GradientNorm(wiring.Component):
         grads = pipelined_dot(pipe, lanes, name="grad")
         mags = []
         for k, (g, _, _) in enumerate(grads):
-            absolute = Mux(g < 0, -g, g)
-            mags.append(pipe.register(Mux(absolute > 256, 256, absolute), name=f"abs{k}",
+            # min(|g|, 256): the saturation test compares g itself (beside the negation, not
+            # after it), and only the low 10 bits are negated (|g| <= 256 when unsaturated).
+            g = g.as_signed() if not g.shape().signed else g
+            low = g[:10].as_signed()
+            saturated = (g > 256) | (g < -256)
+            absolute = Mux(low < 0, -low, low)[:9]
+            mags.append(pipe.register(Mux(saturated, 256, absolute), name=f"abs{k}",
                                       shape=unsigned(9)))
         pipe.stage()
         pairs = [(mags[2 * ch], mags[2 * ch + 1]) for ch in range(self.channels)]

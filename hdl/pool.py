@@ -131,4 +131,4 @@ class MaxPoolUnit(_WindowedStage):
                                   out_w, out_h))
         self.width, self.height = width, height
         self.out_width, self.out_height = out_w, out_h
-        super().__init__(fmt, fmt, parts)
+        super().__init__(fmt, fmt, parts, skid_all=False)

@@ -29,7 +29,7 @@ The last ``hx`` outputs of a frame are completed by the ticks of the next frame'
 when that frame is not there yet, the scanner *drains* them with ``hx`` ticks that shift the
 row window without input.
 """
-from amaranth.hdl import Const, Module, Signal, Array, Mux, unsigned
+from amaranth.hdl import Array, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -37,8 +37,9 @@ from amaranth.lib.wiring import In, Out
 from ..golden.pixel import PixelFormat
 from .payload import lane, lanes_of, pixel_layout, pixel_stream_signature, transfers_per_line
 
-__all__ = ["BORDERS", "border_source", "ColumnScanner", "RowWindow", "column_stream_layout",
-           "window_stream_layout", "check_window_geometry", "check_lanes", "MAX_LANES"]
+__all__ = ["BORDERS", "border_source", "ColumnScanner", "line_memory", "RowWindow",
+           "column_stream_layout", "window_stream_layout", "check_window_geometry",
+           "check_lanes", "MAX_LANES"]
 
 BORDERS = ("constant", "replicate", "reflect", "reflect101")
 
@@ -126,6 +127,31 @@ def _membership(value, members, limit):
     for v in members:
         result = result | (value == v)
     return result
+
+
+def line_memory(m, name, shape, depth, *, write_en, write_addr, write_data, read_en,
+                read_addr, out_en):
+    """A simple dual-port line memory with a *registered* read: two register stages.
+
+    ``read_addr`` is sampled when ``read_en`` (the memory's own read register), and the read
+    word moves into an output register when ``out_en``; the returned signal is that output
+    register, so block RAM clock-to-out never adds to the logic behind it. A read of the
+    address written in the same cycle returns the old word (the read port is not
+    transparent; Yosys keeps that guarantee when it maps the memory to block RAM, adding
+    bypass logic where the device's ports do not give it — a hand-instantiated ECP5
+    ``DP16KD`` with its output register would be faster, but its cross-port collision
+    behaviour is not defined, and the scanner reads and writes one address in one cycle).
+    """
+    out = Signal(shape, name=f"{name}_q")
+    mem = Memory(shape=shape, depth=depth, init=[])
+    m.submodules[name] = mem
+    wp = mem.write_port()
+    rp = mem.read_port(transparent_for=())
+    m.d.comb += [wp.addr.eq(write_addr), wp.data.eq(write_data), wp.en.eq(write_en),
+                 rp.addr.eq(read_addr), rp.en.eq(read_en)]
+    with m.If(out_en):
+        m.d.sync += out.eq(rp.data)
+    return out
 
 
 class RasterCounter:
@@ -339,20 +365,12 @@ class ColumnScanner(wiring.Component):
         m.d.comb += write_en.eq(lockstep | lag_write)
         w_slot = Signal(range(max(slots, 1)))
         r_slot = Signal(range(max(slots, 1)))
-        line_data = []
+        line_data = []  # each slot's read word, registered: stage 2 of the tick
         for k in range(slots):
-            mem = Memory(shape=pixel, depth=width, init=[])
-            m.submodules[f"line{k}"] = mem
-            wp = mem.write_port()
-            rp = mem.read_port(transparent_for=())
-            m.d.comb += [
-                wp.addr.eq(write.x),
-                wp.data.eq(self.i.payload.data),
-                wp.en.eq(write_en & (w_slot == k)),
-                rp.addr.eq(read.x),
-                rp.en.eq(tick),
-            ]
-            line_data.append(rp.data)
+            line_data.append(line_memory(
+                m, f"line{k}", pixel, width, write_en=write_en & (w_slot == k),
+                write_addr=write.x, write_data=self.i.payload.data, read_en=tick,
+                read_addr=read.x, out_en=en))
 
         # -- pointers ---------------------------------------------------------------------
         read.advance(tick)
@@ -412,7 +430,7 @@ class ColumnScanner(wiring.Component):
         s2_valid = Signal()
         s2_emit = Signal()
         s2_input = Signal(pixel)
-        s2_lines = [Signal(pixel, name=f"s2_line{k}") for k in range(slots)]
+        s2_lines = line_data
         s2_select = [Signal.like(sel, name=f"s2_vsel{j}") for j, sel in enumerate(select)]
         with m.If(en):
             m.d.sync += [
@@ -425,7 +443,6 @@ class ColumnScanner(wiring.Component):
             ]
             m.d.sync += [d.eq(s) for d, s in zip(s1_select, select)]
             m.d.sync += [d.eq(s) for d, s in zip(s2_select, s1_select)]
-            m.d.sync += [d.eq(s) for d, s in zip(s2_lines, line_data)]
 
         constant = Signal(pixel_layout(self.fmt))
         m.d.comb += [constant[ch].eq(self.border_value) for ch in range(self.fmt.channels)]
@@ -518,7 +535,7 @@ class RowWindow(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        hx, lanes = self.kernel_width // 2, self.lanes
+        lanes = self.lanes
         groups, height = transfers_per_line(self.width, lanes), self.height
         choices, index_of_group, delay = self._choices()
 
@@ -537,6 +554,8 @@ class RowWindow(wiring.Component):
 
         x = Signal(range(groups))
         y = Signal(range(height))
+        x_last = Signal(init=int(groups == 1))
+        y_last = Signal(init=int(height == 1))
         en = Signal()
         m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
         transfer = Signal()
@@ -557,7 +576,7 @@ class RowWindow(wiring.Component):
         with m.If(transfer & self.i.payload.emit):
             m.d.sync += [
                 self.o.payload.sof.eq((x == 0) & (y == 0)),
-                self.o.payload.eol.eq(x == groups - 1),
+                self.o.payload.eol.eq(x_last),
             ]
             with m.Switch(choice):
                 for index, picks in enumerate(choices):
@@ -574,9 +593,13 @@ class RowWindow(wiring.Component):
                             m.d.sync += choice.eq(following)
                 with m.Default():
                     m.d.sync += choice.eq(0)
-            with m.If(x == groups - 1):
-                m.d.sync += x.eq(0)
-                m.d.sync += y.eq(Mux(y == height - 1, 0, y + 1))
+            # x == groups - 1 and y == height - 1 as registers, loaded for the next position.
+            with m.If(x_last):
+                m.d.sync += [x.eq(0), x_last.eq(int(groups == 1))]
+                with m.If(y_last):
+                    m.d.sync += [y.eq(0), y_last.eq(int(height == 1))]
+                with m.Else():
+                    m.d.sync += [y.eq(y + 1), y_last.eq(y == height - 2)]
             with m.Else():
-                m.d.sync += x.eq(x + 1)
+                m.d.sync += [x.eq(x + 1), x_last.eq(x == groups - 2)]
         return m

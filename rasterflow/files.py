@@ -30,8 +30,11 @@ def _default_mode():
 
 def atomic_write_bytes(path, data: bytes):
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise InputError(f"output {path}: cannot write ({error.strerror or error})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)

@@ -88,9 +88,10 @@ def resolve_array(ref, field_name, base_dir):
         raise SpecError(field_name, f'must be a sidecar reference "FILE.npz:KEY", not {ref!r}')
     path = Path(base_dir if base_dir is not None else ".") / name
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            if not hasattr(archive, "files"):
-                raise SpecError(field_name, f"{path} is a .npy array, not an .npz archive")
+        archive = np.load(path, allow_pickle=False)
+        if not hasattr(archive, "files"):
+            raise SpecError(field_name, f"{path} is a .npy array, not an .npz archive")
+        with archive:
             if key not in archive.files:
                 raise SpecError(field_name, f"{path} has no array {key!r} (it has: "
                                             f"{', '.join(sorted(archive.files)) or 'none'})")
@@ -115,7 +116,7 @@ def _int_list(field_name, value, count, lo, hi):
 def _check_array(field_name, array, dtype, ndim, what):
     array = np.asarray(array)
     if array.dtype != np.dtype(dtype) or array.ndim != ndim:
-        raise SpecError(field_name, f"must be a {np.dtype(dtype).name} array {what}, not {array.dtype} "
+        raise SpecError(field_name, f"must be an {np.dtype(dtype).name} array {what}, not {array.dtype} "
                                     f"of shape {list(array.shape)}")
     return array
 

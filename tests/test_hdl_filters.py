@@ -123,13 +123,13 @@ def test_cycle_count_back_to_back_is_exact():
     kernel = [[1, 2, 1], [2, 4, 2], [1, 2, 1]]
     frames = [np.full((height, width, 1), k * 40, np.uint8) for k in range(4)]
     dut = Filter2D(fmt, width, height, kernel, shift=4)
-    # scanner 3 + skid buffer 1 + row window 1 + products 1 + 4 adder levels (9 taps)
-    # + rounding 1 = 11
-    assert dut.latency == 11
+    # scanner 3 + skid buffer 1 + row window 1 + skid buffer 1 + products 1
+    # + 4 adder levels (9 taps) + rounding 1 = 12
+    assert dut.latency == 12
     assert dut.schedule_delay == 1 * width + 1
     _, run = run_frames(dut, fmt, fmt, frames, stall=0.0, seed=0)
-    assert run.cycles == 4 * width * height + width + 1 + 11
-    assert run.first_output_cycle == width + 1 + 11
+    assert run.cycles == 4 * width * height + width + 1 + 12
+    assert run.first_output_cycle == width + 1 + 12
 
 
 def test_output_stall_only_and_input_gaps_only_agree():

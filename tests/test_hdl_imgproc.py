@@ -285,19 +285,22 @@ def test_hardware_rejects_bad_parameters(build, words):
 
 def test_latencies_are_documented_values():
     """The latency formulas in the docstrings, for the configurations the examples use.
-    ``lw`` is the shared window generator's part (scanner, skid buffer, row window): a 1x1
-    Filter2D is that plus its products and rounding registers (2)."""
+    ``lw`` is the shared window generator's part (scanner, skid buffer, row window, skid
+    buffer): a 1x1 Filter2D is that plus its products and rounding registers (2). A stage
+    with a per-column part between scanner and row window has one more skid buffer after
+    that part (``sk`` = 1 cycle)."""
+    sk = 1
     lw = imgproc.Filter2D(U8, 16, 16, [[1]]).latency - 2
     assert pointwise.RGB2Gray(RGB).latency == 4
     assert pointwise.ChannelMin(RGB).latency == 1
     assert pointwise.Threshold(U8, level=1).latency == 1
     g = imgproc.GaussianBlur(U8, 16, 16, 5)
-    assert g.latency == lw + 4 + 4 + 1 and g.schedule_delay == 2 * 16 + 2
-    assert imgproc.GradientMagnitude(U8, 16, 16, norm="l1").latency == lw + 3 + 3 + 1 + 1
-    assert imgproc.GradientMagnitude(U8, 16, 16, norm="l2").latency == lw + 3 + 3 + 1 + 6
-    assert imgproc.BoxFilter(U8, 16, 16, 3).latency == lw + 3 + 3 + 1 + 1
+    assert g.latency == lw + 4 + sk + 4 + 1 and g.schedule_delay == 2 * 16 + 2
+    assert imgproc.GradientMagnitude(U8, 16, 16, norm="l1").latency == lw + 3 + sk + 3 + 1 + 1
+    assert imgproc.GradientMagnitude(U8, 16, 16, norm="l2").latency == lw + 3 + sk + 3 + 1 + 6
+    assert imgproc.BoxFilter(U8, 16, 16, 3).latency == lw + 3 + sk + 3 + sk + 1 + 1
     m = imgproc.MedianBlur(U8, 16, 16, 5)
-    assert m.latency == lw + 3 + 8 and m.schedule_delay == 2 * 16 + 2
+    assert m.latency == lw + 3 + sk + 8 and m.schedule_delay == 2 * 16 + 2
     e = imgproc.Morphology(U8, 451, 300, 15)
-    assert e.latency == lw + 2 + 2 and e.schedule_delay == 7 * 451 + 7
+    assert e.latency == lw + 2 + sk + 2 and e.schedule_delay == 7 * 451 + 7
     assert imgproc.Morphology(U8, 16, 16, 5, shape="cross").latency == lw + 2
