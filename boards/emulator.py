@@ -5,44 +5,62 @@ pyserial like a board's USB-UART. A thread reads input bytes and answers with th
 golden output bytes, emitting each output row as soon as the input rows it may depend on have
 arrived (``ceil((k + 1) * H / out_H) + latency_lines`` rows for output row ``k``, the
 liveness assumption of :mod:`rasterflow.boards.host`), so a host that keeps to its
-flow-control window makes progress exactly as with a board. Frames follow each other.
+flow-control window makes progress exactly as with a board. It frames like the board
+(:mod:`rasterflow.hdl.link`): it takes the input CRC trailer, checks it, and appends length,
+status and CRC once the input trailer is in and the output payload out; it resets a
+half-done frame after :data:`~rasterflow.boards.host.RESYNC_GAP` seconds of quiet.
+Frames follow each other.
 
 It also checks the host's side of the contract: :attr:`window_violations` counts input bytes
 that would have overflowed the board's RX FIFO (more than ``window`` bytes beyond the input
 the emitted output proves consumed).
 
-Faults to inject: ``drop_input_every=n`` loses every n-th input byte (like an RX overflow:
-the frame never completes), ``stop_after=n`` stops answering after n output bytes,
-``corrupt_output_every=n`` flips the low bit of every n-th output byte.
+Faults to inject ("on the wire": the trailers describe the bytes the board meant to send):
+``drop_input_every=n`` loses every n-th input byte (like an RX overflow: the frame never
+completes), ``corrupt_input_every=n`` flips the low bit of every n-th input byte,
+``stop_after=n`` stops answering after n output bytes, ``corrupt_output_every=n`` flips the
+low bit of every n-th output byte. Counts run over all bytes since the emulator started;
+``faulty_frames=k`` limits the drops and flips to the first ``k`` frames (a frame ends
+with its trailer or a resync), a transient fault; ``stop_after`` is always permanent.
 """
 import math
 import os
 import select
 import threading
+import time
 import tty
+import zlib
 
 import numpy as np
 
-from .host import bytes_to_frame, frame_to_bytes, link_plan
+from ..hdl.link import STATUS_INPUT_CRC_BAD
+from .host import RESYNC_GAP, bytes_to_frame, frame_to_bytes, link_plan, output_trailer
 
 __all__ = ["BoardEmulator"]
 
 
 class BoardEmulator:
-    def __init__(self, pipeline, *, drop_input_every=None, stop_after=None,
-                 corrupt_output_every=None):
-        for name, value in (("drop_input_every", drop_input_every), ("stop_after", stop_after),
-                            ("corrupt_output_every", corrupt_output_every)):
+    def __init__(self, pipeline, *, drop_input_every=None, corrupt_input_every=None,
+                 stop_after=None, corrupt_output_every=None, faulty_frames=None):
+        for name, value in (("drop_input_every", drop_input_every),
+                            ("corrupt_input_every", corrupt_input_every),
+                            ("stop_after", stop_after),
+                            ("corrupt_output_every", corrupt_output_every),
+                            ("faulty_frames", faulty_frames)):
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None, not {value!r}")
         self.pipeline = pipeline
         self.plan = link_plan(pipeline)
         self.drop_input_every = drop_input_every
+        self.corrupt_input_every = corrupt_input_every
         self.stop_after = stop_after
         self.corrupt_output_every = corrupt_output_every
+        self.faulty_frames = faulty_frames
         self.window_violations = 0
         self.input_bytes = 0
         self.output_bytes = 0
+        self.frames = 0           # frames ended (trailer sent) or dropped by a resync
+        self.resyncs = 0          # resyncs that dropped a half-done frame
         self._master = self._slave = None
         self._thread = None
         self._stop = threading.Event()
@@ -76,12 +94,19 @@ class BoardEmulator:
             ready += 1
         return ready
 
+    def _faulty(self, every, count):
+        return (every is not None and count % every == 0
+                and (self.faulty_frames is None or self.frames < self.faulty_frames))
+
     def _serve(self):
-        plan, p = self.plan, self.pipeline
-        frame_in = bytearray()     # input bytes of the current frame
-        frame_out_sent = 0         # output bytes of the current frame already written
-        pending = bytearray()      # output bytes computed, not yet written
+        plan = self.plan
+        frame_in = bytearray()     # input bytes of the current frame (payload, trailer, ...)
+        payload_out = bytearray()  # output payload of the current frame computed so far
+        frame_out_sent = 0         # bytes of the current answer already written
+        pending = bytearray()      # answer bytes computed, not yet written
         rows_emitted = 0
+        trailer_queued = False
+        last_activity = time.monotonic()
         while not self._stop.is_set():
             readable, _, _ = select.select([self._master], [], [], 0.02)
             if readable:
@@ -89,10 +114,13 @@ class BoardEmulator:
                     data = os.read(self._master, 4096)
                 except OSError:
                     return
+                last_activity = time.monotonic()
                 for byte in data:
                     self.input_bytes += 1
-                    if self.drop_input_every and self.input_bytes % self.drop_input_every == 0:
+                    if self._faulty(self.drop_input_every, self.input_bytes):
                         continue
+                    if self._faulty(self.corrupt_input_every, self.input_bytes):
+                        byte ^= 1
                     frame_in.append(byte)
                     allowed = plan.consumed_lower_bound(frame_out_sent) + plan.window
                     if len(frame_in) > allowed:
@@ -100,27 +128,43 @@ class BoardEmulator:
 
             rows_ready = self._rows_ready(len(frame_in) // plan.in_row_bytes)
             if rows_ready > rows_emitted:
-                pending += self._golden_rows(frame_in, rows_emitted, rows_ready)
+                rows = self._golden_rows(frame_in, rows_emitted, rows_ready)
+                payload_out += rows
+                pending += rows
                 rows_emitted = rows_ready
+            if (not trailer_queued and rows_emitted == self.pipeline.out_height
+                    and len(frame_in) >= plan.in_stream_bytes):
+                received = bytes(frame_in[:plan.in_frame_bytes])
+                crc = int.from_bytes(frame_in[plan.in_frame_bytes:plan.in_stream_bytes],
+                                     "little")
+                status = 0 if zlib.crc32(received) == crc else STATUS_INPUT_CRC_BAD
+                pending += output_trailer(bytes(payload_out), status)
+                trailer_queued = True
 
             if pending and (self.stop_after is None or self.output_bytes < self.stop_after):
                 count = len(pending)
                 if self.stop_after is not None:
                     count = min(count, self.stop_after - self.output_bytes)
                 chunk = bytearray(pending[:count])
-                if self.corrupt_output_every:
-                    for i in range(count):
-                        if (self.output_bytes + i + 1) % self.corrupt_output_every == 0:
-                            chunk[i] ^= 1
+                for i in range(count):
+                    if self._faulty(self.corrupt_output_every, self.output_bytes + i + 1):
+                        chunk[i] ^= 1
                 written = os.write(self._master, bytes(chunk))
                 del pending[:written]
                 self.output_bytes += written
                 frame_out_sent += written
+                last_activity = time.monotonic()
 
-            if frame_out_sent == plan.out_frame_bytes:
-                # Frame complete: input beyond it belongs to the next frame.
-                frame_in = frame_in[plan.in_frame_bytes:]
-                frame_out_sent, rows_emitted = 0, 0
+            finished = frame_out_sent == plan.out_stream_bytes
+            quiet = (frame_in or frame_out_sent) and \
+                time.monotonic() - last_activity > RESYNC_GAP
+            if finished or quiet:
+                # Input beyond a finished frame belongs to the next one; a resync drops all.
+                frame_in = frame_in[plan.in_stream_bytes:] if finished else bytearray()
+                self.resyncs += not finished
+                self.frames += 1
+                payload_out, pending = bytearray(), bytearray()
+                frame_out_sent, rows_emitted, trailer_queued = 0, 0, False
 
     def _golden_rows(self, frame_in, first, last):
         """Golden output rows ``first..last-1``, from the input received so far (rows not yet

@@ -1,4 +1,22 @@
-"""Host side of the UART image bridge: the flow-control plan and running a frame on a board.
+"""Host side of the UART image bridge: the link's framing, the flow-control plan and running
+a frame on a board.
+
+Framing
+-------
+Each frame travels with a CRC-32 trailer both ways (:mod:`rasterflow.hdl.link` has the byte
+format): the host sends ``payload | crc32(payload)``, the board answers ``payload | length |
+status | crc32(all before)``. The host checks, in this order, the board's CRC (else the
+output was corrupted on the way back, and the trailer cannot be trusted either), the length
+(else the board frames another pipeline's output) and the status (input CRC bad: the host's
+bytes were corrupted on the way in; RX overflow or framing error: bytes were lost on the way
+in). A lost byte leaves one side waiting: the host sees no byte for ``timeout`` seconds.
+
+*Resync and retry:* when the link has been quiet both ways for :data:`RESYNC_GAP` seconds
+the board resets its data path, so the next byte starts a new frame. After any failed check
+or timeout the host stays quiet (discarding what still arrives) until the line has been
+silent for ``RESYNC_GAP`` with margin, then sends the frame again, up to ``retries`` times.
+Mid-frame the link is never that quiet: the host sends as soon as its window allows, the
+board as soon as it has output.
 
 Flow control
 ------------
@@ -12,35 +30,46 @@ pipeline has taken that whole input row. After ``k >= 1`` complete output rows h
 the board has therefore drained at least ``floor((k - 1) * H / out_H) + 1`` input rows from
 its RX FIFO (:meth:`LinkPlan.consumed_lower_bound`).
 
-*Rule:* the host sends input byte ``s`` only while ``s < consumed_lower_bound + window``,
-with ``window`` equal to the RX FIFO depth. The FIFO then holds at most ``sent - consumed <=
-window`` bytes whatever the pipeline or the TX side does: output backing up into the pipeline
-merely stalls the pipeline's input, the host then stops receiving and so stops sending, and
-nothing is dropped. The TX FIFO therefore only smooths the pipeline's bursts; its depth does
-not enter the safety argument. The worst case for the RX side is a pipeline whose output
-has more bytes per pixel than its input (the TX UART is then the bottleneck and the pipeline
-stalls most of the time); the rule holds there too because it never counts on the pipeline
-draining.
+*Rule:* the host sends byte ``s`` of the frame's input stream (payload, then its 4-byte
+trailer) only while ``s < consumed_lower_bound + window``, with ``window`` equal to the RX
+FIFO depth. The FIFO then holds at most ``sent - consumed <= window`` bytes whatever the
+pipeline or the TX side does: output backing up into the pipeline merely stalls the
+pipeline's input, the host then stops receiving and so stops sending, and nothing is
+dropped. The TX FIFO therefore only smooths the pipeline's bursts; its depth does not enter
+the safety argument. The worst case for the RX side is a pipeline whose output has more
+bytes per pixel than its input (the TX UART is then the bottleneck and the pipeline stalls
+most of the time); the rule holds there too because it never counts on the pipeline
+draining. The next frame starts only after the board's trailer has arrived, and the board
+sends its trailer only after it has taken the input trailer: frames never share the FIFO.
 
 *Liveness:* producing output row ``k`` needs input up to row
 ``ceil((k + 1) * H / out_H) + latency_lines`` (plus one row of slack for implementations
 that emit a line's last pixels only when the next line starts), and the host may already
 have sent ``floor((k - 1) * H / out_H) + 1`` rows plus the window. So a window of
 ``latency_lines + 2 + 2 * ceil(H / out_H)`` input rows never lets the host wait for output
-that needs input it has not sent. :func:`link_plan` computes it; the board top sizes its RX
-FIFO from the same plan.
+that needs input it has not sent; :func:`link_plan` computes it (all ``H`` rows if fewer)
+and adds the 4 trailer bytes. Once the whole output payload has arrived, the bound is at
+least ``H - ceil(H / out_H)`` rows, so the window lets the trailer out too. The board top
+sizes its RX FIFO from the same plan.
 """
 import math
 import time
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
 import serial
 
+from ..hdl.link import (IN_TRAILER_BYTES, OUT_TRAILER_BYTES, STATUS_FRAMING_ERROR,
+                        STATUS_INPUT_CRC_BAD, STATUS_RX_OVERFLOW)
 from ..hdl.serdes import bytes_per_pixel
 
-__all__ = ["LinkPlan", "link_plan", "frame_to_bytes", "bytes_to_frame", "BoardTimeoutError",
-           "run_on_board"]
+__all__ = ["RESYNC_GAP", "LinkPlan", "link_plan", "frame_to_bytes", "bytes_to_frame",
+           "input_stream", "output_trailer", "check_answer", "LinkError", "BoardTimeoutError",
+           "FrameCheckError", "run_on_board"]
+
+#: Seconds of silence in both directions after which the board resets its data path.
+RESYNC_GAP = 0.2
 
 
 @dataclass(frozen=True)
@@ -63,23 +92,33 @@ class LinkPlan:
         return self.out_row_bytes * self.out_height
 
     @property
+    def in_stream_bytes(self):
+        """Input payload and trailer."""
+        return self.in_frame_bytes + IN_TRAILER_BYTES
+
+    @property
+    def out_stream_bytes(self):
+        """Output payload and trailer."""
+        return self.out_frame_bytes + OUT_TRAILER_BYTES
+
+    @property
     def window(self):
         """Input bytes the host may have in flight beyond the consumed lower bound; equal to
         the board's RX FIFO depth."""
-        return self.window_rows * self.in_row_bytes
+        return self.window_rows * self.in_row_bytes + IN_TRAILER_BYTES
 
     def consumed_lower_bound(self, received):
         """Input bytes the board has certainly taken from its RX FIFO, given ``received``
         output bytes of the current frame."""
-        rows_out = received // self.out_row_bytes
+        rows_out = min(received, self.out_frame_bytes) // self.out_row_bytes
         if rows_out == 0:
             return 0
         rows_in = (rows_out - 1) * self.height // self.out_height + 1
         return rows_in * self.in_row_bytes
 
     def send_limit(self, received):
-        """How many input bytes of the frame the host may have sent in total."""
-        return min(self.in_frame_bytes, self.consumed_lower_bound(received) + self.window)
+        """How many bytes of the frame's input stream the host may have sent in total."""
+        return min(self.in_stream_bytes, self.consumed_lower_bound(received) + self.window)
 
 
 def link_plan(pipeline) -> LinkPlan:
@@ -120,8 +159,55 @@ def bytes_to_frame(fmt, data: bytes, height, width) -> np.ndarray:
     return frame.reshape(height, width, fmt.channels).astype(fmt.np_dtype)
 
 
-class BoardTimeoutError(TimeoutError):
-    pass
+def input_stream(payload: bytes) -> bytes:
+    """An input frame as sent: ``payload`` and its CRC-32 (little-endian)."""
+    return payload + zlib.crc32(payload).to_bytes(4, "little")
+
+
+def output_trailer(payload: bytes, status: int) -> bytes:
+    """The board's trailer after output ``payload``: length, ``status``, CRC-32 of both and
+    the payload."""
+    head = len(payload).to_bytes(4, "little") + bytes([status])
+    return head + zlib.crc32(head, zlib.crc32(payload)).to_bytes(4, "little")
+
+
+class LinkError(Exception):
+    """A frame could not be carried over the serial link intact."""
+
+
+class BoardTimeoutError(LinkError, TimeoutError):
+    """No byte arrived for the timeout."""
+
+
+class FrameCheckError(LinkError):
+    """A complete answer failed its CRC, length or status check."""
+
+
+_STATUS_NAMES = ((STATUS_INPUT_CRC_BAD, "input CRC bad (the host's bytes were corrupted on "
+                                        "the way in)"),
+                 (STATUS_RX_OVERFLOW, "RX overflow (input bytes lost)"),
+                 (STATUS_FRAMING_ERROR, "UART framing error (input bytes lost)"))
+
+
+def check_answer(plan, answer: bytes) -> bytes:
+    """The output payload of ``answer`` (payload and trailer, ``plan.out_stream_bytes``
+    long), or :class:`FrameCheckError` naming the check that failed."""
+    n = plan.out_frame_bytes
+    head, crc = answer[:n + 5], int.from_bytes(answer[n + 5:], "little")
+    ours = zlib.crc32(head)
+    if ours != crc:
+        raise FrameCheckError(f"output corrupted on the way back: CRC-32 of the {n + 5} "
+                              f"received bytes is {ours:08x}, the board's trailer says "
+                              f"{crc:08x}")
+    length, status = int.from_bytes(head[n:n + 4], "little"), head[n + 4]
+    if length != n:
+        raise FrameCheckError(f"the board framed {length} output bytes, this pipeline makes "
+                              f"{n}: is the board loaded with another pipeline?")
+    if status:
+        problems = [name for bit, name in _STATUS_NAMES if status & bit]
+        raise FrameCheckError(f"board status {status:#04x}: " + "; ".join(
+            problems or ["unknown bits"]))
+    return head[:n]
 
 
 def _check_frame_shape(pipeline, frame):
@@ -135,37 +221,71 @@ def _check_frame_shape(pipeline, frame):
     return frame
 
 
-def run_on_board(pipeline, frame, port, baud, timeout=2.0) -> np.ndarray:
-    """Send ``frame`` through the board on serial ``port`` and return its output frame.
+def run_on_board(pipeline, frame, port, baud, timeout=2.0, retries=2,
+                 report=lambda message: None) -> np.ndarray:
+    """Send ``frame`` through the board on serial ``port`` and return its verified output.
 
-    Input is sent within the flow-control window of :func:`link_plan`. ``timeout`` is the
-    longest time in seconds to wait without receiving any byte; after it a
-    :class:`BoardTimeoutError` says how many of the expected bytes arrived (a board that lost
-    input bytes never completes the frame). Returns ``out_H x out_W x out_C`` of the output
-    format's dtype.
+    Input is sent with its CRC trailer within the flow-control window of :func:`link_plan`;
+    the answer's CRC, length and status are checked (:func:`check_answer`). ``timeout`` is the
+    longest time in seconds to wait without receiving any byte. A failed check or a timeout
+    is passed to ``report`` and the frame sent again after a quiet :data:`RESYNC_GAP`, up to
+    ``retries`` times; then :class:`BoardTimeoutError` or :class:`FrameCheckError` (of the
+    last attempt) says what happened and how many bytes arrived. Returns
+    ``out_H x out_W x out_C`` of the output format's dtype.
     """
+    if not isinstance(retries, int) or retries < 0:
+        raise ValueError(f"retries must be a non-negative integer, not {retries!r}")
+    if not timeout > 0:
+        raise ValueError(f"timeout must be positive, not {timeout!r}")
     frame = _check_frame_shape(pipeline, frame)
     plan = link_plan(pipeline)
-    payload = frame_to_bytes(pipeline.input_format, frame)
-    expected = plan.out_frame_bytes
-    received = bytearray()
-    sent = 0
+    to_send = input_stream(frame_to_bytes(pipeline.input_format, frame))
+    attempts = retries + 1
     with serial.Serial(port, baud, timeout=0.01, write_timeout=timeout) as link:
         link.reset_input_buffer()
-        last_progress = time.monotonic()
-        while len(received) < expected:
-            limit = plan.send_limit(len(received))
-            if sent < limit:
-                sent += link.write(payload[sent:limit])
-                link.flush()
-            chunk = link.read(min(max(link.in_waiting, 1), expected - len(received)))
-            if chunk:
-                received += chunk
-                last_progress = time.monotonic()
-            elif time.monotonic() - last_progress > timeout:
-                raise BoardTimeoutError(
-                    f"board on {port} stopped answering: received {len(received)} of "
-                    f"{expected} output bytes after sending {sent} of "
-                    f"{plan.in_frame_bytes} input bytes ({timeout:g} s without data)")
-    return bytes_to_frame(pipeline.output_format, bytes(received),
-                          pipeline.out_height, pipeline.out_width)
+        for attempt in range(1, attempts + 1):
+            try:
+                payload = check_answer(plan, _exchange(link, plan, to_send, timeout))
+            except LinkError as error:
+                if attempt == attempts:
+                    raise type(error)(f"board on {port}, attempt {attempt} of {attempts}: "
+                                      f"{error}") from None
+                report(f"attempt {attempt} of {attempts} failed: {error}; resending after "
+                       f"{RESYNC_GAP:g} s of quiet")
+                _wait_for_quiet(link)
+            else:
+                return bytes_to_frame(pipeline.output_format, payload,
+                                      pipeline.out_height, pipeline.out_width)
+
+
+def _exchange(link, plan, to_send, timeout):
+    """Send one input stream within the window; return the board's whole answer."""
+    expected = plan.out_stream_bytes
+    received = bytearray()
+    sent = 0
+    last_progress = time.monotonic()
+    while len(received) < expected:
+        limit = plan.send_limit(len(received))
+        if sent < limit:
+            sent += link.write(to_send[sent:limit])
+            link.flush()
+        chunk = link.read(min(max(link.in_waiting, 1), expected - len(received)))
+        if chunk:
+            received += chunk
+            last_progress = time.monotonic()
+        elif time.monotonic() - last_progress > timeout:
+            raise BoardTimeoutError(
+                f"stopped answering: received {len(received)} of {expected} bytes "
+                f"({plan.out_frame_bytes} output + {OUT_TRAILER_BYTES} trailer) after sending "
+                f"{sent} of {len(to_send)} ({plan.in_frame_bytes} input + {IN_TRAILER_BYTES} "
+                f"trailer) ({timeout:g} s without data)")
+    return bytes(received)
+
+
+def _wait_for_quiet(link):
+    """Discard incoming bytes until none has come for 1.5 x :data:`RESYNC_GAP` (the board
+    has then reset its data path)."""
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < 1.5 * RESYNC_GAP:
+        if link.read(max(link.in_waiting, 1)):
+            quiet_since = time.monotonic()

@@ -2,8 +2,19 @@
 
 Data path (all in the ``sync`` domain)::
 
-    rx pin -> UARTReceiver -> RX FIFO -> BytesToPixels -> pipeline -> PixelsToBytes
-           -> TX FIFO -> UARTTransmitter -> tx pin
+    rx pin -> UARTReceiver -> RX FIFO -> InputFrameChecker -> BytesToPixels -> pipeline
+           -> PixelsToBytes -> OutputFramer -> TX FIFO -> UARTTransmitter -> tx pin
+                                ^ input CRC verdict, RX error flags
+
+Both directions carry a CRC-32 trailer per frame (format in :mod:`rasterflow.hdl.link`):
+the checker strips the host's trailer so the byte-to-pixel path sees exactly the frame's
+payload, and the framer appends the board's length, status and CRC.
+
+*Resync:* when neither a byte arrives nor one is waiting or being sent for
+``resync_clocks`` clocks (:data:`rasterflow.boards.host.RESYNC_GAP` seconds on a board), the
+whole data path is reset: a frame cut short by a lost byte is dropped and the next byte
+starts a new frame. Mid-frame the link is never that quiet: the host sends whenever its
+window allows and the board sends whenever it has output.
 
 :class:`UARTBridge` is that data path with plain pins, so it simulates without a platform;
 :class:`BoardTop` adds the board: clock (directly from the oscillator, or through a PLL when
@@ -15,14 +26,15 @@ pipeline run ahead of the slow TX UART.
 """
 import math
 
-from amaranth.hdl import (ClockDomain, ClockSignal, Elaboratable, Instance, Module, ResetSignal,
-                          Signal)
+from amaranth.hdl import (ClockDomain, ClockSignal, Elaboratable, Instance, Module,
+                          ResetInserter, ResetSignal, Signal)
 from amaranth.lib import cdc, fifo, io, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..hdl.link import InputFrameChecker, OutputFramer
 from ..hdl.serdes import BytesToPixels, LanePacker, LaneUnpacker, PixelsToBytes
 from ..hdl.uart import UARTReceiver, UARTTransmitter, check_divisor, uart_divisor
-from .host import link_plan
+from .host import RESYNC_GAP, link_plan
 from .platforms import get_board
 
 __all__ = ["UARTBridge", "BoardTop", "ice40_pll_config", "ecp5_pll_config"]
@@ -34,29 +46,39 @@ PLL_MAX_ERROR = 0.01
 
 
 class UARTBridge(wiring.Component):
-    """UART <-> pipeline bridge with plain serial pins.
+    """UART <-> pipeline bridge with plain serial pins and framed, CRC-checked frames.
 
     ``pipeline`` follows the rasterflow Pipeline contract (``hardware()``, formats, sizes,
-    ``latency_lines``). ``divisor`` is the UART's clocks per bit.
+    ``latency_lines``). ``divisor`` is the UART's clocks per bit; ``resync_clocks`` the quiet
+    time after which the data path resets (at least 20 byte times, so that a host that is
+    merely between two bytes is never mistaken for a quiet link).
 
-    Status outputs: ``overflow`` (latched: a byte arrived while the RX FIFO was full, i.e. the
-    host broke the flow-control window), ``framing_error`` (latched), ``frame_done`` (toggles
-    when the pipeline has emitted a complete output frame), ``rx_fifo_level`` (bytes waiting
-    in the RX FIFO; never above the flow-control window).
+    Status outputs: ``overflow`` (latched until reset: a byte arrived while the RX FIFO was
+    full, i.e. the host broke the flow-control window), ``framing_error`` (latched until
+    reset), ``frame_done`` (toggles when the pipeline has emitted a complete output frame),
+    ``rx_fifo_level`` (bytes waiting in the RX FIFO; never above the flow-control window).
+    The status byte of each output frame reports the receiver's flags since the last resync
+    (one happens after every frame, the link being quiet then).
 
     Latency: UART framing (about 10 bit times each way) + a few clocks of FIFOs and serdes +
-    the pipeline's own latency. Throughput: bounded by the UART, one byte per
-    ``10 * divisor`` clocks each way. Memory: RX FIFO of :attr:`rx_fifo_depth` bytes
-    (the flow-control window) + TX FIFO of ``tx_fifo_depth`` bytes + the pipeline's own.
+    the pipeline's own latency; the output trailer follows the last output byte once the
+    input trailer is checked. Throughput: bounded by the UART, one byte per ``10 * divisor``
+    clocks each way, plus the trailers (4 bytes in, 9 out per frame). Memory: RX FIFO of
+    :attr:`rx_fifo_depth` bytes (the flow-control window) + TX FIFO of ``tx_fifo_depth`` bytes
+    + the pipeline's own + two CRC-32 registers and the resync timer.
     """
 
-    def __init__(self, pipeline, divisor, *, tx_fifo_depth=DEFAULT_TX_FIFO_DEPTH):
+    def __init__(self, pipeline, divisor, *, resync_clocks, tx_fifo_depth=DEFAULT_TX_FIFO_DEPTH):
         if not isinstance(tx_fifo_depth, int) or tx_fifo_depth < 2:
             raise ValueError(f"tx_fifo_depth must be an integer >= 2, not {tx_fifo_depth!r}")
         check_divisor(divisor)
+        if not isinstance(resync_clocks, int) or resync_clocks < 200 * divisor:
+            raise ValueError(f"resync_clocks must be an integer >= 20 byte times "
+                             f"({200 * divisor} clocks), not {resync_clocks!r}")
         self.pipeline = pipeline
         self.plan = link_plan(pipeline)   # also validates the pixel formats
         self.divisor = divisor
+        self.resync_clocks = resync_clocks
         self.rx_fifo_depth = self.plan.window
         self.tx_fifo_depth = tx_fifo_depth
         super().__init__({
@@ -71,46 +93,71 @@ class UARTBridge(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.pipeline
-        m.submodules.receiver = receiver = UARTReceiver(self.divisor)
-        m.submodules.rx_fifo = rx_fifo = fifo.SyncFIFOBuffered(width=8,
-                                                               depth=self.rx_fifo_depth)
-        m.submodules.to_pixels = to_pixels = BytesToPixels(p.input_format, p.width, p.height)
-        m.submodules.pipeline = pipeline = p.hardware()
-        m.submodules.to_bytes = to_bytes = PixelsToBytes(p.output_format)
-        m.submodules.tx_fifo = tx_fifo = fifo.SyncFIFOBuffered(width=8,
-                                                               depth=self.tx_fifo_depth)
-        m.submodules.transmitter = transmitter = UARTTransmitter(self.divisor)
+        resync = Signal()
+        blocks = {
+            "receiver": UARTReceiver(self.divisor),
+            "rx_fifo": fifo.SyncFIFOBuffered(width=8, depth=self.rx_fifo_depth),
+            "check_input": InputFrameChecker(self.plan.in_frame_bytes),
+            "to_pixels": BytesToPixels(p.input_format, p.width, p.height),
+            "pipeline": p.hardware(),
+            "to_bytes": PixelsToBytes(p.output_format),
+            "frame_output": OutputFramer(self.plan.out_frame_bytes),
+            "tx_fifo": fifo.SyncFIFOBuffered(width=8, depth=self.tx_fifo_depth),
+            "transmitter": UARTTransmitter(self.divisor),
+        }
+        if p.lanes > 1:
+            blocks["packer"] = LanePacker(p.input_format, p.width, p.height, p.lanes)
+            blocks["unpacker"] = LaneUnpacker(p.output_format, p.out_width, p.lanes)
+        for name, block in blocks.items():
+            m.submodules[name] = ResetInserter(resync)(block)
+        b = blocks
 
-        m.d.comb += receiver.rx.eq(self.rx)
-        wiring.connect(m, receiver.o, rx_fifo.w_stream)
-        wiring.connect(m, rx_fifo.r_stream, to_pixels.i)
+        m.d.comb += b["receiver"].rx.eq(self.rx)
+        wiring.connect(m, b["receiver"].o, b["rx_fifo"].w_stream)
+        wiring.connect(m, b["rx_fifo"].r_stream, b["check_input"].i)
+        wiring.connect(m, b["check_input"].o, b["to_pixels"].i)
         if p.lanes == 1:
-            wiring.connect(m, to_pixels.o, pipeline.i)
-            wiring.connect(m, pipeline.o, to_bytes.i)
+            wiring.connect(m, b["to_pixels"].o, b["pipeline"].i)
+            wiring.connect(m, b["pipeline"].o, b["to_bytes"].i)
         else:
-            m.submodules.packer = packer = LanePacker(p.input_format, p.width, p.height,
-                                                      p.lanes)
-            m.submodules.unpacker = unpacker = LaneUnpacker(p.output_format, p.out_width,
-                                                            p.lanes)
-            wiring.connect(m, to_pixels.o, packer.i)
-            wiring.connect(m, packer.o, pipeline.i)
-            wiring.connect(m, pipeline.o, unpacker.i)
-            wiring.connect(m, unpacker.o, to_bytes.i)
-        wiring.connect(m, to_bytes.o, tx_fifo.w_stream)
-        wiring.connect(m, tx_fifo.r_stream, transmitter.i)
+            wiring.connect(m, b["to_pixels"].o, b["packer"].i)
+            wiring.connect(m, b["packer"].o, b["pipeline"].i)
+            wiring.connect(m, b["pipeline"].o, b["unpacker"].i)
+            wiring.connect(m, b["unpacker"].o, b["to_bytes"].i)
+        wiring.connect(m, b["to_bytes"].o, b["frame_output"].i)
+        wiring.connect(m, b["check_input"].input_ok, b["frame_output"].input_ok)
+        wiring.connect(m, b["frame_output"].o, b["tx_fifo"].w_stream)
+        wiring.connect(m, b["tx_fifo"].r_stream, b["transmitter"].i)
         m.d.comb += [
-            self.tx.eq(transmitter.tx),
-            self.overflow.eq(receiver.overflow),
-            self.framing_error.eq(receiver.framing_error),
-            self.rx_fifo_level.eq(rx_fifo.level),
+            self.tx.eq(b["transmitter"].tx),
+            b["frame_output"].rx_overflow.eq(b["receiver"].overflow),
+            b["frame_output"].rx_framing_error.eq(b["receiver"].framing_error),
+            self.rx_fifo_level.eq(b["rx_fifo"].level),
         ]
+        with m.If(b["receiver"].overflow):
+            m.d.sync += self.overflow.eq(1)
+        with m.If(b["receiver"].framing_error):
+            m.d.sync += self.framing_error.eq(1)
 
+        # Quiet link: no byte received, none queued or being sent.
+        quiet = Signal(range(self.resync_clocks + 1))
+        busy = (b["receiver"].o.valid | b["tx_fifo"].r_stream.valid
+                | ~b["transmitter"].i.ready)
+        m.d.comb += resync.eq(quiet == self.resync_clocks - 1)
+        with m.If(busy):
+            m.d.sync += quiet.eq(0)
+        with m.Elif(quiet != self.resync_clocks):
+            m.d.sync += quiet.eq(quiet + 1)
+
+        pipeline_o = b["pipeline"].o
         out_row = Signal(range(self.pipeline.out_height))
-        with m.If(pipeline.o.valid & pipeline.o.ready & pipeline.o.payload.eol):
+        with m.If(pipeline_o.valid & pipeline_o.ready & pipeline_o.payload.eol):
             with m.If(out_row == self.pipeline.out_height - 1):
                 m.d.sync += [out_row.eq(0), self.frame_done.eq(~self.frame_done)]
             with m.Else():
                 m.d.sync += out_row.eq(out_row + 1)
+        with m.If(resync):
+            m.d.sync += out_row.eq(0)
         return m
 
 
@@ -176,7 +223,8 @@ class BoardTop(Elaboratable):
 
     ``baud`` defaults to the board's ``default_baud``; the UART divisor is computed from the
     real ``sync`` frequency (the PLL's achieved frequency when ``clock_hz`` asks for a clock
-    other than the oscillator's). Status LEDs (those the board has): ``heartbeat`` (about
+    other than the oscillator's), the resync time from :data:`rasterflow.boards.host.RESYNC_GAP`.
+    Status LEDs (those the board has): ``heartbeat`` (about
     1 Hz: the clock runs), ``error`` (RX overflow or framing error, latched), ``frame_done``
     (toggles per output frame).
     """
@@ -196,7 +244,9 @@ class BoardTop(Elaboratable):
         else:
             raise ValueError(f"no PLL support for family {self.board.family!r}")
         self.divisor = uart_divisor(self.clock_hz, self.baud)
-        self.bridge = UARTBridge(pipeline, self.divisor, tx_fifo_depth=tx_fifo_depth)
+        self.bridge = UARTBridge(pipeline, self.divisor,
+                                 resync_clocks=math.ceil(RESYNC_GAP * self.clock_hz),
+                                 tx_fifo_depth=tx_fifo_depth)
 
     def elaborate(self, platform):
         m = Module()

@@ -3,8 +3,11 @@
 The CLI owner calls :func:`add_board_commands` with its argparse subparsers and a
 ``load_pipeline(spec_path)`` callable; every subcommand sets ``func`` so that
 ``args.func(args)`` runs it and returns the exit status (0 on success; 1 on an error or, for
-``run``, on any difference from the golden model).
+``run``, on a frame the link could not carry intact after its retries, or on any difference
+from the golden model). ``run`` writes its output only from a frame that passed the link's
+CRC, length and status checks, and atomically: a failed run leaves no output file.
 """
+import argparse
 import io
 import json
 import sys
@@ -145,7 +148,7 @@ def _cmd_flash(args):
 def _cmd_run(args, load_pipeline):
     import serial
 
-    from .boards.host import BoardTimeoutError, run_on_board
+    from .boards.host import LinkError, run_on_board
     from .boards.platforms import get_board
     pipeline = load_pipeline(args.spec)
     out_fmt = pipeline.output_format
@@ -159,8 +162,11 @@ def _cmd_run(args, load_pipeline):
         frame = load_frame(args.image, pipeline.input_format, pipeline.height, pipeline.width)
         port = args.port or find_port(board)
         baud = args.baud or board.default_baud
-        got = run_on_board(pipeline, frame, port, baud, timeout=args.timeout)
-    except (BoardTimeoutError, serial.SerialException, ValueError, OSError) as error:
+        got = run_on_board(pipeline, frame, port, baud, timeout=args.timeout,
+                           retries=args.retries,
+                           report=lambda message: print(f"warning: {message}",
+                                                        file=sys.stderr))
+    except (LinkError, serial.SerialException, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     expected = np.asarray(pipeline.golden(frame)).reshape(got.shape).astype(out_fmt.np_dtype)
@@ -177,6 +183,13 @@ def _cmd_run(args, load_pipeline):
     print(f"bit-exact: {got.shape[0]}x{got.shape[1]}x{got.shape[2]} {out_fmt.dtype} output "
           f"matches the golden model; wrote {output_path} and {diff_path}")
     return 0
+
+
+def _non_negative_int(text):
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, not {value}")
+    return value
 
 
 def add_board_commands(subparsers, load_pipeline):
@@ -213,7 +226,10 @@ def add_board_commands(subparsers, load_pipeline):
     p.add_argument("--port", help="serial port (default: found from the board's USB ids)")
     p.add_argument("--baud", type=int, help="UART baud rate (default: the board's)")
     p.add_argument("--timeout", type=float, default=2.0,
-                   help="seconds without data before giving up (default: 2)")
+                   help="seconds without data before an attempt fails (default: 2)")
+    p.add_argument("--retries", type=_non_negative_int, default=2,
+                   help="times to resend a frame that failed the link's CRC, length or "
+                        "status check or timed out (default: 2)")
     p.add_argument("-o", "--output", help="output .npy (any format) or .png (uint8); a "
                                           "<output>.diff.png marks differing pixels")
     p.set_defaults(func=lambda args: _cmd_run(args, load_pipeline))

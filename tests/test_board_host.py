@@ -1,5 +1,5 @@
-"""Host side: flow-control plan, run_on_board and the `run`/`boards` CLI against the pty
-board emulator."""
+"""Host side: flow-control plan, framed run_on_board with retries and the `run`/`boards` CLI
+against the pty board emulator."""
 import argparse
 import os
 from types import SimpleNamespace
@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from rasterflow.boards.emulator import BoardEmulator
-from rasterflow.boards.host import (BoardTimeoutError, frame_to_bytes, link_plan,
-                                    run_on_board)
+from rasterflow.boards.host import (BoardTimeoutError, FrameCheckError, frame_to_bytes,
+                                    input_stream, link_plan, run_on_board)
 from rasterflow.cli_boards import add_board_commands
 from test_board_top import fan_out_16, plus_one, random_frame, widen_int16
 
@@ -20,11 +20,13 @@ BAUD = 1_000_000
 def test_link_plan_window_and_consumed_bound():
     plan = link_plan(fan_out_16(16, 12))
     assert (plan.in_row_bytes, plan.out_row_bytes, plan.window_rows) == (16, 256, 4)
-    assert plan.window == 64 and plan.in_frame_bytes == 192
+    assert plan.window == 64 + 4 and plan.in_frame_bytes == 192      # rows + input trailer
+    assert (plan.in_stream_bytes, plan.out_stream_bytes) == (196, 12 * 256 + 9)
     assert plan.consumed_lower_bound(0) == 0
     assert plan.consumed_lower_bound(255) == 0          # row 0 not complete yet
     assert plan.consumed_lower_bound(256) == 16         # output row 0 => input row 0 taken
-    assert plan.send_limit(0) == 64 and plan.send_limit(10**6) == 192
+    assert plan.consumed_lower_bound(12 * 256 + 5) == 192     # trailer bytes are no rows
+    assert plan.send_limit(0) == 68 and plan.send_limit(10**6) == 196
 
 
 def test_link_plan_downscaling_pipeline():
@@ -65,10 +67,11 @@ def test_emulator_flags_a_host_that_ignores_the_window():
     with BoardEmulator(pipeline) as board:
         fd = os.open(board.port, os.O_RDWR | os.O_NOCTTY)
         try:
-            os.write(fd, frame_to_bytes(pipeline.input_format, random_frame(pipeline)))
+            os.write(fd, input_stream(frame_to_bytes(pipeline.input_format,
+                                                     random_frame(pipeline))))
             # The emulator reads what was written before it stops.
             deadline = 200
-            while board.input_bytes < plan.in_frame_bytes and deadline:
+            while board.input_bytes < plan.in_stream_bytes and deadline:
                 os.read(fd, 4096)
                 deadline -= 1
         finally:
@@ -78,9 +81,43 @@ def test_emulator_flags_a_host_that_ignores_the_window():
 
 def test_run_on_board_timeout_names_byte_counts():
     pipeline = widen_int16(16, 12)
+    reports = []
     with BoardEmulator(pipeline, stop_after=100) as board:
-        with pytest.raises(BoardTimeoutError, match=r"received 100 of 384 output bytes"):
-            run_on_board(pipeline, random_frame(pipeline), board.port, BAUD, timeout=0.5)
+        with pytest.raises(BoardTimeoutError, match=r"attempt 2 of 2: stopped answering: "
+                                                    r"received 0 of 393 bytes \(384 output \+ "
+                                                    r"9 trailer\) after sending 68 of 196"):
+            run_on_board(pipeline, random_frame(pipeline), board.port, BAUD, timeout=0.3,
+                         retries=1, report=reports.append)
+    assert len(reports) == 1 and "received 100 of 393 bytes" in reports[0]
+    assert board.resyncs == 2          # the board dropped both half-done frames
+
+
+@pytest.mark.parametrize("fault", ["corrupt_output_every", "corrupt_input_every"])
+def test_run_on_board_retries_a_transient_fault(fault):
+    """One corrupted frame each way is detected by the CRC (not by comparing with the golden
+    model), reported as such and sent again; the second attempt is exact."""
+    pipeline = plus_one(16, 12)
+    frame = random_frame(pipeline, seed=2)
+    reports = []
+    with BoardEmulator(pipeline, faulty_frames=1, **{fault: 50}) as board:
+        got = run_on_board(pipeline, frame, board.port, BAUD, timeout=1,
+                           report=reports.append)
+    np.testing.assert_array_equal(got, pipeline.golden(frame))
+    assert len(reports) == 1 and reports[0].startswith("attempt 1 of 3 failed: ")
+    assert ("output corrupted on the way back: CRC-32" if fault == "corrupt_output_every"
+            else "input CRC bad (the host's bytes were corrupted on the way in)") in reports[0]
+    assert board.frames == 2 and board.resyncs == 0
+
+
+def test_run_on_board_gives_up_on_a_persistent_fault():
+    pipeline = plus_one(16, 12)
+    reports = []
+    with BoardEmulator(pipeline, corrupt_input_every=50) as board:
+        with pytest.raises(FrameCheckError, match=r"attempt 3 of 3: board status 0x01: input "
+                                                  r"CRC bad"):
+            run_on_board(pipeline, random_frame(pipeline), board.port, BAUD, timeout=1,
+                         report=reports.append)
+    assert len(reports) == 2 and board.frames == 3
 
 
 def test_run_on_board_rejects_wrong_frame_shape():
@@ -140,28 +177,53 @@ def test_cli_run_npy_output_for_wide_format(tmp_path, capsys):
     np.testing.assert_array_equal(np.load(tmp_path / "out.npy"), pipeline.golden(frame))
 
 
-def test_cli_run_dropped_bytes_times_out(tmp_path, camera_like, capsys):
+def test_cli_run_dropped_bytes_fail_cleanly(tmp_path, camera_like, capsys):
     pipeline, _, image = camera_like
     with BoardEmulator(pipeline, drop_input_every=50) as board:
         status = cli(["run", "s", str(image), "--board", "icebreaker", "--port", board.port,
-                      "--timeout", "0.5", "-o", str(tmp_path / "out.png")], pipeline)
+                      "--timeout", "0.3", "--retries", "1", "-o", str(tmp_path / "out.png")],
+                     pipeline)
     assert status == 1
     err = capsys.readouterr().err
-    assert "stopped answering: received" in err and "of 192 output bytes" in err
-    assert not (tmp_path / "out.png").exists()
+    assert "warning: attempt 1 of 2 failed: stopped answering: received" in err
+    assert "error: board on" in err and "attempt 2 of 2: stopped answering" in err
+    assert "of 201 bytes (192 output + 9 trailer)" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]   # no output, no temp
 
 
-def test_cli_run_corruption_reports_mismatch_and_writes_diff(tmp_path, camera_like, capsys):
+def test_cli_run_retries_transient_output_corruption(tmp_path, camera_like, capsys):
     pipeline, frame, image = camera_like
-    with BoardEmulator(pipeline, corrupt_output_every=37) as board:
+    with BoardEmulator(pipeline, corrupt_output_every=37, faulty_frames=1) as board:
         status = cli(["run", "s", str(image), "--board", "icebreaker", "--port", board.port,
                       "-o", str(tmp_path / "out.png")], pipeline)
+    assert status == 0
+    captured = capsys.readouterr()
+    assert "warning: attempt 1 of 3 failed: output corrupted on the way back" in captured.err
+    assert "bit-exact" in captured.out
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out.png")),
+                                  pipeline.golden(frame)[:, :, 0])
+
+
+def test_cli_run_persistent_output_corruption_fails_without_output(tmp_path, camera_like,
+                                                                  capsys):
+    """Corruption on the way back is caught by the CRC before any comparison with the golden
+    model: no output and no diff image from bytes that were not verified."""
+    pipeline, _, image = camera_like
+    with BoardEmulator(pipeline, corrupt_output_every=37) as board:
+        status = cli(["run", "s", str(image), "--board", "icebreaker", "--port", board.port,
+                      "--retries", "1", "-o", str(tmp_path / "out.png")], pipeline)
     assert status == 1
     err = capsys.readouterr().err
-    corrupted = {i - 1 for i in range(37, 193, 37)}          # byte = pixel for 1 x uint8
-    assert f"MISMATCH: {len(corrupted)} of 192 output pixels" in err
-    diff = np.asarray(Image.open(tmp_path / "out.diff.png")).reshape(-1)
-    assert set(np.nonzero(diff)[0]) == corrupted
+    assert err.count("output corrupted on the way back: CRC-32 of the 197 received bytes") == 2
+    assert "MISMATCH" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_cli_run_rejects_negative_retries(camera_like, capsys):
+    pipeline, _, image = camera_like
+    with pytest.raises(SystemExit):
+        cli(["run", "s", str(image), "--board", "icebreaker", "--retries", "-1"], pipeline)
+    assert "must be >= 0, not -1" in capsys.readouterr().err
 
 
 def test_cli_run_refuses_png_for_int16_output(tmp_path, capsys):

@@ -1,4 +1,5 @@
-"""Byte <-> pixel adapters and the UART bridge (BoardTop minus the platform), bit by bit."""
+"""Byte <-> pixel adapters and the UART bridge (BoardTop minus the platform) with its framed,
+CRC-checked link, bit by bit."""
 import random
 from dataclasses import dataclass
 
@@ -9,9 +10,11 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from rasterflow.boards.host import frame_to_bytes, link_plan
+from rasterflow.boards.host import (bytes_to_frame, check_answer, frame_to_bytes, input_stream,
+                                    link_plan, output_trailer)
 from rasterflow.boards.top import UARTBridge, ecp5_pll_config, ice40_pll_config
 from rasterflow.golden.pixel import PixelFormat
+from rasterflow.hdl.link import STATUS_INPUT_CRC_BAD
 from rasterflow.hdl.payload import pixel_stream_signature
 from rasterflow.hdl.serdes import BytesToPixels, PixelsToBytes, bytes_per_pixel
 from test_uart import drive_uart_byte, sample_uart_byte
@@ -201,41 +204,70 @@ def test_pll_configs_match_vendor_tools():
 
 # --- the bridge, bit by bit at the pins --------------------------------------------------
 
-def run_bridge(pipeline, frame, *, divisor=4, tx_fifo_depth=8, respect_window=True):
-    """Simulate UARTBridge: a host testbench drives ``rx`` bit by bit as fast as the
-    flow-control window allows (or ignoring it), another decodes ``tx`` until the whole
-    output arrived or the line stayed idle for 20 byte times after the last input byte.
+RESYNC_BYTE_TIMES = 30
 
-    Returns (output bytes, status flags, peak RX FIFO level, whether the window held the
-    sender back)."""
-    bridge = UARTBridge(pipeline, divisor, tx_fifo_depth=tx_fifo_depth)
-    plan = link_plan(pipeline)
-    to_send = frame_to_bytes(pipeline.input_format, frame)
-    received = bytearray()
+
+def run_bridge(pipeline, streams, *, divisor=4, tx_fifo_depth=8, respect_window=True):
+    """Simulate UARTBridge: a host testbench drives ``rx`` bit by bit with each input stream
+    in turn as fast as the flow-control window allows (or ignoring it), another decodes
+    ``tx`` into one answer per stream, which ends when complete or when the line stayed idle
+    for 20 byte times after the stream's last byte. After an incomplete answer or one with a
+    status bit set the host stays quiet until nothing has arrived for the bridge's resync time,
+    discarding what still arrives.
+
+    Returns (answers, status flags, peak RX FIFO level, whether the window held the sender
+    back)."""
     frame_clocks = 10 * divisor
+    bridge = UARTBridge(pipeline, divisor, resync_clocks=RESYNC_BYTE_TIMES * frame_clocks,
+                        tx_fifo_depth=tx_fifo_depth)
+    plan = link_plan(pipeline)
+    answers = [bytearray() for _ in streams]
+    closed = []          # answers ended (complete, or idle after their stream was sent)
+    sent = []            # streams sent completely
+    draining = []        # non-empty while the host waits for a resync
+    decoded = []         # every byte from tx
     flags = {}
     rx_fifo_levels = []
     throttled = []
-    sent_all = []
 
     async def host_send(ctx):
-        for index, byte in enumerate(to_send):
-            while respect_window and index >= plan.send_limit(len(received)):
-                throttled.append(index)
+        for j, to_send in enumerate(streams):
+            for index, byte in enumerate(to_send):
+                # (Bytes beyond a frame's input stream, sent to upset the framing, go
+                # unthrottled.)
+                while (respect_window and index < plan.in_stream_bytes
+                       and index >= plan.send_limit(len(answers[j]))):
+                    throttled.append(index)
+                    await ctx.tick()
+                await drive_uart_byte(ctx, bridge.rx, byte, divisor)
+            ctx.set(bridge.rx, 1)
+            sent.append(j)
+            while len(closed) <= j:
                 await ctx.tick()
-            await drive_uart_byte(ctx, bridge.rx, byte, divisor)
-        ctx.set(bridge.rx, 1)
-        sent_all.append(True)
+            if len(answers[j]) < plan.out_stream_bytes or answers[j][-5]:
+                # Like the host after a failed frame: quiet, discarding what still comes,
+                # until the bridge has resynced.
+                draining.append(j)
+                quiet, seen = 0, len(decoded)
+                while quiet < bridge.resync_clocks + frame_clocks:
+                    await ctx.tick()
+                    quiet = 0 if len(decoded) != seen else quiet + 1
+                    seen = len(decoded)
+                draining.clear()
 
     async def host_receive(ctx):
-        while len(received) < plan.out_frame_bytes:
-            byte = await sample_uart_byte(ctx, bridge.tx, divisor,
-                                          max_idle_clocks=20 * frame_clocks)
-            if byte is None:
-                if sent_all:
-                    break       # idle for 20 byte times after the host's last byte
-                continue
-            received.append(byte)
+        for j, answer in enumerate(answers):
+            while len(answer) < plan.out_stream_bytes:
+                byte = await sample_uart_byte(ctx, bridge.tx, divisor,
+                                              max_idle_clocks=20 * frame_clocks)
+                if byte is None:
+                    if j in sent:
+                        break
+                    continue
+                decoded.append(byte)
+                if not draining:
+                    answer.append(byte)
+            closed.append(j)
         await ctx.tick().repeat(2 * frame_clocks)   # nothing more may follow
         assert ctx.get(bridge.tx) == 1
         flags.update(overflow=ctx.get(bridge.overflow),
@@ -252,7 +284,28 @@ def run_bridge(pipeline, frame, *, divisor=4, tx_fifo_depth=8, respect_window=Tr
     sim.add_testbench(host_receive)
     sim.add_testbench(rx_fifo_level, background=True)
     sim.run()
-    return bytes(received), flags, max(rx_fifo_levels), bool(throttled)
+    return [bytes(a) for a in answers], flags, max(rx_fifo_levels), bool(throttled)
+
+
+def split_answer(pipeline, answer):
+    """(output frame, status) of a complete answer whose trailer the host helpers agree
+    with: length and CRC as :func:`output_trailer` computes them."""
+    plan = link_plan(pipeline)
+    assert len(answer) == plan.out_stream_bytes
+    payload, trailer = answer[:plan.out_frame_bytes], answer[plan.out_frame_bytes:]
+    status = trailer[4]
+    assert trailer == output_trailer(payload, status)
+    if status == 0:
+        assert check_answer(plan, answer) == payload
+    out = bytes_to_frame(pipeline.output_format, payload, pipeline.out_height,
+                         pipeline.out_width)
+    return out, status
+
+
+def test_bridge_rejects_a_short_resync_time():
+    with pytest.raises(ValueError, match=r"resync_clocks must be an integer >= 20 byte times "
+                                         r"\(800 clocks\), not 799"):
+        UARTBridge(plus_one(), 4, resync_clocks=799)
 
 
 @pytest.mark.parametrize("make_pipeline", [plus_one, widen_int16, fan_out_16],
@@ -260,11 +313,11 @@ def run_bridge(pipeline, frame, *, divisor=4, tx_fifo_depth=8, respect_window=Tr
 def test_bridge_bit_exact_at_window_speed(make_pipeline):
     pipeline = make_pipeline()
     frame = random_frame(pipeline, seed=3)
-    output, flags, rx_peak, throttled = run_bridge(pipeline, frame)
-    expected = pipeline.golden(frame)
-    got = np.frombuffer(output, dtype=pipeline.output_format.np_dtype.newbyteorder("<"))
-    assert got.size == expected.size
-    np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+    stream = input_stream(frame_to_bytes(pipeline.input_format, frame))
+    (answer,), flags, rx_peak, throttled = run_bridge(pipeline, [stream])
+    out, status = split_answer(pipeline, answer)
+    np.testing.assert_array_equal(out, pipeline.golden(frame))
+    assert status == 0
     assert flags == {"overflow": 0, "framing_error": 0, "frame_done": 1}
     if make_pipeline is fan_out_16:
         # The worst case really is one: the window held the host back and the RX FIFO
@@ -274,15 +327,58 @@ def test_bridge_bit_exact_at_window_speed(make_pipeline):
         assert rx_peak >= link_plan(pipeline).window * 3 // 4
 
 
+@pytest.mark.parametrize("flip", [5, -2], ids=["payload", "trailer"])
+def test_bridge_reports_a_corrupted_input_byte(flip):
+    """A bit flipped on the way in (in a pixel or in the host's CRC) gives "input CRC bad" in
+    a trailer that is itself intact; the next frame on the link is clean again."""
+    pipeline = plus_one()
+    frame = random_frame(pipeline, seed=6)
+    stream = bytearray(input_stream(frame_to_bytes(pipeline.input_format, frame)))
+    stream[flip] ^= 0x10
+    answers, flags, _, _ = run_bridge(pipeline, [bytes(stream), input_stream(
+        frame_to_bytes(pipeline.input_format, frame))])
+    received = bytes_to_frame(pipeline.input_format, bytes(stream[:-4]), pipeline.height,
+                              pipeline.width)
+    out, status = split_answer(pipeline, answers[0])
+    assert status == STATUS_INPUT_CRC_BAD
+    np.testing.assert_array_equal(out, pipeline.golden(received))   # what the board saw
+    out, status = split_answer(pipeline, answers[1])
+    assert status == 0
+    np.testing.assert_array_equal(out, pipeline.golden(frame))
+    assert flags["overflow"] == 0 and flags["framing_error"] == 0
+
+
+@pytest.mark.parametrize("fault", ["dropped", "extra"])
+def test_bridge_resyncs_after_a_quiet_link(fault):
+    """A lost input byte leaves the board waiting for the rest of the frame (no trailer); an
+    extra one ends the frame early (bad input CRC) and starts the next. Either way, after the
+    resync time of quiet the next frame is exact."""
+    pipeline = plus_one()
+    frame = random_frame(pipeline, seed=9)
+    good = input_stream(frame_to_bytes(pipeline.input_format, frame))
+    bad = good[:20] + good[21:] if fault == "dropped" else good[:20] + b"\x55" + good[20:]
+    answers, _, _, _ = run_bridge(pipeline, [bad, good])
+    plan = link_plan(pipeline)
+    if fault == "dropped":
+        assert 0 < len(answers[0]) < plan.out_stream_bytes
+    else:
+        assert split_answer(pipeline, answers[0])[1] == STATUS_INPUT_CRC_BAD
+    out, status = split_answer(pipeline, answers[1])
+    assert status == 0
+    np.testing.assert_array_equal(out, pipeline.golden(frame))
+
+
 def test_ignoring_the_window_overflows_the_rx_fifo():
     """With the worst-case ratio, a host that sends at line rate overflows the RX FIFO: the
     flags checked above do detect a broken window."""
     pipeline = fan_out_16()
-    output, flags, rx_peak, _ = run_bridge(pipeline, random_frame(pipeline, seed=4),
-                                           respect_window=False)
+    frame = random_frame(pipeline, seed=4)
+    (answer,), flags, rx_peak, _ = run_bridge(
+        pipeline, [input_stream(frame_to_bytes(pipeline.input_format, frame))],
+        respect_window=False)
     assert flags["overflow"] == 1
     assert rx_peak == link_plan(pipeline).window
-    assert len(output) < link_plan(pipeline).out_frame_bytes
+    assert len(answer) < link_plan(pipeline).out_stream_bytes
 
 
 def test_bridge_packs_lanes_for_a_multi_pixel_pipeline():
@@ -293,9 +389,9 @@ def test_bridge_packs_lanes_for_a_multi_pixel_pipeline():
                            "stage": [{"op": "gaussian", "ksize": 3},
                                      {"op": "sobel", "dx": 1, "dy": 0}]})
     frame = np.random.default_rng(8).integers(0, 256, (5, 10, 1), dtype=np.uint8)
-    output, flags, _, _ = run_bridge(pipeline, frame)
-    expected = pipeline.golden(frame)
-    got = np.frombuffer(output, dtype=np.dtype("<i2"))
-    assert got.size == expected.size
-    np.testing.assert_array_equal(got.reshape(expected.shape), expected)
+    (answer,), flags, _, _ = run_bridge(
+        pipeline, [input_stream(frame_to_bytes(pipeline.input_format, frame))])
+    out, status = split_answer(pipeline, answer)
+    assert status == 0
+    np.testing.assert_array_equal(out, pipeline.golden(frame))
     assert flags == {"overflow": 0, "framing_error": 0, "frame_done": 1}
