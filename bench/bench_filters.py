@@ -12,7 +12,6 @@ For each kernel size K and line width W it builds a K x K ``filter2d`` pipeline 
 Usage: ``python bench/bench_filters.py [--kernels 3,5,7] [--widths 64,640] [--json OUT]``
 """
 import argparse
-import re
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from amaranth.back import rtlil
 
+from rasterflow.boards.build import rtlil_memories
 from rasterflow.files import write_json
 from rasterflow.sim.session import simulate
 from rasterflow.spec import parse_spec
@@ -27,8 +27,7 @@ from rasterflow.spec import parse_spec
 
 def memory_bits(top):
     """Bits of every memory in the design, read from its RTLIL."""
-    text = rtlil.convert(top)
-    return sum(int(w) * int(s) for w, s in re.findall(r"memory width (\d+) size (\d+)", text))
+    return sum(bits for _, _, bits, _ in rtlil_memories(rtlil.convert(top)))
 
 
 def bench_case(kernel_size, width, *, height, frames, simulator):
