@@ -19,6 +19,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from rasterflow.golden.pixel import PixelFormat
+from rasterflow.hdl import imgproc, link, pointwise, serdes
 from rasterflow.hdl.filters import ColumnDot, Filter2D, WindowDot
 from rasterflow.hdl.guard import FrameGuard
 from rasterflow.hdl.payload import pixel_layout
@@ -278,3 +279,39 @@ def test_bypass_slice_is_caught_by_the_path_check(tmp_path):
     # The hold rules alone cannot see it: the bounded proof passes.
     harness = filter_harness(bypass, accept_cycles=2, rules_only=True)
     assert_proof(run_sby(harness, mode="bmc", depth=16, workdir=tmp_path))
+
+
+# -- the filter library's stages and the serial-link adapters --------------------------------
+# The output stream rules (k-induction) and valid's independence from ready (netlist path
+# check) for every other datapath: whole windowed stages at the smallest geometry, pointwise
+# stages, and the byte/pixel/lane adapters of the board bridge.
+
+U8 = PixelFormat(1, "uint8")
+OTHER_COMPONENTS = {
+    "MedianBlur": lambda: imgproc.MedianBlur(U8, W, H, 3),
+    "ErodeRect": lambda: imgproc.Erode(U8, W, H, 3),
+    "DilateCross": lambda: imgproc.Dilate(U8, W, H, 3, shape="cross"),
+    "GradientL2": lambda: imgproc.GradientMagnitude(U8, W, H, norm="l2"),
+    "BoxNormalized": lambda: imgproc.BoxFilter(U8, W, H, 3),
+    "Threshold": lambda: pointwise.Threshold(U8, level=9),
+    "RGB2Gray": lambda: pointwise.RGB2Gray(),
+    "ChannelMin": lambda: pointwise.ChannelMin(PixelFormat(3, "uint8")),
+    "BytesToPixels": lambda: serdes.BytesToPixels(PixelFormat(1, "int16"), W, H),
+    "PixelsToBytes": lambda: serdes.PixelsToBytes(PixelFormat(1, "int16")),
+    "LanePacker": lambda: serdes.LanePacker(U8, 5, H, 2),
+    "LaneUnpacker": lambda: serdes.LaneUnpacker(U8, 5, 2),
+    "InputFrameChecker": lambda: link.InputFrameChecker(6),
+    "OutputFramer": lambda: link.OutputFramer(6),
+}
+
+
+@pytest.mark.parametrize("name", OTHER_COMPONENTS)
+def test_other_components_output_rules_prove(name, tmp_path):
+    harness = StreamContractHarness(OTHER_COMPONENTS[name](), accept_cycles=1,
+                                    rules_only=True)
+    assert_proof(run_sby(harness, mode="prove", depth=2, workdir=tmp_path))
+
+
+@pytest.mark.parametrize("name", OTHER_COMPONENTS)
+def test_other_components_valid_has_no_combinational_path_from_ready(name):
+    assert check_no_combinational_path(OTHER_COMPONENTS[name]())
