@@ -20,20 +20,16 @@ Usage: ``python bench/bench_fmax_pipelines.py [--boards icebreaker,ulx3s-85f]
 [--designs gaussian5,gradient_l1] [--build-dir DIR] [--json OUT] [--no-reference]``
 """
 import argparse
-import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from amaranth.hdl import Cat, Elaboratable, Module, Signal
 from amaranth.lib.wiring import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_fmax_reference import build_reference  # noqa: E402
+from bench_fmax_reference import build_bare, build_reference  # noqa: E402
 
-from rasterflow.boards.build import tool_environment  # noqa: E402
 from rasterflow.boards.platforms import get_board  # noqa: E402
 from rasterflow.files import write_json  # noqa: E402
 from rasterflow.hdl.pipeline import SkidBuffer  # noqa: E402
@@ -126,23 +122,8 @@ def critical_path(build_dir):
 
 def build_pipeline(board_name, design, pipeline, build_dir):
     board = get_board(board_name)
-    platform = board.make_platform()
-    plan = platform.prepare(BarePipeline(board, pipeline), "top",
-                            nextpnr_opts="--report top.report.json",
-                            synth_opts=board.family_info.dsp_synth_opts)
-    build_dir = Path(build_dir)
-    plan.extract(str(build_dir))
-    started = time.monotonic()
-    subprocess.run(["sh", f"{plan.script}.sh"], cwd=build_dir, env=tool_environment(board),
-                   check=True, capture_output=True)
-    report = json.loads((build_dir / "top.report.json").read_text())
-    used = report["utilization"]
-    cells = board.family_info.nextpnr_cells
-    return {"device": board.device,
-            "fmax_mhz": min(clock["achieved"] for clock in report["fmax"].values()),
-            "luts": used[cells["logic"]]["used"], "brams": used[cells["bram"]]["used"],
-            "build_seconds": round(time.monotonic() - started, 1),
-            "critical_path": critical_path(build_dir)}
+    result = build_bare(board, BarePipeline(board, pipeline), build_dir)
+    return {**result, "critical_path": critical_path(Path(build_dir))}
 
 
 def main(argv=None):

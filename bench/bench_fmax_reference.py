@@ -58,12 +58,11 @@ class BramReference(Elaboratable):
         return m
 
 
-def build_reference(board_name, design, build_dir):
-    """nextpnr's Fmax and the utilisation of one reference design on one board."""
-    board = get_board(board_name)
+def build_bare(board, top, build_dir):
+    """Build ``top`` (an elaboratable using ``board``'s pins) with the board's tools; return
+    nextpnr's Fmax and the utilisation."""
     platform = board.make_platform()
-    plan = platform.prepare(BramReference(board, design == "bram_adder"), "top",
-                            nextpnr_opts="--report top.report.json",
+    plan = platform.prepare(top, "top", nextpnr_opts="--report top.report.json",
                             synth_opts=board.family_info.dsp_synth_opts)
     build_dir = Path(build_dir)
     plan.extract(str(build_dir))
@@ -77,6 +76,12 @@ def build_reference(board_name, design, build_dir):
             "fmax_mhz": min(clock["achieved"] for clock in report["fmax"].values()),
             "luts": used[cells["logic"]]["used"], "brams": used[cells["bram"]]["used"],
             "build_seconds": round(time.monotonic() - started, 1)}
+
+
+def build_reference(board_name, design, build_dir):
+    """nextpnr's Fmax and the utilisation of one reference design on one board."""
+    board = get_board(board_name)
+    return build_bare(board, BramReference(board, design == "bram_adder"), build_dir)
 
 
 def measure(boards, build_root):
