@@ -67,9 +67,7 @@ class RequantActivation(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pipe = StallPipeline(m, self.i, self.o)
-        pipe.carry("sof", self.i.payload.sof)
-        pipe.carry("eol", self.i.payload.eol)
+        pipe = StallPipeline(m, self.i, self.o, frame_markers=True)
         d_lo, d_hi = -128 - self.in_zp, 127 - self.in_zp
         lanes = []
         for ch in range(self.fmt.channels):
@@ -96,7 +94,5 @@ class RequantActivation(wiring.Component):
                                          shape=bounded_shape(self.act_min, self.act_max)))
         pipe.stage()
         m.d.comb += [self.o.payload.data[ch].eq(v) for ch, v in enumerate(results)]
-        m.d.comb += [self.o.payload.sof.eq(pipe.carried["sof"]),
-                     self.o.payload.eol.eq(pipe.carried["eol"])]
         pipe.finish()
         return m

@@ -115,9 +115,7 @@ class WindowDot(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pipe = StallPipeline(m, self.i, self.o)
-        pipe.carry("sof", self.i.payload.sof)
-        pipe.carry("eol", self.i.payload.eol)
+        pipe = StallPipeline(m, self.i, self.o, frame_markers=True)
         lo, hi = self.in_bounds
         dots, outputs = [], []
         for p in range(self.lanes):
@@ -141,8 +139,6 @@ class WindowDot(wiring.Component):
             results.append(pipe.register(value, name=f"out_{ch}", shape=out_elem))
         pipe.stage()
         m.d.comb += [out.eq(v) for out, v in zip(outputs, results)]
-        m.d.comb += [self.o.payload.sof.eq(pipe.carried["sof"]),
-                     self.o.payload.eol.eq(pipe.carried["eol"])]
         pipe.finish()
         return m
 

@@ -253,9 +253,7 @@ class GradientNorm(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pipe = StallPipeline(m, self.i, self.o)
-        pipe.carry("sof", self.i.payload.sof)
-        pipe.carry("eol", self.i.payload.eol)
+        pipe = StallPipeline(m, self.i, self.o, frame_markers=True)
         window = self.i.payload.window
         (s_lo, s_hi), (d_lo, d_hi) = self.in_bounds
         lanes = []
@@ -285,8 +283,6 @@ class GradientNorm(wiring.Component):
             out = self._l2(pipe, pairs)
         pipe.stage()
         m.d.comb += [self.o.payload.data[ch].eq(v) for ch, v in enumerate(out)]
-        m.d.comb += [self.o.payload.sof.eq(pipe.carried["sof"]),
-                     self.o.payload.eol.eq(pipe.carried["eol"])]
         pipe.finish()
         return m
 
@@ -423,17 +419,13 @@ class WindowMedian(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pipe = StallPipeline(m, self.i, self.o)
-        pipe.carry("sof", self.i.payload.sof)
-        pipe.carry("eol", self.i.payload.eol)
+        pipe = StallPipeline(m, self.i, self.o, frame_markers=True)
         k, window = self.ksize, self.i.payload.window
         lanes = [[window[dx][dy][ch] for dx in range(k) for dy in range(k)]
                  for ch in range(self.fmt.channels)]
         out = pipelined_network(pipe, lanes, self.network, [k * k // 2],
                                 shape=channel_shape(self.fmt), name="median")
         m.d.comb += [self.o.payload.data[ch].eq(lane[0]) for ch, lane in enumerate(out)]
-        m.d.comb += [self.o.payload.sof.eq(pipe.carried["sof"]),
-                     self.o.payload.eol.eq(pipe.carried["eol"])]
         pipe.finish()
         return m
 
@@ -522,9 +514,7 @@ class WindowReduce(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pipe = StallPipeline(m, self.i, self.o)
-        pipe.carry("sof", self.i.payload.sof)
-        pipe.carry("eol", self.i.payload.eol)
+        pipe = StallPipeline(m, self.i, self.o, frame_markers=True)
         window = self.i.payload.window
         lanes = []
         for ch in range(self.fmt.channels):
@@ -536,8 +526,6 @@ class WindowReduce(wiring.Component):
         op = minimum if self.operation == "min" else maximum
         out = pipelined_reduce(pipe, lanes, op, shape=channel_shape(self.fmt), name="win")
         m.d.comb += [self.o.payload.data[ch].eq(v) for ch, v in enumerate(out)]
-        m.d.comb += [self.o.payload.sof.eq(pipe.carried["sof"]),
-                     self.o.payload.eol.eq(pipe.carried["eol"])]
         pipe.finish()
         return m
 

@@ -34,8 +34,11 @@ class StallPipeline:
         pipe.finish()
 
     Every :meth:`stage` adds one cycle of latency; :attr:`latency` counts them.
+
+    With ``frame_markers``, the input's ``sof``/``eol`` follow every stage and
+    :meth:`finish` drives the output's from them.
     """
-    def __init__(self, m, i, o):
+    def __init__(self, m, i, o, *, frame_markers=False):
         self._m = m
         self._o = o
         self.en = Signal(name="pipe_en")
@@ -43,6 +46,10 @@ class StallPipeline:
         self._valid = i.valid
         self.latency = 0
         self.carried = {}
+        self._frame_markers = frame_markers
+        if frame_markers:
+            self.carry("sof", i.payload.sof)
+            self.carry("eol", i.payload.eol)
 
     def carry(self, name, value):
         """Register ``value`` at every later :meth:`stage`; read it from ``carried[name]``."""
@@ -77,6 +84,9 @@ class StallPipeline:
         if self.latency == 0:
             raise ValueError("a StallPipeline needs at least one stage before finish()")
         self._m.d.comb += self._o.valid.eq(self._valid)
+        if self._frame_markers:
+            self._m.d.comb += [self._o.payload.sof.eq(self.carried["sof"]),
+                               self._o.payload.eol.eq(self.carried["eol"])]
 
 
 class SkidBuffer(wiring.Component):

@@ -48,15 +48,10 @@ class _Pointwise(wiring.Component):
                           "o": Out(pixel_stream_signature(out_fmt))})
 
     def _pipe(self, m):
-        pipe = StallPipeline(m, self.i, self.o)
-        pipe.carry("sof", self.i.payload.sof)
-        pipe.carry("eol", self.i.payload.eol)
-        return pipe
+        return StallPipeline(m, self.i, self.o, frame_markers=True)
 
     def _finish(self, m, pipe, values):
         m.d.comb += [self.o.payload.data[ch].eq(v) for ch, v in enumerate(values)]
-        m.d.comb += [self.o.payload.sof.eq(pipe.carried["sof"]),
-                     self.o.payload.eol.eq(pipe.carried["eol"])]
         pipe.finish()
 
 
