@@ -6,8 +6,11 @@ and the status LEDs use, how the board's USB-UART shows up on the host, how it i
 and the device budget. Adding another amaranth-boards board of a supported family is one more
 entry in :data:`BOARDS`; a new family also needs an entry in :data:`FAMILIES`.
 """
+import copy
 import importlib
 from dataclasses import dataclass, field
+
+from amaranth.build import Clock
 
 __all__ = ["Family", "Programmer", "Board", "FAMILIES", "BOARDS", "get_board"]
 
@@ -69,8 +72,22 @@ class Board:
         module_name, class_name = self.platform.split(":")
         return getattr(importlib.import_module(module_name), class_name)
 
-    def make_platform(self):
-        return self.platform_class()()
+    def make_platform(self, *, clock_constraint_hz=None):
+        """A new platform instance. ``clock_constraint_hz`` replaces the timing constraint on
+        the board clock (the oscillator is unchanged): nextpnr's timing-driven placement and
+        routing only work as hard as the constraint asks, so an Fmax measurement constrains
+        the clock at its target instead of at the oscillator's frequency."""
+        platform = self.platform_class()()
+        if clock_constraint_hz is not None:
+            if not isinstance(clock_constraint_hz, (int, float)) or clock_constraint_hz <= 0:
+                raise ValueError(f"clock_constraint_hz must be a positive number, not "
+                                 f"{clock_constraint_hz!r}")
+            key = (self.clock, 0)
+            # A copy: the platform class's resource objects are shared by every instance.
+            resource = copy.copy(platform.resources[key])
+            resource.clock = Clock(clock_constraint_hz)
+            platform.resources[key] = resource
+        return platform
 
     @property
     def device(self):

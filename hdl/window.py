@@ -29,7 +29,7 @@ The last ``hx`` outputs of a frame are completed by the ticks of the next frame'
 when that frame is not there yet, the scanner *drains* them with ``hx`` ticks that shift the
 row window without input.
 """
-from amaranth.hdl import Array, Const, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -130,20 +130,23 @@ def _membership(value, members, limit):
 
 
 def line_memory(m, name, shape, depth, *, write_en, write_addr, write_data, read_en,
-                read_addr, out_en):
+                read_addr, out_en, collision_free=False):
     """A simple dual-port line memory with a *registered* read: two register stages.
 
     ``read_addr`` is sampled when ``read_en`` (the memory's own read register), and the read
     word moves into an output register when ``out_en``; the returned signal is that output
-    register, so block RAM clock-to-out never adds to the logic behind it. A read of the
-    address written in the same cycle returns the old word (the read port is not
-    transparent; Yosys keeps that guarantee when it maps the memory to block RAM, adding
-    bypass logic where the device's ports do not give it — a hand-instantiated ECP5
-    ``DP16KD`` with its output register would be faster, but its cross-port collision
-    behaviour is not defined, and the scanner reads and writes one address in one cycle).
+    register, so block RAM clock-to-out never adds to the logic behind it.
+
+    A read of the address written in the same cycle returns the old word. Block RAMs leave
+    that collision undefined, so Yosys adds bypass logic to keep the guarantee, on the read
+    data path. ``collision_free=True`` states that the caller never reads and writes one
+    address in one cycle (:class:`ColumnScanner` delays its writes to make it so, and a
+    formal check in the tests holds it to that); the memory then carries Yosys's
+    ``no_rw_check`` attribute and maps to bare block RAM.
     """
     out = Signal(shape, name=f"{name}_q")
-    mem = Memory(shape=shape, depth=depth, init=[])
+    mem = Memory(shape=shape, depth=depth, init=[],
+                 attrs={"no_rw_check": 1} if collision_free else None)
     m.submodules[name] = mem
     wp = mem.write_port()
     rp = mem.read_port(transparent_for=())
@@ -170,6 +173,7 @@ class RasterCounter:
         self.y = Signal(range(height), name=f"{name}_y")
         self._col_flags = []
         self._row_values = []
+        self._position_flags = []
         self.last_col = self.col_flag("last_col", lambda c: c == width - 1)
         self.last_row = self.row_value("last_row", lambda r: int(r == height - 1), 1)
 
@@ -187,9 +191,24 @@ class RasterCounter:
     def row_flag(self, name, predicate):
         return self.row_value(name, lambda r: int(predicate(r)), 1)
 
+    def position_flag(self, name, row, col):
+        """A register set exactly while the position is ``(row, col)``; its next value is one
+        AND of two other flags, so it costs no comparator."""
+        flag = Signal(name=f"{self._name}_{name}", init=int(row == 0 and col == 0))
+        # Next position (y, x + 1) within a line, (y + 1, 0) after its last column.
+        within = (self.col_flag(f"{name}_col_before", lambda c: c == col - 1)
+                  & self.row_flag(f"{name}_row", lambda r: r == row)) if col else Const(0)
+        after_line = (self.row_flag(f"{name}_row_before",
+                                    lambda r: (r + 1) % self.height == row)
+                      if col == 0 else Const(0))
+        self._position_flags.append((flag, within, after_line))
+        return flag
+
     def advance(self, condition):
         m, width, height = self._m, self.width, self.height
         with m.If(condition):
+            for flag, within, after_line in self._position_flags:
+                m.d.sync += flag.eq(Mux(self.last_col, after_line, within))
             with m.If(self.last_col):
                 m.d.sync += self.x.eq(0)
                 m.d.sync += [f.eq(int(p(0))) for f, p in self._col_flags]
@@ -273,6 +292,9 @@ class ColumnScanner(wiring.Component):
         self.border = border
         self.border_value = border_value
         self.latency = 3
+        #: High in a cycle where a line memory is written and read at one address (never,
+        #: when a line has two or more transfers: the formal tests check it).
+        self.line_collision = Signal()
         super().__init__({
             "i": In(pixel_stream_signature(fmt, lanes)),
             "o": Out(stream.Signature(column_stream_layout(
@@ -315,12 +337,12 @@ class ColumnScanner(wiring.Component):
         in_free_rows = read.row_flag("free_rows", lambda r: r < hy)
         in_tail_row = read.row_flag("tail_row", lambda r: r == hy)
         past_tail_row = read.row_flag("past_tail_row", lambda r: r > hy)
-        at_first_col = read.col_flag("first_col", lambda c: c == 0)
         at_output_col = read.col_flag("output_col", lambda c: c >= drain_ticks)
         # Tick position of the previous frame's last output, as (row, column).
         tail_row, tail_col = (hy, drain_ticks - 1) if drain_ticks else (hy - 1, width - 1)
-        at_tail_row_end = read.row_flag("tail_end_row", lambda r: r == tail_row)
-        at_tail_col_end = read.col_flag("tail_end_col", lambda c: c == tail_col)
+        at_tail_end = read.position_flag("tail_end", tail_row, tail_col)
+        at_tail_start = read.position_flag("tail_start", hy, 0)
+        at_frame_end = read.position_flag("frame_end", height - 1, width - 1)
         default_ages, edge_ages = self._row_ages()
         age_choices = [default_ages] + [list(a) for a in
                                         dict.fromkeys(tuple(a) for a in edge_ages.values())]
@@ -339,38 +361,59 @@ class ColumnScanner(wiring.Component):
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
 
+        # The tick decision, written so that every signal below is at most two logic levels
+        # from flip-flops (the control loop is the scanner's critical path). Two facts of the
+        # schedule shorten it: draining, and a pending drain, happen only with the read
+        # pointer at (tail row, column 0), never in a free row; so a free row needs no test
+        # of either.
+        input_here = Signal()  # the input pixel at the read pointer is offered
+        drain_due = Signal()   # the previous frame's last outputs wait for a drain
+        m.d.comb += [input_here.eq(caught_up & self.i.valid),
+                     drain_due.eq(at_tail_start & prev_pending & ~draining)]
         lockstep = Signal()   # tick that consumes the input pixel at the read pointer
         free_tick = Signal()  # tick with no input (free rows)
         drain_tick = Signal()
         lag_write = Signal()  # input pixel written behind the read pointer
-
-        start_drain = Signal()
-        if drain_ticks:
-            m.d.comb += start_drain.eq(en & in_tail_row & at_first_col & prev_pending &
-                                       ~draining & ~(caught_up & self.i.valid))
-        with m.If(draining | start_drain):
-            m.d.comb += drain_tick.eq(en)
-        with m.Elif(caught_up & self.i.valid):
-            m.d.comb += lockstep.eq(en)
-        with m.Elif(in_free_rows):
-            m.d.comb += free_tick.eq(en)
-        m.d.comb += lag_write.eq(~caught_up & self.i.valid)
-        m.d.comb += self.i.ready.eq(lockstep | lag_write)
-
         tick = Signal()
-        m.d.comb += tick.eq(lockstep | free_tick)
+        m.d.comb += [
+            drain_tick.eq(en & (draining | (drain_due & ~input_here)) if drain_ticks else 0),
+            lockstep.eq(en & input_here & ~draining),
+            free_tick.eq(en & ~input_here & in_free_rows),
+            tick.eq(en & Mux(input_here, ~draining, in_free_rows)),
+            lag_write.eq(~caught_up & self.i.valid),
+            self.i.ready.eq(lockstep | lag_write),
+        ]
 
         # -- line buffers -----------------------------------------------------------------
+        # Writes reach the memories one cycle late, from registers, so no memory ever reads
+        # and writes one address in one cycle (see line_memory): a pixel is read back no
+        # sooner than a line (``width >= 2`` transfers) after it was written, and the old word
+        # at its address was read no later than the cycle of the write. With one transfer
+        # per line the next tick reads that address at once, so the write stays undelayed.
+        delayed_write = width >= 2
         write_en = Signal()
         m.d.comb += write_en.eq(lockstep | lag_write)
         w_slot = Signal(range(max(slots, 1)))
         r_slot = Signal(range(max(slots, 1)))
+        slot_write_en = [Signal(name=f"line{k}_we") for k in range(slots)]
+        mem_addr = Signal.like(write.x, name="line_waddr")
+        mem_data = Signal(pixel, name="line_wdata")
+        if delayed_write:
+            m.d.sync += [we.eq(write_en & (w_slot == k)) for k, we in enumerate(slot_write_en)]
+            m.d.sync += [mem_addr.eq(write.x), mem_data.eq(self.i.payload.data)]
+        else:
+            m.d.comb += [we.eq(write_en & (w_slot == k)) for k, we in enumerate(slot_write_en)]
+            m.d.comb += [mem_addr.eq(write.x), mem_data.eq(self.i.payload.data)]
+        # For the formal check of the claim above: a memory write and a read of the same
+        # address in the same cycle.
+        m.d.comb += self.line_collision.eq(
+            tick & (mem_addr == read.x) & Cat(*slot_write_en).any() if slots else 0)
         line_data = []  # each slot's read word, registered: stage 2 of the tick
         for k in range(slots):
             line_data.append(line_memory(
-                m, f"line{k}", pixel, width, write_en=write_en & (w_slot == k),
-                write_addr=write.x, write_data=self.i.payload.data, read_en=tick,
-                read_addr=read.x, out_en=en))
+                m, f"line{k}", pixel, width, write_en=slot_write_en[k], write_addr=mem_addr,
+                write_data=mem_data, read_en=tick, read_addr=read.x, out_en=en,
+                collision_free=delayed_write))
 
         # -- pointers ---------------------------------------------------------------------
         read.advance(tick)
@@ -392,9 +435,10 @@ class ColumnScanner(wiring.Component):
         m.d.comb += emit.eq(drain_tick | (tick & (current_row_output | prev_pending)))
 
         if hy or drain_ticks:
-            with m.If(tick & read.last_col & read.last_row):
+            # The frame's last tick is never in a free row (height > hy), so it is a lockstep.
+            with m.If(at_frame_end & en & input_here & ~draining):
                 m.d.sync += prev_pending.eq(1)
-            with m.Elif(tick & at_tail_row_end & at_tail_col_end):
+            with m.Elif(tick & at_tail_end):
                 m.d.sync += prev_pending.eq(0)
         if drain_ticks:
             with m.If(drain_tick):
