@@ -4,13 +4,17 @@
 A line-buffer pipeline reads block RAM every cycle, so the fastest it can be on a device is
 about the speed of a block RAM read into a register. This builds two bare reference designs
 (no UART bridge: only the path under test, a counter to drive it and one LED to keep it
-alive) with the board's default clock, and reports nextpnr's Fmax estimate for each, so the
+alive), and reports nextpnr's Fmax estimate for each, so the
 bench can give each pipeline's Fmax as a fraction of its device's ceiling:
 
-* ``bram_register``: a 512 x 8 delay line in ``amaranth.lib.memory`` (block RAM inferred by
-  Yosys, synchronous read) whose read data goes straight into a register;
+* ``bram_register``: a 512 x 8 delay line built like the window generator's line buffers
+  (:func:`rasterflow.hdl.bram.line_memory`, collision-free: block RAM with its read register
+  and, on ECP5, the ``DP16KD`` output register) whose read data goes straight into a
+  register;
 * ``bram_adder``: the same with a 10-bit adder (read data + a 10-bit counter) before the
   register.
+
+Builds are constrained at the family's target clock (:data:`TARGET_MHZ`).
 
 Usage: ``python bench/bench_fmax_reference.py [--boards icebreaker,ulx3s-85f] [--json OUT]``
 """
@@ -23,9 +27,9 @@ import time
 from pathlib import Path
 
 from amaranth.hdl import Elaboratable, Module, Signal
-from amaranth.lib.memory import Memory
 
 from rasterflow.boards.build import tool_environment
+from rasterflow.hdl.bram import line_memory
 from rasterflow.boards.platforms import get_board
 from rasterflow.files import write_json
 
@@ -40,7 +44,7 @@ ADDER_BITS = 10
 
 
 class BramReference(Elaboratable):
-    """Block RAM read data -> (10-bit adder ->) register, written and addressed by a free
+    """Line memory read data -> (10-bit adder ->) register, written and addressed by a free
     running counter; the register's parity drives an LED so nothing is optimized away."""
 
     def __init__(self, board, adder):
@@ -48,14 +52,15 @@ class BramReference(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.line = line = Memory(shape=8, depth=DEPTH, init=[])
-        write, read = line.write_port(), line.read_port()
         count = Signal(ADDER_BITS + 8)
         m.d.sync += count.eq(count + 1)
-        m.d.comb += [write.addr.eq(count), read.addr.eq(count + 1), write.en.eq(1),
-                     write.data.eq(count[ADDER_BITS:]), read.en.eq(1)]
+        # Read one word ahead of the write, so no address is read and written together.
+        data = line_memory(m, "line", 8, DEPTH, write_en=1, write_addr=count[:9],
+                           write_data=count[ADDER_BITS:], read_en=1,
+                           read_addr=(count + 1)[:9], out_en=1, collision_free=True,
+                           platform=platform)
         result = Signal(ADDER_BITS if self.adder else 8)
-        m.d.sync += result.eq(read.data + count[:ADDER_BITS] if self.adder else read.data)
+        m.d.sync += result.eq(data + count[:ADDER_BITS] if self.adder else data)
         parity = Signal()
         m.d.sync += parity.eq(result.xor())
         led = platform.request(*self.board.leds["heartbeat"])

@@ -107,13 +107,18 @@ class SkidBuffer(wiring.Component):
         skid = Signal.like(self.i.payload, name="skid")
         skid_valid = Signal()
         m.d.comb += self.i.ready.eq(~skid_valid)
+        # While empty, the skid register copies the input every cycle, so it already holds
+        # the payload of a transfer that the stalled output cannot take: its enable is a
+        # flip-flop, not the downstream ready.
+        with m.If(~skid_valid):
+            m.d.sync += skid.eq(self.i.payload)
         with m.If(self.o.ready | ~self.o.valid):
             with m.If(skid_valid):
                 m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
             with m.Else():
                 m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
         with m.Elif(self.i.valid & ~skid_valid):
-            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+            m.d.sync += skid_valid.eq(1)
         return m
 
 

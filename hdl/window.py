@@ -31,13 +31,13 @@ row window without input.
 """
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.pixel import PixelFormat
+from .bram import line_memory
 from .payload import lane, lanes_of, pixel_layout, pixel_stream_signature, transfers_per_line
 
-__all__ = ["BORDERS", "border_source", "ColumnScanner", "line_memory", "RowWindow",
+__all__ = ["BORDERS", "border_source", "ColumnScanner", "RowWindow",
            "column_stream_layout", "window_stream_layout", "check_window_geometry",
            "check_lanes", "MAX_LANES"]
 
@@ -127,34 +127,6 @@ def _membership(value, members, limit):
     for v in members:
         result = result | (value == v)
     return result
-
-
-def line_memory(m, name, shape, depth, *, write_en, write_addr, write_data, read_en,
-                read_addr, out_en, collision_free=False):
-    """A simple dual-port line memory with a *registered* read: two register stages.
-
-    ``read_addr`` is sampled when ``read_en`` (the memory's own read register), and the read
-    word moves into an output register when ``out_en``; the returned signal is that output
-    register, so block RAM clock-to-out never adds to the logic behind it.
-
-    A read of the address written in the same cycle returns the old word. Block RAMs leave
-    that collision undefined, so Yosys adds bypass logic to keep the guarantee, on the read
-    data path. ``collision_free=True`` states that the caller never reads and writes one
-    address in one cycle (:class:`ColumnScanner` delays its writes to make it so, and a
-    formal check in the tests holds it to that); the memory then carries Yosys's
-    ``no_rw_check`` attribute and maps to bare block RAM.
-    """
-    out = Signal(shape, name=f"{name}_q")
-    mem = Memory(shape=shape, depth=depth, init=[],
-                 attrs={"no_rw_check": 1} if collision_free else None)
-    m.submodules[name] = mem
-    wp = mem.write_port()
-    rp = mem.read_port(transparent_for=())
-    m.d.comb += [wp.addr.eq(write_addr), wp.data.eq(write_data), wp.en.eq(write_en),
-                 rp.addr.eq(read_addr), rp.en.eq(read_en)]
-    with m.If(out_en):
-        m.d.sync += out.eq(rp.data)
-    return out
 
 
 class RasterCounter:
@@ -413,7 +385,7 @@ class ColumnScanner(wiring.Component):
             line_data.append(line_memory(
                 m, f"line{k}", pixel, width, write_en=slot_write_en[k], write_addr=mem_addr,
                 write_data=mem_data, read_en=tick, read_addr=read.x, out_en=en,
-                collision_free=delayed_write))
+                collision_free=delayed_write, platform=platform))
 
         # -- pointers ---------------------------------------------------------------------
         read.advance(tick)

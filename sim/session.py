@@ -1,6 +1,7 @@
 """Simulate a whole pipeline on real frames and compare every output with the golden model."""
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from amaranth.back import verilog as verilog_backend
@@ -9,7 +10,13 @@ from tqdm import tqdm
 from ..hdl.payload import pack_pixels, transfers_per_line, unpack_pixels
 from .amaranth_sim import run_stream
 
-__all__ = ["SIMULATORS", "SimResult", "simulate", "pipeline_verilog"]
+__all__ = ["SIMULATORS", "FAMILY_MODELS", "FamilyTarget", "SimResult", "simulate",
+           "pipeline_verilog"]
+
+#: Device families the hardware can be elaborated for, with the Verilog simulation models
+#: (in ``sim/models``) of the primitives it then instantiates.
+FAMILY_MODELS = {"generic": (), "ecp5": ("DP16KD.v",)}
+MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 SIMULATORS = ("amaranth", "verilator")
 
@@ -60,18 +67,42 @@ class SimResult:
         }
 
 
-def pipeline_verilog(pipeline, top=None):
-    """Verilog text of ``pipeline``'s hardware (``top`` from :meth:`Pipeline.hardware`)."""
+class FamilyTarget:
+    """Stands in for a build platform while elaborating for a device family: hardware picks
+    device primitives by ``platform.family`` (see ``hdl/bram.py``)."""
+    def __init__(self, family):
+        if family not in FAMILY_MODELS:
+            raise ValueError(f"family must be one of {', '.join(FAMILY_MODELS)}, "
+                             f"not {family!r}")
+        self.family = family
+
+
+def pipeline_verilog(pipeline, top=None, *, family="generic", with_models=False):
+    """Verilog text of ``pipeline``'s hardware (``top`` from :meth:`Pipeline.hardware`).
+
+    ``family="ecp5"`` elaborates with that family's primitives (``DP16KD`` line memories);
+    ``with_models`` appends the primitives' simulation models, for Verilator.
+    """
     top = top if top is not None else pipeline.hardware()
-    return verilog_backend.convert(top, name=pipeline.name, emit_src=False)
+    platform = None if family == "generic" else FamilyTarget(family)
+    text = verilog_backend.convert(top, name=pipeline.name, emit_src=False, platform=platform)
+    if with_models:
+        text += "".join((MODELS_DIR / model).read_text() for model in FAMILY_MODELS[family])
+    return text
 
 
 def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed=0, vcd=None,
-             progress=True, cache_dir=None):
+             progress=True, cache_dir=None, family="generic"):
     """Run ``batch`` (one ``H x W x C`` frame or an ``N x H x W x C`` batch), repeated
-    ``frames`` times, back to back through the hardware and compare every output frame."""
+    ``frames`` times, back to back through the hardware and compare every output frame.
+
+    ``family`` (Verilator only) elaborates the hardware with a device family's primitives and
+    simulates them with their models."""
     if simulator not in SIMULATORS:
         raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    if family != "generic" and simulator != "verilator":
+        raise ValueError(f"family {family!r} needs simulator 'verilator' (its primitives have "
+                         f"Verilog models only), not {simulator!r}")
     batch = np.asarray(batch)
     batch = list(batch) if batch.ndim == 4 else [batch]
     batch = [pipeline.check_frame(f, f"frame {k}") for k, f in enumerate(batch)] * frames
@@ -100,7 +131,8 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
         from .verilator import VerilogRunError, run_verilog
         expected_words = [w for e in expected for w in pack_pixels(out_fmt, e, lanes)]
         try:
-            run = run_verilog(pipeline_verilog(pipeline, top), pipeline.name, in_words, n_out,
+            text = pipeline_verilog(pipeline, top, family=family, with_models=True)
+            run = run_verilog(text, pipeline.name, in_words, n_out,
                               expected_words=expected_words, stall=stall, seed=seed, vcd=vcd,
                               progress=progress, cache_dir=cache_dir)
         except VerilogRunError as error:
