@@ -54,11 +54,14 @@ class BramReference(Elaboratable):
         m = Module()
         count = Signal(ADDER_BITS + 8)
         m.d.sync += count.eq(count + 1)
-        # Read one word ahead of the write, so no address is read and written together.
-        data = line_memory(m, "line", 8, DEPTH, write_en=1, write_addr=count[:9],
-                           write_data=count[ADDER_BITS:], read_en=1,
-                           read_addr=(count + 1)[:9], out_en=1, collision_free=True,
-                           platform=platform)
+        # Read one word ahead of the write, so no address is read and written together; both
+        # addresses are counters of their own, so no adder feeds the memory.
+        write_addr = Signal(range(DEPTH))
+        read_addr = Signal(range(DEPTH), init=1)
+        m.d.sync += [write_addr.eq(write_addr + 1), read_addr.eq(read_addr + 1)]
+        data = line_memory(m, "line", 8, DEPTH, write_en=1, write_addr=write_addr,
+                           write_data=count[ADDER_BITS:], read_en=1, read_addr=read_addr,
+                           out_en=1, collision_free=True, platform=platform)
         result = Signal(ADDER_BITS if self.adder else 8)
         m.d.sync += result.eq(data + count[:ADDER_BITS] if self.adder else data)
         parity = Signal()
@@ -68,14 +71,15 @@ class BramReference(Elaboratable):
         return m
 
 
-def build_bare(board, top, build_dir, target_mhz=None):
+def build_bare(board, top, build_dir, target_mhz=None, seed=1):
     """Build ``top`` (an elaboratable using ``board``'s pins) with the board's tools, the
-    clock constrained at ``target_mhz`` (default: the family's :data:`TARGET_MHZ`); return
-    nextpnr's Fmax and the utilisation."""
+    clock constrained at ``target_mhz`` (default: the family's :data:`TARGET_MHZ`), placed
+    with nextpnr's ``seed``; return nextpnr's Fmax and the utilisation."""
     target_mhz = target_mhz or TARGET_MHZ[board.family]
     platform = board.make_platform(clock_constraint_hz=target_mhz * 1e6)
-    plan = platform.prepare(top, "top", nextpnr_opts="--report top.report.json --timing-allow-fail",
-                            synth_opts=board.family_info.dsp_synth_opts)
+    plan = platform.prepare(top, "top", nextpnr_opts=f"--report top.report.json "
+                                                     f"--timing-allow-fail --seed {seed}",
+                            synth_opts=board.family_info.synth_opts)
     build_dir = Path(build_dir)
     plan.extract(str(build_dir))
     started = time.monotonic()
@@ -84,16 +88,17 @@ def build_bare(board, top, build_dir, target_mhz=None):
     report = json.loads((build_dir / "top.report.json").read_text())
     used = report["utilization"]
     cells = board.family_info.nextpnr_cells
-    return {"device": board.device, "target_mhz": target_mhz,
+    return {"device": board.device, "target_mhz": target_mhz, "seed": seed,
             "fmax_mhz": min(clock["achieved"] for clock in report["fmax"].values()),
             "luts": used[cells["logic"]]["used"], "brams": used[cells["bram"]]["used"],
             "build_seconds": round(time.monotonic() - started, 1)}
 
 
-def build_reference(board_name, design, build_dir):
+def build_reference(board_name, design, build_dir, seed=1):
     """nextpnr's Fmax and the utilisation of one reference design on one board."""
     board = get_board(board_name)
-    return build_bare(board, BramReference(board, design == "bram_adder"), build_dir)
+    return build_bare(board, BramReference(board, design == "bram_adder"), build_dir,
+                      seed=seed)
 
 
 def measure(boards, build_root):

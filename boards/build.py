@@ -222,12 +222,12 @@ def _synth_overrides(family, top_name):
     cells into ``$macc`` (``alumacc``) right after reading.
     """
     overrides = {"script_after_read": f"script {MULTIPLIER_SCRIPT}",
-                 "synth_opts": family.dsp_synth_opts}
+                 "synth_opts": family.synth_opts}
     if family.name == "ice40":
         overrides["synth_opts"] += " -run :coarse"
         overrides["script_after_synth"] = (
             f"chtype -set $__soft_mul a:{LUT_MULTIPLIER_ATTR}\n"
-            f"synth_ice40 {family.dsp_synth_opts} -top {top_name} -run coarse:")
+            f"synth_ice40 {family.synth_opts} -top {top_name} -run coarse:")
     return overrides
 
 

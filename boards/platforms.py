@@ -27,8 +27,10 @@ class Family:
     DSP mapping (what Yosys' ``mul2dsp`` does for the family): a multiplier is split into
     ``ceil(A / dsp_operand_bits) * ceil(B / dsp_operand_bits)`` DSP blocks, and is left in
     LUTs when an operand is narrower than 2 bits or the product narrower than
-    ``dsp_min_product_bits``. ``dsp_synth_opts`` are the ``synth_<family>`` options that enable
-    DSP inference. ``bram_bits`` is the capacity of one block RAM (for the memory report).
+    ``dsp_min_product_bits``. ``synth_opts`` are the ``synth_<family>`` options of every build:
+    DSP inference, and on ECP5 no wide-LUT muxes (``-nowidelut``: ABC otherwise packs 5- and
+    6-input functions into PFUMX/L6MUX21 cells, whose slower paths cost the 640-wide 5x5
+    Gaussian 180 vs 197 MHz in nextpnr's estimate). ``bram_bits`` is the capacity of one block RAM (for the memory report).
     """
     name: str
     bitstream_suffix: str
@@ -37,7 +39,7 @@ class Family:
     yosys_cells: dict
     dsp_operand_bits: int
     dsp_min_product_bits: int
-    dsp_synth_opts: str
+    synth_opts: str
     bram_bits: int                # bits in one block RAM
 
 
@@ -116,7 +118,7 @@ FAMILIES = {
                      "dsp": ("SB_MAC16",)},
         dsp_operand_bits=16,          # SB_MAC16: 16 x 16
         dsp_min_product_bits=11,      # synth_ice40 -dsp: DSP_Y_MINWIDTH=11
-        dsp_synth_opts="-dsp",        # UltraPlus only; without it every product is LUTs
+        synth_opts="-dsp",            # UltraPlus only; without it every product is LUTs
         bram_bits=4096,               # SB_RAM40_4K
     ),
     "ecp5": Family(
@@ -130,7 +132,7 @@ FAMILIES = {
                      "dsp": ("MULT18X18D",)},
         dsp_operand_bits=18,          # MULT18X18D: 18 x 18
         dsp_min_product_bits=0,       # synth_ecp5 maps any product of 2+ bit operands
-        dsp_synth_opts="",            # on by default (-nodsp turns it off)
+        synth_opts="-nowidelut",      # DSP inference is on by default (-nodsp turns it off)
         bram_bits=18432,              # DP16KD
     ),
 }

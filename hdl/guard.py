@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.pixel import PixelFormat
 from .payload import lane, pixel_stream_signature, transfers_per_line
-from .window import MAX_DIMENSION, check_lanes
+from .window import MAX_DIMENSION, RasterCounter, check_lanes
 
 __all__ = ["Fault", "FrameGuard"]
 
@@ -25,12 +25,6 @@ class Fault(enum.Enum, shape=3):
     LONG_LINE = 2     # no eol on the pixel at x = W-1
     SHORT_FRAME = 3   # sof before the frame's W*H pixels arrived
     MISSING_SOF = 4   # the pixel at a frame start has no sof
-
-
-class _Mode(enum.Enum, shape=2):
-    PASS = 0      # in step with the input: forward pixels
-    FILL = 1      # complete the broken frame with filler pixels
-    DISCARD = 2   # drop input until a sof
 
 
 class FrameGuard(wiring.Component):
@@ -87,11 +81,14 @@ class FrameGuard(wiring.Component):
     Every frame the guard emits has ``W * H`` pixels; a well-formed frame
     that arrives after a fault (once its ``sof`` is seen) passes unchanged.
 
+    ``error``, ``errors`` and ``last_fault`` change one cycle after the faulty pixel arrives.
+
     Latency, throughput, memory
     ---------------------------
     1 cycle (one output register). One transfer per cycle on well-formed input, back-to-back
     frames included; leaving ``DISCARD`` at a ``sof`` costs one idle output cycle. Memory:
-    the output register, the ``x``/``y`` counters and 22 bits of mode and status.
+    the output register, the ``x``/``y`` counters and 29 bits of position flags, mode and
+    status.
     """
     def __init__(self, fmt: PixelFormat, width, height, *, fill_value=0, lanes=1):
         if not isinstance(fmt, PixelFormat):
@@ -120,70 +117,78 @@ class FrameGuard(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         groups, height = transfers_per_line(self.width, self.lanes), self.height
-        mode = Signal(_Mode)
-        x = Signal(range(groups))
-        y = Signal(range(height))
         en = Signal()
         m.d.comb += en.eq(~self.o.valid | self.o.ready)
 
-        # Position flags are registers, loaded with their value for the next position when
-        # the position moves, so the mode and handshake logic starts from flip-flops rather
-        # than from comparators of x and y.
-        frame_start = Signal(init=1)
-        line_end = Signal(init=int(groups == 1))
-        last_row = Signal(init=int(height == 1))
+        # The position of the next output transfer; its tests are flip-flops (see
+        # RasterCounter), so the mode and handshake logic starts from registers.
+        position = RasterCounter(m, groups, height, "pos")
+        frame_start = position.position_flag("frame_start", 0, 0)
+        line_end, last_row = position.last_col, position.last_row
         frame_end = Signal()
         m.d.comb += frame_end.eq(line_end & last_row)
 
-        fault = Signal(Fault)
-        emit = Signal()          # load the output register this cycle
-        emit_input = Signal()    # ... with the input pixel (else a filler)
-        with m.Switch(mode):
-            with m.Case(_Mode.PASS):
-                with m.If(self.i.valid):
-                    with m.If(self.i.payload.sof & ~frame_start):
-                        m.d.comb += fault.eq(Fault.SHORT_FRAME)
-                        m.d.sync += mode.eq(_Mode.FILL)
-                    with m.Elif(~self.i.payload.sof & frame_start):
-                        m.d.comb += [fault.eq(Fault.MISSING_SOF), self.i.ready.eq(1)]
-                        m.d.sync += mode.eq(_Mode.DISCARD)
-                    with m.Else():
-                        m.d.comb += [self.i.ready.eq(en), emit.eq(en), emit_input.eq(1)]
-                        with m.If(en & (self.i.payload.eol != line_end)):
-                            m.d.comb += fault.eq(Mux(self.i.payload.eol, Fault.SHORT_LINE,
-                                                     Fault.LONG_LINE))
-                            m.d.sync += mode.eq(Mux(frame_end, _Mode.DISCARD, _Mode.FILL))
-            with m.Case(_Mode.FILL):
-                m.d.comb += emit.eq(en)
-                with m.If(en & frame_end):
-                    m.d.sync += mode.eq(_Mode.DISCARD)
-            with m.Case(_Mode.DISCARD):
-                # Stay at the frame boundary; a sof pixel is left waiting for PASS.
-                with m.If(self.i.valid & self.i.payload.sof):
-                    m.d.sync += mode.eq(_Mode.PASS)
-                with m.Else():
-                    m.d.comb += self.i.ready.eq(1)
+        # One flip-flop per mode, and the marker checks written out, so the mode and
+        # handshake logic is a few levels from flip-flops.
+        passing, filling, discarding = (Signal(init=1, name="passing"), Signal(name="filling"),
+                                        Signal(name="discarding"))
+        sof, eol, valid = self.i.payload.sof, self.i.payload.eol, self.i.valid
+        early_sof = Signal()      # SHORT_FRAME
+        missing_sof = Signal()    # MISSING_SOF
+        take = Signal()           # a well-marked pixel is forwarded
+        line_fault = Signal()     # ... with a wrong eol
+        m.d.comb += [
+            early_sof.eq(passing & valid & sof & ~frame_start),
+            missing_sof.eq(passing & valid & ~sof & frame_start),
+            take.eq(passing & valid & (sof == frame_start) & en),
+            line_fault.eq(take & (eol != line_end)),
+        ]
+        # Ready without valid (a transfer needs both): PASS takes a pixel whose sof matches
+        # when the output can move, and drops a frame start without sof; DISCARD drops all
+        # but a sof. Leaving valid out keeps the upstream's handshake logic short.
+        drop = Signal()     # taken without waiting for the output
+        match = Signal()    # taken when the output can move
+        m.d.comb += [drop.eq(((passing & frame_start) | discarding) & ~sof),
+                     match.eq(passing & (sof == frame_start)),
+                     self.i.ready.eq(drop | (match & en))]
+        emit = Signal()           # the position moves: a pixel or a filler leaves
+        m.d.comb += emit.eq(take | (filling & en))
 
+        fault = Signal(Fault)
+        with m.If(early_sof):
+            m.d.comb += fault.eq(Fault.SHORT_FRAME)
+        with m.Elif(missing_sof):
+            m.d.comb += fault.eq(Fault.MISSING_SOF)
+        with m.Elif(line_fault):
+            m.d.comb += fault.eq(Mux(eol, Fault.SHORT_LINE, Fault.LONG_LINE))
+
+        # Mode changes; a frame's end while filling or at a line fault goes to DISCARD.
+        to_fill = early_sof | (line_fault & ~frame_end)
+        to_discard = missing_sof | (line_fault & frame_end) | (filling & en & frame_end)
+        to_pass = discarding & valid & sof
+        m.d.sync += [
+            passing.eq(Mux(passing, ~(early_sof | missing_sof | line_fault), to_pass)),
+            filling.eq(Mux(filling, ~(en & frame_end), to_fill)),
+            discarding.eq(Mux(discarding, ~to_pass, to_discard)),
+        ]
+
+        # The output register loads whenever the output can move: with the input pixel in
+        # PASS, a filler otherwise; o.valid says whether it was an emission.
         with m.If(en):
             m.d.sync += self.o.valid.eq(emit)
-        with m.If(emit):
             for p in range(self.lanes):
                 pixel_in = lane(self.i.payload.data, p, self.lanes)
                 pixel_out = lane(self.o.payload.data, p, self.lanes)
                 for ch in range(self.fmt.channels):
-                    m.d.sync += pixel_out[ch].eq(Mux(emit_input, pixel_in[ch], self.fill_value))
+                    m.d.sync += pixel_out[ch].eq(Mux(passing, pixel_in[ch], self.fill_value))
             m.d.sync += [self.o.payload.sof.eq(frame_start), self.o.payload.eol.eq(line_end)]
-            with m.If(line_end):
-                m.d.sync += [x.eq(0), line_end.eq(int(groups == 1)), frame_start.eq(last_row)]
-                with m.If(last_row):
-                    m.d.sync += [y.eq(0), last_row.eq(int(height == 1))]
-                with m.Else():
-                    m.d.sync += [y.eq(y + 1), last_row.eq(y == height - 2)]
-            with m.Else():
-                m.d.sync += [x.eq(x + 1), line_end.eq(x == groups - 2), frame_start.eq(0)]
+        position.advance(emit)
 
-        with m.If(fault != Fault.NONE):
-            m.d.sync += [self.error.eq(1), self.last_fault.eq(fault)]
+        # Status is recorded one cycle after the fault, off the handshake's paths.
+        seen = Signal(Fault)
+        m.d.sync += seen.eq(fault)
+        with m.If(seen != Fault.NONE):
+            m.d.sync += [self.error.eq(1), self.last_fault.eq(seen)]
             with m.If(self.errors != (1 << ERROR_COUNTER_BITS) - 1):
                 m.d.sync += self.errors.eq(self.errors + 1)
         return m

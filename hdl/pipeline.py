@@ -6,7 +6,7 @@ A bubble travels as ``valid = 0``. This keeps every stream rule by construction:
 and the payload are registers that only change when ``en`` is high, and ``en`` is low exactly
 when ``o.valid & ~o.ready``; ``o.valid`` never depends on ``o.ready``.
 """
-from amaranth.hdl import Module, Signal, Value
+from amaranth.hdl import Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -109,16 +109,19 @@ class SkidBuffer(wiring.Component):
         m.d.comb += self.i.ready.eq(~skid_valid)
         # While empty, the skid register copies the input every cycle, so it already holds
         # the payload of a transfer that the stalled output cannot take: its enable is a
-        # flip-flop, not the downstream ready.
+        # flip-flop, not the downstream ready. The valid bits are written as gates of
+        # `stalled`, one logic level from the downstream ready (as multiplexers with
+        # constants, Yosys would give them reset and enable pins behind extra logic).
+        stalled = Signal()
+        m.d.comb += stalled.eq(self.o.valid & ~self.o.ready)
         with m.If(~skid_valid):
             m.d.sync += skid.eq(self.i.payload)
-        with m.If(self.o.ready | ~self.o.valid):
-            with m.If(skid_valid):
-                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
-            with m.Else():
-                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
-        with m.Elif(self.i.valid & ~skid_valid):
-            m.d.sync += skid_valid.eq(1)
+        with m.If(~stalled):
+            m.d.sync += self.o.payload.eq(Mux(skid_valid, skid, self.i.payload))
+        m.d.sync += [
+            skid_valid.eq(stalled & (skid_valid | self.i.valid)),
+            self.o.valid.eq(stalled | skid_valid | self.i.valid),
+        ]
         return m
 
 

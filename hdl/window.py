@@ -29,7 +29,7 @@ The last ``hx`` outputs of a frame are completed by the ticks of the next frame'
 when that frame is not there yet, the scanner *drains* them with ``hx`` ticks that shift the
 row window without input.
 """
-from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -163,6 +163,22 @@ class RasterCounter:
     def row_flag(self, name, predicate):
         return self.row_value(name, lambda r: int(predicate(r)), 1)
 
+    def col_onehot(self, name, columns):
+        """``{c: flag}``: registers set exactly while ``x == c``, for each ``c`` in ``columns``.
+        A flag whose column follows another's takes that flag's value when ``x`` steps, so a
+        run of adjacent columns costs one comparator."""
+        columns = sorted(set(columns))
+        flags = {c: Signal(name=f"{self._name}_{name}{c}", init=int(c == 0)) for c in columns}
+        for c, flag in flags.items():
+            if c == 0:
+                within = Const(0)
+            elif c - 1 in flags:
+                within = flags[c - 1]
+            else:
+                within = self.col_flag(f"{name}{c}_before", lambda x, c=c: x == c - 1)
+            self._position_flags.append((flag, within, Const(int(c == 0))))
+        return flags
+
     def position_flag(self, name, row, col):
         """A register set exactly while the position is ``(row, col)``; its next value is one
         AND of two other flags, so it costs no comparator."""
@@ -177,38 +193,56 @@ class RasterCounter:
         return flag
 
     def advance(self, condition):
-        m, width, height = self._m, self.width, self.height
-        with m.If(condition):
-            for flag, within, after_line in self._position_flags:
-                m.d.sync += flag.eq(Mux(self.last_col, after_line, within))
-            with m.If(self.last_col):
-                m.d.sync += self.x.eq(0)
-                m.d.sync += [f.eq(int(p(0))) for f, p in self._col_flags]
-                with m.If(self.last_row):
-                    m.d.sync += self.y.eq(0)
-                    m.d.sync += [r.eq(fn(0)) for r, fn in self._row_values]
-                with m.Else():
-                    m.d.sync += self.y.eq(self.y + 1)
-                    for reg, fn in self._row_values:
-                        self._load_next(reg, fn, self.y, height)
-            with m.Else():
-                m.d.sync += self.x.eq(self.x + 1)
-                for flag, predicate in self._col_flags:
-                    members = [c for c in range(width - 1) if predicate(c + 1)]
-                    m.d.sync += flag.eq(_membership(self.x, members, width - 1))
+        """Move to the next raster position in cycles where ``condition`` holds.
 
-    def _load_next(self, reg, function, value, count):
-        """``reg <= function(value + 1)`` for ``value`` in ``0..count-2``."""
-        m = self._m
-        nexts = [function(v + 1) for v in range(count - 1)]
+        Every register here loads under ``condition`` alone: the choices between "next
+        column" and "next line" (and the wrap to the frame start) are written as gates, not
+        as multiplexers with constant or feedback inputs, which Yosys would turn into reset
+        and enable pins whose logic then starts after ``condition``'s. With two or more
+        columns, the row values of the next line are computed a cycle ahead into registers
+        (they are needed no sooner than two cycles after ``y`` changes), so no comparator of
+        ``y`` stands in front of them either.
+        """
+        m, width, height = self._m, self.width, self.height
+        last_col, last_row = self.last_col, self.last_row
+        ahead = m.d.sync if width >= 2 else m.d.comb
+        next_line = []
+        for reg, fn in self._row_values:
+            upcoming = Signal.like(reg, name=f"{reg.name}_next",
+                                   init=fn(1 % height) if width >= 2 else 0)
+            ahead += upcoming.eq(self._next_row_value(fn))
+            next_line.append((reg, _choose(last_row, fn(0), upcoming)))
+        with m.If(condition):
+            m.d.sync += self.x.eq(_choose(last_col, 0, self.x + 1))
+            for flag, predicate in self._col_flags:
+                members = [c for c in range(width - 1) if predicate(c + 1)]
+                m.d.sync += flag.eq(_choose(last_col, int(predicate(0)),
+                                            _membership(self.x, members, width - 1)))
+            for flag, within, after_line in self._position_flags:
+                m.d.sync += flag.eq(_choose(last_col, after_line, within))
+            m.d.sync += self.y.eq(_choose(last_col & last_row, 0, self.y + last_col))
+            for reg, value in next_line:
+                m.d.sync += reg.eq(_choose(last_col, value, reg))
+
+    def _next_row_value(self, function):
+        """``function(y + 1)`` for ``y`` in ``0..height-2``, as logic of ``y``."""
+        nexts = [function(v + 1) for v in range(self.height - 1)]
         common = max(set(nexts), key=nexts.count) if nexts else 0
-        with m.Switch(value):
-            for v, n in enumerate(nexts):
-                if n != common:
-                    with m.Case(v):
-                        m.d.sync += reg.eq(n)
-            with m.Default():
-                m.d.sync += reg.eq(common)
+        result = Const(common, range(max(nexts + [common, 1]) + 1))
+        for v, n in enumerate(nexts):
+            if n != common:
+                result = Mux(self.y == v, n, result)
+        return result
+
+
+def _choose(select, when_set, when_clear):
+    """``when_set if select else when_clear`` as AND/OR gates. Yosys turns a multiplexer with
+    a constant or a flip-flop's own output as an input into that flip-flop's reset or enable
+    pin, with the select's logic in front of it; gates stay in the D input's logic."""
+    when_set, when_clear = Value.cast(when_set), Value.cast(when_clear)
+    width = max(len(when_set), len(when_clear))
+    mask = select.replicate(width)
+    return (when_set.as_unsigned() & mask) | (when_clear.as_unsigned() & ~mask)
 
 
 class ColumnScanner(wiring.Component):
@@ -365,17 +399,22 @@ class ColumnScanner(wiring.Component):
         delayed_write = width >= 2
         write_en = Signal()
         m.d.comb += write_en.eq(lockstep | lag_write)
-        w_slot = Signal(range(max(slots, 1)))
         r_slot = Signal(range(max(slots, 1)))
-        slot_write_en = [Signal(name=f"line{k}_we") for k in range(slots)]
+        # The memories' write side: the write, its address, data and line end, registered
+        # (or not, see above), and the slot being written as a one-hot rotated at each line
+        # end, so every memory's write enable is one gate from flip-flops.
+        mem_we = Signal(name="line_we")
+        mem_line_end = Signal(name="line_wlast")
         mem_addr = Signal.like(write.x, name="line_waddr")
         mem_data = Signal(pixel, name="line_wdata")
-        if delayed_write:
-            m.d.sync += [we.eq(write_en & (w_slot == k)) for k, we in enumerate(slot_write_en)]
-            m.d.sync += [mem_addr.eq(write.x), mem_data.eq(self.i.payload.data)]
-        else:
-            m.d.comb += [we.eq(write_en & (w_slot == k)) for k, we in enumerate(slot_write_en)]
-            m.d.comb += [mem_addr.eq(write.x), mem_data.eq(self.i.payload.data)]
+        domain = m.d.sync if delayed_write else m.d.comb
+        domain += [mem_we.eq(write_en), mem_line_end.eq(write.last_col),
+                   mem_addr.eq(write.x), mem_data.eq(self.i.payload.data)]
+        w_slots = Signal(max(slots, 1), init=1, name="w_slots")
+        slot_write_en = [Signal(name=f"line{k}_we") for k in range(slots)]
+        m.d.comb += [we.eq(mem_we & w_slots[k]) for k, we in enumerate(slot_write_en)]
+        with m.If(mem_we & mem_line_end):
+            m.d.sync += w_slots.eq(w_slots.rotate_left(1))
         # For the formal check of the claim above: a memory write and a read of the same
         # address in the same cycle.
         m.d.comb += self.line_collision.eq(
@@ -391,9 +430,9 @@ class ColumnScanner(wiring.Component):
         read.advance(tick)
         write.advance(write_en)
         if slots:
-            for cond, counter, slot in ((tick, read, r_slot), (write_en, write, w_slot)):
-                with m.If(cond & counter.last_col):
-                    m.d.sync += slot.eq(Mux(slot == slots - 1, 0, slot + 1))
+            with m.If(tick):
+                m.d.sync += r_slot.eq(_choose(read.last_col,
+                                              Mux(r_slot == slots - 1, 0, r_slot + 1), r_slot))
         if hy:
             with m.If(free_tick & ~lag_write):
                 m.d.sync += [lag.eq(lag + 1), caught_up.eq(0)]
@@ -408,14 +447,19 @@ class ColumnScanner(wiring.Component):
 
         if hy or drain_ticks:
             # The frame's last tick is never in a free row (height > hy), so it is a lockstep.
+            # A drain clears it at its first tick (no tick, so no output, can come between
+            # the drain ticks, which the draining flag and count carry on).
+            pending_clear = tick & at_tail_end
+            if drain_ticks:
+                pending_clear = pending_clear | drain_tick
             with m.If(at_frame_end & en & input_here & ~draining):
                 m.d.sync += prev_pending.eq(1)
-            with m.Elif(tick & at_tail_end):
+            with m.Elif(pending_clear):
                 m.d.sync += prev_pending.eq(0)
         if drain_ticks:
             with m.If(drain_tick):
                 with m.If(drain_count == drain_ticks - 1):
-                    m.d.sync += [draining.eq(0), drain_count.eq(0), prev_pending.eq(0)]
+                    m.d.sync += [draining.eq(0), drain_count.eq(0)]
                 with m.Else():
                     m.d.sync += [draining.eq(1), drain_count.eq(drain_count + 1)]
 
@@ -447,7 +491,9 @@ class ColumnScanner(wiring.Component):
         s2_emit = Signal()
         s2_input = Signal(pixel)
         s2_lines = line_data
-        s2_select = [Signal.like(sel, name=f"s2_vsel{j}") for j, sel in enumerate(select)]
+        # Stage 2 holds each window row's source one-hot: the border mux is then an AND-OR
+        # of the sources, two logic levels for up to eight of them.
+        s2_select = [Signal(slots + 2, name=f"s2_vsel{j}") for j in range(len(select))]
         with m.If(en):
             m.d.sync += [
                 s1_valid.eq(tick | drain_tick),
@@ -458,7 +504,7 @@ class ColumnScanner(wiring.Component):
                 s2_input.eq(s1_input),
             ]
             m.d.sync += [d.eq(s) for d, s in zip(s1_select, select)]
-            m.d.sync += [d.eq(s) for d, s in zip(s2_select, s1_select)]
+            m.d.sync += [d.eq(1 << s) for d, s in zip(s2_select, s1_select)]
 
         constant = Signal(pixel_layout(self.fmt))
         m.d.comb += [constant[ch].eq(self.border_value) for ch in range(self.fmt.channels)]
@@ -468,10 +514,14 @@ class ColumnScanner(wiring.Component):
                 self.o.payload.emit.eq(s2_emit),
             ]
             for p in range(lanes):
-                sources = Array([lane(v, p, lanes) for v in s2_lines + [s2_input]] + [constant])
+                sources = [lane(v, p, lanes).as_value() for v in s2_lines + [s2_input]]
+                sources.append(constant.as_value())
                 column = lane(self.o.payload.column, p, lanes)
-                for j, sel in enumerate(s2_select):
-                    m.d.sync += column[j].eq(sources[sel])
+                for j, onehot in enumerate(s2_select):
+                    picked = 0
+                    for k, source in enumerate(sources):
+                        picked = picked | (source & onehot[k].replicate(len(source)))
+                    m.d.sync += column[j].eq(picked)
         return m
 
 
@@ -568,10 +618,13 @@ class RowWindow(wiring.Component):
             age, src_lane = pick
             return lane(by_age[age], src_lane, lanes)
 
-        x = Signal(range(groups))
-        y = Signal(range(height))
-        x_last = Signal(init=int(groups == 1))
-        y_last = Signal(init=int(height == 1))
+        # The output position, with every test of it a register (see RasterCounter).
+        position = RasterCounter(m, groups, height, "out")
+        first_pixel = position.position_flag("first", 0, 0)
+        # The window mux's choice depends on x only near the edges; it is registered for the
+        # next x, from one-hot column flags of the transfers before those edges.
+        special = {g: index for g, index in enumerate(index_of_group) if index != 0}
+        before = position.col_onehot("before", [g - 1 for g in special if g > 0])
         en = Signal()
         m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
         transfer = Signal()
@@ -582,17 +635,17 @@ class RowWindow(wiring.Component):
                 m.d.sync += history[0].eq(self.i.payload.column)
                 m.d.sync += [history[a].eq(history[a - 1]) for a in range(1, len(history))]
 
-        # Which columns each output selects depends on x only near the edges. The choice for
-        # the next x is registered one transfer ahead, so the window mux is driven by a
-        # register, not by a comparison of x.
         choice = Signal(range(len(choices)), init=index_of_group[0])
         kx = self.kernel_width
+        advance = Signal()
+        m.d.comb += advance.eq(transfer & self.i.payload.emit)
+        # The output registers load whenever the output can move (o.valid tells whether it
+        # was an emission), so their enable is not the longer emit condition.
         with m.If(en):
-            m.d.sync += self.o.valid.eq(self.i.valid & self.i.payload.emit)
-        with m.If(transfer & self.i.payload.emit):
             m.d.sync += [
-                self.o.payload.sof.eq((x == 0) & (y == 0)),
-                self.o.payload.eol.eq(x_last),
+                self.o.valid.eq(self.i.valid & self.i.payload.emit),
+                self.o.payload.sof.eq(first_pixel),
+                self.o.payload.eol.eq(position.last_col),
             ]
             with m.Switch(choice):
                 for index, picks in enumerate(choices):
@@ -601,21 +654,11 @@ class RowWindow(wiring.Component):
                             window = lane(self.o.payload.window, j, lanes)
                             m.d.sync += [window[k].eq(source(picks[j * kx + k]))
                                          for k in range(kx)]
-            with m.Switch(x):
-                for g in range(groups):
-                    following = index_of_group[(g + 1) % groups]
-                    if following != 0:
-                        with m.Case(g):
-                            m.d.sync += choice.eq(following)
-                with m.Default():
-                    m.d.sync += choice.eq(0)
-            # x == groups - 1 and y == height - 1 as registers, loaded for the next position.
-            with m.If(x_last):
-                m.d.sync += [x.eq(0), x_last.eq(int(groups == 1))]
-                with m.If(y_last):
-                    m.d.sync += [y.eq(0), y_last.eq(int(height == 1))]
-                with m.Else():
-                    m.d.sync += [y.eq(y + 1), y_last.eq(y == height - 2)]
-            with m.Else():
-                m.d.sync += [x.eq(x + 1), x_last.eq(x == groups - 2)]
+        with m.If(advance):
+            following = Const(0, choice.shape())
+            for g, index in special.items():
+                if g > 0:
+                    following = following | Mux(before[g - 1], index, 0)
+            m.d.sync += choice.eq(_choose(position.last_col, index_of_group[0], following))
+        position.advance(advance)
         return m
