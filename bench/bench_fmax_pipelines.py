@@ -155,8 +155,8 @@ def main(argv=None):
     parser.add_argument("--no-reference", action="store_true",
                         help="skip the block RAM reference build (no ratio)")
     parser.add_argument("--path", action="store_true", help="print each critical path")
-    parser.add_argument("--seeds", type=int, default=3,
-                        help="placement seeds per design; Fmax is the median (default 3)")
+    parser.add_argument("--seeds", type=int, default=5,
+                        help="placement seeds per design; Fmax is the median (default 5)")
     args = parser.parse_args(argv)
     build_root = Path(args.build_dir or tempfile.mkdtemp(prefix="rasterflow-fmax-"))
     if args.spec:

@@ -83,8 +83,11 @@ def build_bare(board, top, build_dir, target_mhz=None, seed=1):
     build_dir = Path(build_dir)
     plan.extract(str(build_dir))
     started = time.monotonic()
-    subprocess.run(["sh", f"{plan.script}.sh"], cwd=build_dir, env=tool_environment(board),
-                   check=True, capture_output=True)
+    done = subprocess.run(["sh", f"{plan.script}.sh"], cwd=build_dir,
+                          env=tool_environment(board), capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"build in {build_dir} failed ({done.returncode}):\n"
+                           + "\n".join((done.stdout + done.stderr).splitlines()[-20:]))
     report = json.loads((build_dir / "top.report.json").read_text())
     used = report["utilization"]
     cells = board.family_info.nextpnr_cells

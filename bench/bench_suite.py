@@ -33,7 +33,11 @@ from amaranth.hdl import UnusedElaboratable
 
 from bench_boards import cpu_rates
 from bench_filters import memory_bits
+from bench_fmax_pipelines import STAGES as FMAX_DESIGNS
+from bench_fmax_pipelines import build_pipeline, builtin_pipeline
+from bench_fmax_reference import TARGET_MHZ
 from bench_fmax_reference import measure as measure_reference
+from rasterflow.boards.platforms import get_board
 from rasterflow.files import atomic_write_bytes, atomic_write_text, write_json
 from rasterflow.hdl.window import ColumnScanner
 from rasterflow.spec import InputSpec, load_spec
@@ -41,6 +45,9 @@ from rasterflow.sweep import default_cache_dir, parse_vary, run_sweep
 
 ROOT = Path(__file__).resolve().parent.parent
 BOARDS = ("icebreaker", "ulx3s-85f")
+#: Frame and placement seeds of the Fmax-target builds (the performance issue's 640-wide stream).
+FMAX_FRAME = (640, 480)
+FMAX_SEEDS = 5
 BINOMIAL = {3: [1, 2, 1], 5: [1, 4, 6, 4, 1], 7: [1, 6, 15, 20, 15, 6, 1],
             9: [1, 8, 28, 56, 70, 56, 28, 8, 1]}
 KERNEL_SPEC = """# Binomial {k} x {k} blur, written by bench_suite.py.
@@ -126,8 +133,12 @@ def main(argv=None):
     client = Client(cluster)
     try:
         with ThreadPoolExecutor(max_workers=args.workers) as pool:
-            reference = pool.submit(measure_reference, boards, tempfile.mkdtemp(
-                prefix="rasterflow-fmax-"))
+            fmax_dir = Path(tempfile.mkdtemp(prefix="rasterflow-fmax-"))
+            reference = pool.submit(measure_reference, boards, fmax_dir)
+            targets = {(board, design): pool.submit(
+                build_pipeline, board, builtin_pipeline(design, *FMAX_FRAME),
+                fmax_dir / f"{design}-{board}", FMAX_SEEDS)
+                for board in boards for design in FMAX_DESIGNS}
             builds = {(spec, board): pool.submit(run_sweep, spec, board, [], client=client,
                                                  cache_dir=args.cache_dir, progress=False)
                       for spec in specs if spec.exists() for board in boards}
@@ -159,6 +170,10 @@ def main(argv=None):
                       f"Fmax {row['fmax_mhz']:.1f} MHz, {row['throughput_mpix_s']:.1f} Mpixel/s"),
                       flush=True)
             reference = reference.result()
+            target_rows = [{"board": board, "design": design,
+                            "target_mhz": TARGET_MHZ[get_board(board).family],
+                            **{k: v for k, v in f.result().items() if k != "critical_path"}}
+                           for (board, design), f in targets.items()]
             kernel_rows = {}
             for (board, k), future in kernel_sweeps.items():
                 kernel_rows.setdefault(board, []).append({"kernel": k, **future.result().rows[0]})
@@ -170,7 +185,11 @@ def main(argv=None):
     for row in rows:
         ceiling = reference[row["board"]]["bram_register"]["fmax_mhz"]
         row["fmax_ratio_to_bram"] = row["fmax_mhz"] / ceiling if row.get("fmax_mhz") else None
-    result = {"reference": reference, "pipelines": rows, "kernel_sweep": kernel_rows,
+    for row in target_rows:
+        row["fmax_ratio_to_bram"] = (row["fmax_mhz"]
+                                     / reference[row["board"]]["bram_register"]["fmax_mhz"])
+    result = {"reference": reference, "fmax_targets": target_rows, "pipelines": rows,
+              "kernel_sweep": kernel_rows,
               "pixels_per_clock_sweep": ppc_rows if ppc_supported else "skipped: the spec "
               "has no input.pixels_per_clock", "quick": args.quick,
               "suite_seconds": round(time.monotonic() - started, 1)}
@@ -194,13 +213,29 @@ def markdown(result, kernels):
              "RAM -> register reference design; Mpixel/s = Fmax x pixels/clock. CPU figures "
              "are this machine, this run.", "",
              "## Fmax ceilings (block RAM reference designs)", "",
+             "Built like the line buffers (block RAM with its read register; on ECP5 the "
+             "DP16KD output register), clock constrained at the family's target.", "",
              "| board | device | BRAM -> register MHz | BRAM -> 10-bit adder -> register MHz |",
              "|---|---|---|---|"]
     for board, designs in result["reference"].items():
         lines.append(f"| {board} | {designs['bram_register']['device']} | "
                      f"{designs['bram_register']['fmax_mhz']:.1f} | "
                      f"{designs['bram_adder']['fmax_mhz']:.1f} |")
+    lines += ["", f"## Fmax targets (bare pipeline, {FMAX_FRAME[0]} x {FMAX_FRAME[1]} grey, "
+              f"median of {FMAX_SEEDS} placement seeds)", "",
+              "The pipeline alone (frame guard, skid buffers, stage) between register-driven "
+              "stimulus and an XOR accumulator (`bench_fmax_pipelines.py`), its clock "
+              "constrained at the family's target.", "",
+              "| board | design | target MHz | Fmax MHz | by seed | of ceiling | LUTs | BRAMs |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in result["fmax_targets"]:
+        seeds = " / ".join(f"{v:.1f}" for v in r["fmax_by_seed"].values())
+        lines.append(f"| {r['board']} | {r['design']} | {r['target_mhz']} | "
+                     f"{r['fmax_mhz']:.1f} | {seeds} | {r['fmax_ratio_to_bram']:.0%} | "
+                     f"{r['luts']} | {r['brams']} |")
     lines += ["", "## Pipelines", "",
+              "Board designs (UART bridge included) built at the board's clock "
+              "constraint.", "",
               "| pipeline | board | px/clk | Fmax MHz | of ceiling | Mpixel/s | LUTs | FFs | "
               "BRAMs | DSPs | line-buffer bits (min) | build s | Verilator Mpixel/s | "
               "OpenCV Mpixel/s | golden Mpixel/s |",

@@ -28,9 +28,10 @@ class Family:
     ``ceil(A / dsp_operand_bits) * ceil(B / dsp_operand_bits)`` DSP blocks, and is left in
     LUTs when an operand is narrower than 2 bits or the product narrower than
     ``dsp_min_product_bits``. ``synth_opts`` are the ``synth_<family>`` options of every build:
-    DSP inference, and on ECP5 no wide-LUT muxes (``-nowidelut``: ABC otherwise packs 5- and
-    6-input functions into PFUMX/L6MUX21 cells, whose slower paths cost the 640-wide 5x5
-    Gaussian 180 vs 197 MHz in nextpnr's estimate). ``bram_bits`` is the capacity of one block RAM (for the memory report).
+    DSP inference, and on ECP5 ``-nowidelut`` (no PFUMX/L6MUX21 wide-LUT cells): with them,
+    Yosys 0.70's ABC9 reintegration stops on an internal assertion for some of our netlists
+    (``GetSize(conn.first) == GetSize(conn.second)``, seen on the 640-wide 5x5 Gaussian), and
+    over six placement seeds they gave no clear Fmax gain. ``bram_bits`` is the capacity of one block RAM (for the memory report).
     """
     name: str
     bitstream_suffix: str

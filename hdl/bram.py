@@ -10,8 +10,9 @@ collision-free line memory is therefore built from ``DP16KD`` primitives with
 
 The primitive leaves a read of one port and a write of the other at the same address in the
 same cycle undefined, which is why only ``collision_free`` memories take that path (the
-caller guarantees that it never happens, and the tests check the guarantee formally and in
-simulation: the ``DP16KD`` model in ``sim/models`` stops on any collision).
+caller guarantees that it never *uses* such a read: the tests check that formally for the
+window generator, and the ``DP16KD`` model in ``sim/models`` returns a scrambled word on a
+collision, so a design that used one would fail its bit-exact simulations).
 """
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Shape, Signal
 from amaranth.lib.memory import Memory
@@ -45,8 +46,9 @@ def line_memory(m, name, shape, depth, *, write_en, write_addr, write_data, read
 
     A read of the address written in the same cycle returns the old word. Block RAMs leave
     that collision undefined, so Yosys adds bypass logic to keep the guarantee, on the read
-    data path. ``collision_free=True`` states that the caller never reads and writes one
-    address in one cycle; the memory then maps to bare block RAM (Yosys's ``no_rw_check``),
+    data path. ``collision_free=True`` states that the caller never uses the word of a read
+    made while the same address is written; the memory then maps to bare block RAM
+    (Yosys's ``no_rw_check``),
     and on an ECP5 ``platform`` (``platform.family == "ecp5"``) to ``DP16KD`` blocks with
     their output register when ``depth >= DP16KD_MIN_DEPTH``.
     """

@@ -198,19 +198,32 @@ class RasterCounter:
         Every register here loads under ``condition`` alone: the choices between "next
         column" and "next line" (and the wrap to the frame start) are written as gates, not
         as multiplexers with constant or feedback inputs, which Yosys would turn into reset
-        and enable pins whose logic then starts after ``condition``'s. With two or more
-        columns, the row values of the next line are computed a cycle ahead into registers
-        (they are needed no sooner than two cycles after ``y`` changes), so no comparator of
-        ``y`` stands in front of them either.
+        and enable pins whose logic then starts after ``condition``'s. The row values of the
+        next line are computed ahead into registers, since they are needed no sooner than
+        ``width`` cycles after ``y`` changes: the tests of ``y`` and the values from them
+        take a register stage each (from three columns on; one stage with two), so no
+        comparator of ``y`` stands in front of them either.
         """
         m, width, height = self._m, self.width, self.height
         last_col, last_row = self.last_col, self.last_row
-        ahead = m.d.sync if width >= 2 else m.d.comb
+        # The rows whose next-row value is not the most common one, tested one by one.
+        rows = sorted({v for _, fn in self._row_values for v in self._uncommon_rows(fn)})
+        at_row = {}
+        for v in rows:
+            at_row[v] = Signal(name=f"{self._name}_y_is{v}", init=int(v == 0))
+            if width >= 3:
+                m.d.sync += at_row[v].eq(self.y == v)
+            else:
+                m.d.comb += at_row[v].eq(self.y == v)
         next_line = []
         for reg, fn in self._row_values:
             upcoming = Signal.like(reg, name=f"{reg.name}_next",
                                    init=fn(1 % height) if width >= 2 else 0)
-            ahead += upcoming.eq(self._next_row_value(fn))
+            value = self._next_row_value(fn, at_row)
+            if width >= 2:
+                m.d.sync += upcoming.eq(value)
+            else:
+                m.d.comb += upcoming.eq(value)
             next_line.append((reg, _choose(last_row, fn(0), upcoming)))
         with m.If(condition):
             m.d.sync += self.x.eq(_choose(last_col, 0, self.x + 1))
@@ -224,14 +237,26 @@ class RasterCounter:
             for reg, value in next_line:
                 m.d.sync += reg.eq(_choose(last_col, value, reg))
 
-    def _next_row_value(self, function):
-        """``function(y + 1)`` for ``y`` in ``0..height-2``, as logic of ``y``."""
+    def _uncommon_rows(self, function):
+        """The rows ``y`` (``0..height-2``) whose ``function(y + 1)`` is not the most common
+        value, and that value."""
         nexts = [function(v + 1) for v in range(self.height - 1)]
         common = max(set(nexts), key=nexts.count) if nexts else 0
-        result = Const(common, range(max(nexts + [common, 1]) + 1))
-        for v, n in enumerate(nexts):
-            if n != common:
-                result = Mux(self.y == v, n, result)
+        return {v: n for v, n in enumerate(nexts) if n != common}
+
+    def _next_row_value(self, function, at_row):
+        """``function(y + 1)`` for ``y`` in ``0..height-2``, an AND-OR of the row flags."""
+        nexts = [function(v + 1) for v in range(self.height - 1)]
+        common = max(set(nexts), key=nexts.count) if nexts else 0
+        uncommon = self._uncommon_rows(function)
+        bits = max(nexts + [common, 1]).bit_length()
+        result = Const(0, bits)
+        for v, n in uncommon.items():
+            result = result | Mux(at_row[v], n, 0)
+        if uncommon and common:
+            result = result | Mux(Cat(*[at_row[v] for v in uncommon]).any(), 0, common)
+        elif common:
+            result = Const(common, bits)
         return result
 
 
@@ -263,6 +288,8 @@ class ColumnScanner(wiring.Component):
         Pixel value (all channels) outside the image for ``constant``.
     lanes : int
         Pixels per transfer ``P`` (1..8): a tick handles ``P`` adjacent columns.
+    collision_monitor : bool
+        Add :attr:`line_collision` (for formal checks; no effect on the stream).
 
     Members
     -------
@@ -279,10 +306,12 @@ class ColumnScanner(wiring.Component):
     per cycle while neither side stalls, so a frame takes ``G * H`` ticks (``G =
     ceil(W / P)``); after the last transfer of a stream, ``hy * G + ceil(hx / P)`` ticks
     finish it without input (``hy = Ky//2``, ``hx = Kx//2``).
-    Memory: ``Ky - 1`` lines of ``G * P`` pixels (one block-RAM-inferred memory per line).
+    Memory: ``Ky - 1`` lines of ``G * P`` pixels, one line memory each
+    (:func:`~rasterflow.hdl.bram.line_memory`: collision-free when ``G >= 2``, so bare block
+    RAM, and on ECP5 ``DP16KD`` blocks with their output register).
     """
     def __init__(self, fmt: PixelFormat, width, height, kernel_height, kernel_width, *,
-                 border="reflect101", border_value=0, lanes=1):
+                 border="reflect101", border_value=0, lanes=1, collision_monitor=False):
         check_window_geometry(width, height, kernel_width, kernel_height, border)
         check_lanes(lanes)
         if not fmt.min <= border_value <= fmt.max:
@@ -298,9 +327,10 @@ class ColumnScanner(wiring.Component):
         self.border = border
         self.border_value = border_value
         self.latency = 3
-        #: High in a cycle where a line memory is written and read at one address (never,
-        #: when a line has two or more transfers: the formal tests check it).
-        self.line_collision = Signal()
+        #: With ``collision_monitor``: high when the border mux takes a word read while its
+        #: line memory wrote the same address (never, when a line has two or more transfers:
+        #: the formal tests check it). Verification only; builds leave it out.
+        self.line_collision = Signal() if collision_monitor else None
         super().__init__({
             "i": In(pixel_stream_signature(fmt, lanes)),
             "o": Out(stream.Signature(column_stream_layout(
@@ -415,10 +445,14 @@ class ColumnScanner(wiring.Component):
         m.d.comb += [we.eq(mem_we & w_slots[k]) for k, we in enumerate(slot_write_en)]
         with m.If(mem_we & mem_line_end):
             m.d.sync += w_slots.eq(w_slots.rotate_left(1))
-        # For the formal check of the claim above: a memory write and a read of the same
-        # address in the same cycle.
-        m.d.comb += self.line_collision.eq(
-            tick & (mem_addr == read.x) & Cat(*slot_write_en).any() if slots else 0)
+        # For the formal check of the claim above: a read made while its memory writes the
+        # same address is marked, the mark follows the read word through stages 1 and 2, and
+        # line_collision is raised if the border mux then takes that word. (A free row's
+        # tick can read a line being overwritten a whole line behind; it never uses it.)
+        poisoned = [Signal(name=f"line{k}_collided") for k in range(slots)]
+        if self.line_collision is not None:
+            m.d.comb += [p.eq(tick & we & (mem_addr == read.x))
+                         for p, we in zip(poisoned, slot_write_en)]
         line_data = []  # each slot's read word, registered: stage 2 of the tick
         for k in range(slots):
             line_data.append(line_memory(
@@ -494,6 +528,14 @@ class ColumnScanner(wiring.Component):
         # Stage 2 holds each window row's source one-hot: the border mux is then an AND-OR
         # of the sources, two logic levels for up to eight of them.
         s2_select = [Signal(slots + 2, name=f"s2_vsel{j}") for j in range(len(select))]
+        if self.line_collision is not None and slots:
+            s1_poisoned = Signal(slots)
+            s2_poisoned = Signal(slots)
+            with m.If(en):
+                m.d.sync += [s1_poisoned.eq(Cat(*poisoned)), s2_poisoned.eq(s1_poisoned)]
+            used = Cat(*[Cat(*[onehot[k] for onehot in s2_select]).any()
+                         for k in range(slots)])
+            m.d.comb += self.line_collision.eq(en & s2_valid & (s2_poisoned & used).any())
         with m.If(en):
             m.d.sync += [
                 s1_valid.eq(tick | drain_tick),

@@ -13,8 +13,8 @@
 // * CS decoding is not modelled: CSDECODE must be "0b000" with CS tied low.
 //
 // A read on one port of the address the other port writes in the same cycle is undefined
-// in the hardware; the model stops the simulation with an error when it happens, so a
-// design that relies on it cannot pass a test.
+// in the hardware; the model loads the reading port's latch with a scrambled word (the old
+// word inverted), so a design that uses such a read fails its bit-exact tests.
 module DP16KD (
   input DIA17, DIA16, DIA15, DIA14, DIA13, DIA12, DIA11, DIA10, DIA9, DIA8, DIA7, DIA6, DIA5, DIA4, DIA3, DIA2, DIA1, DIA0,
   input ADA13, ADA12, ADA11, ADA10, ADA9, ADA8, ADA7, ADA6, ADA5, ADA4, ADA3, ADA2, ADA1, ADA0,
@@ -79,11 +79,6 @@ module DP16KD (
   localparam MODE_B = WRITEMODE_B == "WRITETHROUGH" ? 1 : WRITEMODE_B == "READBEFOREWRITE" ? 2 : 0;
 
   always @(posedge CLKA) begin
-    if (CEA && CEB && word_a == word_b && (WEA != WEB)) begin
-      $display("DP16KD model: port %s writes word %0d while port %s reads it (undefined)",
-               WEA ? "A" : "B", word_a, WEA ? "B" : "A");
-      $fatal;
-    end
     if (OCEA) out_a <= latch_a;
     if (OCEB) out_b <= latch_b;
     if (CEA) begin
@@ -98,6 +93,9 @@ module DP16KD (
       else latch_b <= mem[word_b];
       if (WEB) mem[word_b] <= merged(mem[word_b], dib, adb);
     end
+    // Cross-port collisions: the reading port gets a scrambled word.
+    if (CEA && CEB && word_a == word_b && WEA && !WEB && !RSTB) latch_b <= ~mem[word_b];
+    if (CEA && CEB && word_a == word_b && WEB && !WEA && !RSTA) latch_a <= ~mem[word_a];
   end
 
   wire [17:0] doa = REGMODE_A == "OUTREG" ? out_a : latch_a;
