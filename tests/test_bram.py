@@ -134,15 +134,15 @@ class NoCollisionHarness(Elaboratable):
         return m
 
 
-@pytest.mark.parametrize("width, kernel, lanes", [(4, 3, 1), (3, 5, 1), (4, 5, 2)])
+@pytest.mark.parametrize("width, kernel, lanes", [(3, 3, 1), (3, 5, 1), (4, 5, 2)])
 def test_scanner_never_reads_the_address_it_writes(width, kernel, lanes, tmp_path):
-    """BMC over three back-to-back frames of every input and stall pattern (3 rows, 2 to 4
-    transfers per line): no word the border mux takes was read while its memory wrote that
-    address, which is what lets the memories drop Yosys's collision logic and use DP16KD
-    on ECP5."""
+    """BMC over two back-to-back frames, for every input and stall pattern (3 rows, 2 or 3
+    transfers per line): no word the border mux takes was read while
+    its memory wrote that address, which is what lets the memories drop Yosys's collision
+    logic and use DP16KD on ECP5."""
     scanner = ColumnScanner(U8, width, 3, kernel, kernel, lanes=lanes, collision_monitor=True)
     groups = -(-width // lanes)
-    result = run_sby(NoCollisionHarness(scanner), mode="bmc", depth=3 * 3 * groups + 12,
+    result = run_sby(NoCollisionHarness(scanner), mode="bmc", depth=2 * 3 * groups + 4,
                      workdir=tmp_path)
     assert result.passed, f"{result.status}: {result.failed}\n{result.log_tail}"
 
