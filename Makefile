@@ -23,7 +23,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -m 'not slow' $(PYTEST_ARGS)
 
 formal: $(STAMP)
-	$(BIN)/python -m pytest -n 2 --durations=0 tests/test_formal.py $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --durations=0 tests/test_formal.py tests/test_formal_uart.py tests/test_formal_requant.py $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_suite.py --out bench/results

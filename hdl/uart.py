@@ -58,7 +58,13 @@ class UARTReceiver(wiring.Component):
     A UART cannot wait, so ``o`` has no real backpressure: each received byte is offered on
     ``o`` until taken; if another byte completes while ``o`` is still valid, the new byte is
     dropped and ``overflow`` latches high (until reset). A zero stop bit drops the byte, latches
-    ``framing_error`` and counts in ``framing_errors`` (saturating).
+    ``framing_error`` and counts in ``framing_errors`` (saturating). If the data bits were all
+    zero too, the line is in a *break* (held low longer than a frame): the receiver then waits
+    for the line to go high before it looks for a start bit, so a break of any length counts
+    once and yields no byte (taking the low line for start bits would receive phantom frames
+    through the break, and deliver one, of whatever bits, when the line rises). After any other
+    zero stop bit the low line is taken as the next start bit, as a 16550 does to resynchronise
+    on a frame that follows at once.
 
     Latency: ``o.valid`` rises 2 clocks (synchroniser) + 9.5 bit times after the start edge.
     Throughput: one byte per 10 bit times (``10 * divisor`` clocks). Memory: registers only.
@@ -88,15 +94,20 @@ class UARTReceiver(wiring.Component):
         with m.If(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
+        in_break = Signal()     # a break was received: the line has to rise before a start
+
         with m.FSM():
             with m.State("idle"):
-                with m.If(~rx):
+                with m.If(rx):
+                    m.d.sync += in_break.eq(0)
+                with m.Elif(~in_break):
                     m.d.sync += timer.eq(self.divisor // 2 - 1)
                     m.next = "start"
             with m.State("start"):
                 with m.If(timer != 0):
                     m.d.sync += timer.eq(timer - 1)
                 with m.Elif(rx):
+                    m.d.sync += in_break.eq(0)
                     m.next = "idle"  # a glitch, not a start bit
                 with m.Else():
                     m.d.sync += [timer.eq(self.divisor - 1), bit_index.eq(0)]
@@ -113,6 +124,8 @@ class UARTReceiver(wiring.Component):
                 with m.If(timer != 0):
                     m.d.sync += timer.eq(timer - 1)
                 with m.Else():
+                    # Every way back to idle sets in_break, so it never outlives a frame.
+                    m.d.sync += in_break.eq(~rx & (shift == 0))
                     with m.If(~rx):
                         m.d.sync += self.framing_error.eq(1)
                         with m.If(self.framing_errors != (1 << 16) - 1):
