@@ -459,8 +459,9 @@ def test_other_components_valid_has_no_combinational_path_from_ready(name):
 # the first depth at which the drain assertion applies (input at full rate, then none): every
 # input/stall pattern of that length, which includes the next frame arriving while the first
 # drains. Deeper runs get expensive fast (MedianBlur: 2 s at 26 steps, 60 s at 31). The
-# pointwise stages and adapters are cheap and get two frames plus the drain, except the output
-# framer (one: its CRC in the trailer makes it 10 times slower at two). None of these
+# pointwise stages and adapters are cheap and get two frames plus the drain (the requantizer,
+# whose frame is one item, eight), except the output framer (one: the CRC in its trailer
+# makes two frames 10 times slower). None of these
 # counting properties is proved by induction: they relate harness counters to pipeline
 # contents, which k-induction from an arbitrary state cannot (the rules above do close).
 #
@@ -540,9 +541,10 @@ FRAME_PROOFS = {
     # Both multipliers 1.0: the output is the input, whichever lane the sign picks.
     "LeakyReLUIdentity": (lambda: pointwise_harness(RequantActivation(
         I8, in_zp=0, out_zp=0, multipliers=[(1 << 30, 1), (1 << 30, 1)]), tags=PIXEL_TAGS), 2),
+    # A plain pipeline: a "frame" is one item; eight of them (the pipeline fills and stalls).
     "Requantizer": (lambda: StreamContractHarness(
         Requantizer(), max_outstanding=REQUANT_LATENCY, drain_cycles=REQUANT_LATENCY,
-        accept_cycles=1), 2),
+        accept_cycles=1), 8),
     # 2-byte pixels: items are bytes on both sides; markers at the 2 x 2 pixel geometry.
     "BytesToPixels": (lambda: StreamContractHarness(
         serdes.BytesToPixels(INT16, S_W, S_H), frame_items=2 * S_W * S_H, width=2 * S_W,
