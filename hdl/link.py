@@ -50,7 +50,9 @@ class InputFrameChecker(wiring.Component):
     residue match. The next frame's bytes wait until the verdict has been taken.
 
     Latency: 0 (``o`` is ``i`` during the payload); the verdict is valid 1 clock after the last
-    trailer byte. Throughput: one byte per clock; 1 idle clock per frame for the verdict.
+    trailer byte. Throughput: one byte per clock; the input waits 2 clocks per frame
+    (the check, then the verdict offered), so a next frame starts 3 clocks after the last
+    trailer byte at the earliest (the formal cover shows it).
     Memory: the byte counter and the 32-bit CRC register.
     """
 
