@@ -207,7 +207,8 @@ class RasterCounter:
         m, width, height = self._m, self.width, self.height
         last_col, last_row = self.last_col, self.last_row
         # The rows whose next-row value is not the most common one, tested one by one.
-        rows = sorted({v for _, fn in self._row_values for v in self._uncommon_rows(fn)})
+        next_values = [(reg, fn, *self._next_row_values(fn)) for reg, fn in self._row_values]
+        rows = sorted({v for *_, uncommon in next_values for v in uncommon})
         at_row = {}
         for v in rows:
             at_row[v] = Signal(name=f"{self._name}_y_is{v}", init=int(v == 0))
@@ -216,10 +217,10 @@ class RasterCounter:
             else:
                 m.d.comb += at_row[v].eq(self.y == v)
         next_line = []
-        for reg, fn in self._row_values:
+        for reg, fn, common, uncommon in next_values:
             upcoming = Signal.like(reg, name=f"{reg.name}_next",
                                    init=fn(1 % height) if width >= 2 else 0)
-            value = self._next_row_value(fn, at_row)
+            value = _from_row_flags(common, uncommon, at_row)
             if width >= 2:
                 m.d.sync += upcoming.eq(value)
             else:
@@ -237,27 +238,26 @@ class RasterCounter:
             for reg, value in next_line:
                 m.d.sync += reg.eq(_choose(last_col, value, reg))
 
-    def _uncommon_rows(self, function):
-        """The rows ``y`` (``0..height-2``) whose ``function(y + 1)`` is not the most common
-        value, and that value."""
+    def _next_row_values(self, function):
+        """``function(y + 1)`` for ``y`` in ``0..height-2`` as ``(common, {y: value})``: the
+        most common value, and the rows whose value differs from it."""
         nexts = [function(v + 1) for v in range(self.height - 1)]
         common = max(set(nexts), key=nexts.count) if nexts else 0
-        return {v: n for v, n in enumerate(nexts) if n != common}
+        return common, {v: n for v, n in enumerate(nexts) if n != common}
 
-    def _next_row_value(self, function, at_row):
-        """``function(y + 1)`` for ``y`` in ``0..height-2``, an AND-OR of the row flags."""
-        nexts = [function(v + 1) for v in range(self.height - 1)]
-        common = max(set(nexts), key=nexts.count) if nexts else 0
-        uncommon = self._uncommon_rows(function)
-        bits = max(nexts + [common, 1]).bit_length()
-        result = Const(0, bits)
-        for v, n in uncommon.items():
-            result = result | Mux(at_row[v], n, 0)
-        if uncommon and common:
-            result = result | Mux(Cat(*[at_row[v] for v in uncommon]).any(), 0, common)
-        elif common:
-            result = Const(common, bits)
-        return result
+
+def _from_row_flags(common, uncommon, at_row):
+    """The value of :meth:`RasterCounter._next_row_values` for the current row, an AND-OR of
+    the row flags ``at_row``."""
+    bits = max([*uncommon.values(), common, 1]).bit_length()
+    result = Const(0, bits)
+    for v, n in uncommon.items():
+        result = result | Mux(at_row[v], n, 0)
+    if uncommon and common:
+        result = result | Mux(Cat(*[at_row[v] for v in uncommon]).any(), 0, common)
+    elif common:
+        result = Const(common, bits)
+    return result
 
 
 def _choose(select, when_set, when_clear):
@@ -445,14 +445,6 @@ class ColumnScanner(wiring.Component):
         m.d.comb += [we.eq(mem_we & w_slots[k]) for k, we in enumerate(slot_write_en)]
         with m.If(mem_we & mem_line_end):
             m.d.sync += w_slots.eq(w_slots.rotate_left(1))
-        # For the formal check of the claim above: a read made while its memory writes the
-        # same address is marked, the mark follows the read word through stages 1 and 2, and
-        # line_collision is raised if the border mux then takes that word. (A free row's
-        # tick can read a line being overwritten a whole line behind; it never uses it.)
-        poisoned = [Signal(name=f"line{k}_collided") for k in range(slots)]
-        if self.line_collision is not None:
-            m.d.comb += [p.eq(tick & we & (mem_addr == read.x))
-                         for p, we in zip(poisoned, slot_write_en)]
         line_data = []  # each slot's read word, registered: stage 2 of the tick
         for k in range(slots):
             line_data.append(line_memory(
@@ -528,11 +520,17 @@ class ColumnScanner(wiring.Component):
         # Stage 2 holds each window row's source one-hot: the border mux is then an AND-OR
         # of the sources, two logic levels for up to eight of them.
         s2_select = [Signal(slots + 2, name=f"s2_vsel{j}") for j in range(len(select))]
+        # For the formal check of the delayed writes (see the line buffers): a read made
+        # while its memory writes the same address is marked, the mark follows the read word
+        # through stages 1 and 2, and line_collision is raised if the border mux then takes
+        # that word. (A free row's tick can read a line being overwritten a whole line
+        # behind; it never uses it.)
         if self.line_collision is not None and slots:
+            poisoned = Cat(*[tick & we & (mem_addr == read.x) for we in slot_write_en])
             s1_poisoned = Signal(slots)
             s2_poisoned = Signal(slots)
             with m.If(en):
-                m.d.sync += [s1_poisoned.eq(Cat(*poisoned)), s2_poisoned.eq(s1_poisoned)]
+                m.d.sync += [s1_poisoned.eq(poisoned), s2_poisoned.eq(s1_poisoned)]
             used = Cat(*[Cat(*[onehot[k] for onehot in s2_select]).any()
                          for k in range(slots)])
             m.d.comb += self.line_collision.eq(en & s2_valid & (s2_poisoned & used).any())

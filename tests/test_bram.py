@@ -2,16 +2,15 @@
 collision-freedom it relies on."""
 import numpy as np
 import pytest
-from amaranth.asserts import AnySeq
 from amaranth.back import verilog
-from amaranth.hdl import Assert, Assume, Elaboratable, Module, ResetSignal, Signal, Value
+from amaranth.hdl import Assert, Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from rasterflow.golden.pixel import PixelFormat
 from rasterflow.hdl.bram import DP16KD_MIN_DEPTH, dp16kd_geometry, line_memory
 from rasterflow.hdl.window import ColumnScanner
-from rasterflow.sim.formal import run_sby
+from rasterflow.sim.formal import StreamContractHarness, run_sby
 from rasterflow.sim.session import FAMILY_MODELS, MODELS_DIR, FamilyTarget, pipeline_verilog, \
     simulate
 from rasterflow.sim.verilator import run_verilog
@@ -113,25 +112,17 @@ def test_dp16kd_model_scrambles_a_colliding_read(tmp_path):
     assert runs["ecp5"].mismatches == len(words)
 
 
-class NoCollisionHarness(Elaboratable):
-    """Free input stream (holding its word until taken), free output ready; asserts that the
-    scanner never uses a word read while its line memory wrote the same address."""
+class NoCollisionHarness(StreamContractHarness):
+    """The stream-rules harness (free input holding its word until taken, free output
+    ready), plus: the scanner never uses a word read while its line memory wrote the same
+    address."""
 
     def __init__(self, scanner):
-        self.scanner = scanner
+        super().__init__(scanner, accept_cycles=1, rules_only=True)
 
     def elaborate(self, platform):
-        m = Module()
-        m.submodules.dut = dut = self.scanner
-        m.d.comb += Assume(~ResetSignal())
-        payload = Value.cast(dut.i.payload)
-        m.d.comb += [dut.i.valid.eq(AnySeq(1)), payload.eq(AnySeq(len(payload))),
-                     dut.o.ready.eq(AnySeq(1))]
-        held, last = Signal(), Signal.like(payload)
-        m.d.sync += [held.eq(dut.i.valid & ~dut.i.ready), last.eq(payload)]
-        with m.If(held):
-            m.d.comb += Assume(dut.i.valid & (payload == last))
-        m.d.comb += Assert(~dut.line_collision, "used a line word read during its write")
+        m = super().elaborate(platform)
+        m.d.comb += Assert(~self.dut.line_collision, "used a line word read during its write")
         return m
 
 
