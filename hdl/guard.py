@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.pixel import PixelFormat
 from .payload import lane, pixel_stream_signature, transfers_per_line
+from .pipeline import SkidBuffer, payload_register
 from .window import MAX_DIMENSION, RasterCounter, check_lanes
 
 __all__ = ["Fault", "FrameGuard"]
@@ -65,8 +66,8 @@ class FrameGuard(wiring.Component):
     records which:
 
     ``SHORT_FRAME`` (``sof`` at a position other than the frame start; takes precedence)
-        The ``sof`` pixel is kept waiting; filler pixels complete the current frame, then the
-        waiting pixel starts the next one. No input is lost.
+        The ``sof`` pixel is held; filler pixels complete the current frame, then the
+        held pixel starts the next one. No input is lost.
     ``MISSING_SOF`` (no ``sof`` at the frame start; also how a frame with too many lines, or
     a stream that starts mid-frame, shows up)
         That pixel and all input up to the next ``sof`` are dropped; nothing is emitted for
@@ -83,12 +84,16 @@ class FrameGuard(wiring.Component):
 
     ``error``, ``errors`` and ``last_fault`` change one cycle after the faulty pixel arrives.
 
+    The input's ``ready`` is one gate from flip-flops (the output can move, and the guard is
+    passing or discarding), never a function of ``valid`` or the markers: a pixel is always
+    taken, then forwarded, dropped or held. While it fills a frame, the guard takes no input.
+
     Latency, throughput, memory
     ---------------------------
-    1 cycle (one output register). One transfer per cycle on well-formed input, back-to-back
-    frames included; leaving ``DISCARD`` at a ``sof`` costs one idle output cycle. Memory:
-    the output register, the ``x``/``y`` counters and 29 bits of position flags, mode and
-    status.
+    1 cycle (an output :class:`~rasterflow.hdl.pipeline.SkidBuffer`). One transfer per cycle
+    on well-formed input, back-to-back frames included; the cycle of a ``SHORT_FRAME`` or
+    ``MISSING_SOF`` fault emits nothing. Memory: the skid buffer's two pixels, one held
+    pixel, the ``x``/``y`` counters with their position flags, the mode and the status.
     """
     def __init__(self, fmt: PixelFormat, width, height, *, fill_value=0, lanes=1):
         if not isinstance(fmt, PixelFormat):
@@ -117,8 +122,13 @@ class FrameGuard(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         groups, height = transfers_per_line(self.width, self.lanes), self.height
+        # The guard's decisions feed a skid buffer: its ready is a flip-flop, so the output
+        # side of every decision below is one register, not the downstream's handshake.
+        m.submodules.out_skid = out_skid = SkidBuffer(self.o.payload.shape())
+        wiring.connect(m, out_skid.o, wiring.flipped(self.o))
+        out = out_skid.i
         en = Signal()
-        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+        m.d.comb += en.eq(out.ready)
 
         # The position of the next output transfer; its tests are flip-flops (see
         # RasterCounter), so the mode and handshake logic starts from registers.
@@ -128,31 +138,43 @@ class FrameGuard(wiring.Component):
         frame_end = Signal()
         m.d.comb += frame_end.eq(line_end & last_row)
 
-        # One flip-flop per mode, and the marker checks written out, so the mode and
-        # handshake logic is a few levels from flip-flops.
-        passing, filling, discarding = (Signal(init=1, name="passing"), Signal(name="filling"),
-                                        Signal(name="discarding"))
-        sof, eol, valid = self.i.payload.sof, self.i.payload.eol, self.i.valid
-        early_sof = Signal()      # SHORT_FRAME
-        missing_sof = Signal()    # MISSING_SOF
-        take = Signal()           # a well-marked pixel is forwarded
-        line_fault = Signal()     # ... with a wrong eol
-        m.d.comb += [
-            early_sof.eq(passing & valid & sof & ~frame_start),
-            missing_sof.eq(passing & valid & ~sof & frame_start),
-            take.eq(passing & valid & (sof == frame_start) & en),
-            line_fault.eq(take & (eol != line_end)),
-        ]
-        # Ready without valid (a transfer needs both): PASS takes a pixel whose sof matches
-        # when the output can move, and drops a frame start without sof; DISCARD drops all
-        # but a sof. Leaving valid out keeps the upstream's handshake logic short.
-        drop = Signal()     # taken without waiting for the output
-        match = Signal()    # taken when the output can move
-        m.d.comb += [drop.eq(((passing & frame_start) | discarding) & ~sof),
-                     match.eq(passing & (sof == frame_start)),
-                     self.i.ready.eq(drop | (match & en))]
+        # One flip-flop per mode. PASS and DISCARD examine the input (`checking`, their OR,
+        # is a flip-flop of its own); FILL and REPLAY emit without it (`emitting`, likewise).
+        # REPLAY is the one cycle in which a held early-sof pixel starts the next frame.
+        passing, discarding, filling, replaying = (
+            Signal(init=1, name="passing"), Signal(name="discarding"), Signal(name="filling"),
+            Signal(name="replaying"))
+        checking, emitting = Signal(init=1, name="checking"), Signal(name="emitting")
+        # The input is taken whenever the output can move in a checking mode: whether a pixel
+        # is forwarded, dropped or held depends on its markers, but taking it does not, so
+        # ready is one gate from flip-flops and independent of valid and the payload.
+        m.d.comb += self.i.ready.eq(en & checking)
+        sof, eol = self.i.payload.sof, self.i.payload.eol
+        transfer = Signal()
+        m.d.comb += transfer.eq(self.i.valid & self.i.ready)
+        # In DISCARD the position is always a frame start, so "sof where one is expected"
+        # is the forwarding test of both checking modes.
+        take = Signal()           # a well-marked pixel is forwarded (when en)
+        m.d.comb += take.eq(checking & self.i.valid & (sof == frame_start))
         emit = Signal()           # the position moves: a pixel or a filler leaves
-        m.d.comb += emit.eq(take | (filling & en))
+        m.d.comb += emit.eq(en & (take | emitting))
+
+        held_data = payload_register(self.i.payload.data.shape(), name="held_data")
+        held_eol = payload_register(1, name="held_eol")
+        holding = Signal()
+        early_sof = Signal()      # SHORT_FRAME: the pixel is held, the frame filled
+        missing_sof = Signal()    # MISSING_SOF
+        line_fault = Signal()     # a forwarded pixel (input or held) has a wrong eol
+        m.d.comb += [
+            early_sof.eq(transfer & passing & sof & ~frame_start),
+            missing_sof.eq(transfer & passing & ~sof & frame_start),
+            line_fault.eq(Mux(replaying, en & (held_eol != line_end),
+                              transfer & take & (eol != line_end))),
+        ]
+        with m.If(early_sof):
+            m.d.sync += [held_data.eq(self.i.payload.data), held_eol.eq(eol), holding.eq(1)]
+        with m.Elif(replaying & en):
+            m.d.sync += holding.eq(0)
 
         fault = Signal(Fault)
         with m.If(early_sof):
@@ -160,28 +182,38 @@ class FrameGuard(wiring.Component):
         with m.Elif(missing_sof):
             m.d.comb += fault.eq(Fault.MISSING_SOF)
         with m.Elif(line_fault):
-            m.d.comb += fault.eq(Mux(eol, Fault.SHORT_LINE, Fault.LONG_LINE))
+            m.d.comb += fault.eq(Mux(Mux(replaying, held_eol, eol),
+                                     Fault.SHORT_LINE, Fault.LONG_LINE))
 
-        # Mode changes; a frame's end while filling or at a line fault goes to DISCARD.
+        # Mode changes. A line fault fills the rest of the frame, or at the frame's end goes
+        # to DISCARD; a filled frame ends in REPLAY when a pixel is held, else in DISCARD.
+        fill_done = filling & en & frame_end
+        to_pass = ((discarding & transfer & take) | (replaying & en)) & ~line_fault
         to_fill = early_sof | (line_fault & ~frame_end)
-        to_discard = missing_sof | (line_fault & frame_end) | (filling & en & frame_end)
-        to_pass = discarding & valid & sof
+        to_discard = missing_sof | (line_fault & frame_end) | (fill_done & ~holding)
+        to_replay = fill_done & holding
+        next_passing = to_pass | (passing & ~(early_sof | missing_sof | line_fault))
+        next_discarding = to_discard | (discarding & ~(transfer & take))
+        next_filling = to_fill | (filling & ~fill_done)
+        next_replaying = to_replay | (replaying & ~en)
         m.d.sync += [
-            passing.eq(Mux(passing, ~(early_sof | missing_sof | line_fault), to_pass)),
-            filling.eq(Mux(filling, ~(en & frame_end), to_fill)),
-            discarding.eq(Mux(discarding, ~to_pass, to_discard)),
+            passing.eq(next_passing), discarding.eq(next_discarding),
+            filling.eq(next_filling), replaying.eq(next_replaying),
+            checking.eq(next_passing | next_discarding),
+            emitting.eq(next_filling | next_replaying),
         ]
 
-        # The output register loads whenever the output can move: with the input pixel in
-        # PASS, a filler otherwise; o.valid says whether it was an emission.
-        with m.If(en):
-            m.d.sync += self.o.valid.eq(emit)
-            for p in range(self.lanes):
-                pixel_in = lane(self.i.payload.data, p, self.lanes)
-                pixel_out = lane(self.o.payload.data, p, self.lanes)
-                for ch in range(self.fmt.channels):
-                    m.d.sync += pixel_out[ch].eq(Mux(passing, pixel_in[ch], self.fill_value))
-            m.d.sync += [self.o.payload.sof.eq(frame_start), self.o.payload.eol.eq(line_end)]
+        # What is offered to the skid buffer: the input pixel in a checking mode, the held one
+        # in REPLAY, a filler in FILL, always with the markers of the position.
+        m.d.comb += out.valid.eq(take | emitting)
+        for p in range(self.lanes):
+            pixel_in = lane(self.i.payload.data, p, self.lanes)
+            pixel_held = lane(held_data, p, self.lanes)
+            pixel_out = lane(out.payload.data, p, self.lanes)
+            for ch in range(self.fmt.channels):
+                m.d.comb += pixel_out[ch].eq(Mux(checking, pixel_in[ch],
+                                                 Mux(replaying, pixel_held[ch], self.fill_value)))
+        m.d.comb += [out.payload.sof.eq(frame_start), out.payload.eol.eq(line_end)]
         position.advance(emit)
 
         # Status is recorded one cycle after the fault, off the handshake's paths.

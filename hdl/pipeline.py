@@ -2,7 +2,12 @@
 
 A datapath of N register stages between an input stream ``i`` and an output stream ``o``
 advances all its stages together whenever the output can move (``en = ~o.valid | o.ready``).
-A bubble travels as ``valid = 0``. This keeps every stream rule by construction: ``o.valid``
+A bubble travels as ``valid = 0``.
+
+Payload registers are reset-less (:func:`payload_register`); only the valid bits are reset.
+A payload is only looked at with its valid bit, so resetting it buys nothing, and on iCE40 it
+costs a logic level on every enable: the ``SB_DFFESR`` flip-flop resets only while enabled,
+so Yosys would feed it ``en | rst`` instead of ``en``. This keeps every stream rule by construction: ``o.valid``
 and the payload are registers that only change when ``en`` is high, and ``en`` is low exactly
 when ``o.valid & ~o.ready``; ``o.valid`` never depends on ``o.ready``.
 """
@@ -13,10 +18,15 @@ from amaranth.lib.wiring import In, Out
 from .payload import lanes_of
 
 __all__ = ["StallPipeline", "SkidBuffer", "SKID_LATENCY", "LaneParallel", "per_lane",
-           "one_lane"]
+           "one_lane", "payload_register"]
 
 #: Cycles a :class:`SkidBuffer` adds.
 SKID_LATENCY = 1
+
+
+def payload_register(shape, *, name):
+    """A register for payload data: reset-less (see the module docstring)."""
+    return Signal(shape, name=name, reset_less=True)
 
 
 class StallPipeline:
@@ -59,7 +69,7 @@ class StallPipeline:
         """A register that loads ``value`` when the pipeline advances."""
         if shape is None:
             shape = value.shape() if isinstance(value, Value) else Value.cast(value).shape()
-        reg = Signal(shape, name=name)
+        reg = payload_register(shape, name=name)
         with self._m.If(self.en):
             self._m.d.sync += reg.eq(value)
         return reg
@@ -104,7 +114,9 @@ class SkidBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        skid = Signal.like(self.i.payload, name="skid")
+        skid = payload_register(self.i.payload.shape(), name="skid")
+        out = payload_register(self.o.payload.shape(), name="out")
+        m.d.comb += self.o.payload.eq(out)
         skid_valid = Signal()
         m.d.comb += self.i.ready.eq(~skid_valid)
         # While empty, the skid register copies the input every cycle, so it already holds
@@ -117,7 +129,7 @@ class SkidBuffer(wiring.Component):
         with m.If(~skid_valid):
             m.d.sync += skid.eq(self.i.payload)
         with m.If(~stalled):
-            m.d.sync += self.o.payload.eq(Mux(skid_valid, skid, self.i.payload))
+            m.d.sync += out.eq(Mux(skid_valid, skid, self.i.payload))
         m.d.sync += [
             skid_valid.eq(stalled & (skid_valid | self.i.valid)),
             self.o.valid.eq(stalled | skid_valid | self.i.valid),

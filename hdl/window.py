@@ -36,6 +36,7 @@ from amaranth.lib.wiring import In, Out
 from ..golden.pixel import PixelFormat
 from .bram import line_memory
 from .payload import lane, lanes_of, pixel_layout, pixel_stream_signature, transfers_per_line
+from .pipeline import payload_register
 
 __all__ = ["BORDERS", "border_source", "ColumnScanner", "RowWindow",
            "column_stream_layout", "window_stream_layout", "check_window_geometry",
@@ -369,7 +370,6 @@ class ColumnScanner(wiring.Component):
         # decision below reads registered flags, not comparators, to keep the control short.
         drain_ticks = self.drain_ticks
         read = RasterCounter(m, width, height, "read")
-        write = RasterCounter(m, width, height, "write")
         in_free_rows = read.row_flag("free_rows", lambda r: r < hy)
         in_tail_row = read.row_flag("tail_row", lambda r: r == hy)
         past_tail_row = read.row_flag("past_tail_row", lambda r: r > hy)
@@ -379,6 +379,8 @@ class ColumnScanner(wiring.Component):
         at_tail_end = read.position_flag("tail_end", tail_row, tail_col)
         at_tail_start = read.position_flag("tail_start", hy, 0)
         at_frame_end = read.position_flag("frame_end", height - 1, width - 1)
+        before_tail_start = (read.position_flag("tail_start_before", (hy - 1) % height,
+                                                width - 1) if drain_ticks else None)
         default_ages, edge_ages = self._row_ages()
         age_choices = [default_ages] + [list(a) for a in
                                         dict.fromkeys(tuple(a) for a in edge_ages.values())]
@@ -389,6 +391,8 @@ class ColumnScanner(wiring.Component):
         # How many ticks the read pointer is ahead of the write pointer (only in free rows).
         lag = Signal(range(hy * width + 1))
         caught_up = Signal(init=1)
+        # caught_up & ~draining, as a flip-flop of its own: a lockstep tick may take the input.
+        input_ok = Signal(init=1)
         # The previous frame still has outputs to complete (its last hy rows and hx pixels).
         prev_pending = Signal()
         draining = Signal()
@@ -401,11 +405,12 @@ class ColumnScanner(wiring.Component):
         # from flip-flops (the control loop is the scanner's critical path). Two facts of the
         # schedule shorten it: draining, and a pending drain, happen only with the read
         # pointer at (tail row, column 0), never in a free row; so a free row needs no test
-        # of either.
+        # of either, and there `input_ok` is `caught_up`.
         input_here = Signal()  # the input pixel at the read pointer is offered
-        drain_due = Signal()   # the previous frame's last outputs wait for a drain
-        m.d.comb += [input_here.eq(caught_up & self.i.valid),
-                     drain_due.eq(at_tail_start & prev_pending & ~draining)]
+        # The previous frame's last outputs wait for a drain: at_tail_start & prev_pending &
+        # ~draining, kept as a flip-flop (loaded below from the next values of all three).
+        drain_due = Signal()
+        m.d.comb += input_here.eq(caught_up & self.i.valid)
         lockstep = Signal()   # tick that consumes the input pixel at the read pointer
         free_tick = Signal()  # tick with no input (free rows)
         drain_tick = Signal()
@@ -413,11 +418,13 @@ class ColumnScanner(wiring.Component):
         tick = Signal()
         m.d.comb += [
             drain_tick.eq(en & (draining | (drain_due & ~input_here)) if drain_ticks else 0),
-            lockstep.eq(en & input_here & ~draining),
-            free_tick.eq(en & ~input_here & in_free_rows),
-            tick.eq(en & Mux(input_here, ~draining, in_free_rows)),
+            lockstep.eq(en & self.i.valid & input_ok),
+            free_tick.eq(en & in_free_rows & ~(self.i.valid & input_ok)),
+            tick.eq(en & (in_free_rows | (self.i.valid & input_ok))),
             lag_write.eq(~caught_up & self.i.valid),
-            self.i.ready.eq(lockstep | lag_write),
+            # Ready for a lag write, or for a lockstep tick; written without valid, so the
+            # input's handshake is one gate from flip-flops.
+            self.i.ready.eq(~caught_up | (en & input_ok)),
         ]
 
         # -- line buffers -----------------------------------------------------------------
@@ -428,18 +435,19 @@ class ColumnScanner(wiring.Component):
         # per line the next tick reads that address at once, so the write stays undelayed.
         delayed_write = width >= 2
         write_en = Signal()
-        m.d.comb += write_en.eq(lockstep | lag_write)
+        m.d.comb += write_en.eq(self.i.valid & self.i.ready)
         r_slot = Signal(range(max(slots, 1)))
-        # The memories' write side: the write, its address, data and line end, registered
-        # (or not, see above), and the slot being written as a one-hot rotated at each line
-        # end, so every memory's write enable is one gate from flip-flops.
+        # The memories' write side: the write and its data, registered (or not, see above);
+        # the write column, a counter that moves after each memory write (so with delayed
+        # writes its enable is a flip-flop, not the input handshake); and the slot being
+        # written as a one-hot rotated at each line end, so every memory's write enable is
+        # one gate from flip-flops.
         mem_we = Signal(name="line_we")
-        mem_line_end = Signal(name="line_wlast")
-        mem_addr = Signal.like(write.x, name="line_waddr")
-        mem_data = Signal(pixel, name="line_wdata")
+        mem_data = payload_register(pixel, name="line_wdata")
         domain = m.d.sync if delayed_write else m.d.comb
-        domain += [mem_we.eq(write_en), mem_line_end.eq(write.last_col),
-                   mem_addr.eq(write.x), mem_data.eq(self.i.payload.data)]
+        domain += [mem_we.eq(write_en), mem_data.eq(self.i.payload.data)]
+        write = RasterCounter(m, width, 1, "write")
+        mem_addr, mem_line_end = write.x, write.last_col
         w_slots = Signal(max(slots, 1), init=1, name="w_slots")
         slot_write_en = [Signal(name=f"line{k}_we") for k in range(slots)]
         m.d.comb += [we.eq(mem_we & w_slots[k]) for k, we in enumerate(slot_write_en)]
@@ -454,16 +462,20 @@ class ColumnScanner(wiring.Component):
 
         # -- pointers ---------------------------------------------------------------------
         read.advance(tick)
-        write.advance(write_en)
+        write.advance(mem_we)
         if slots:
             with m.If(tick):
                 m.d.sync += r_slot.eq(_choose(read.last_col,
                                               Mux(r_slot == slots - 1, 0, r_slot + 1), r_slot))
+        caught_up_next, draining_next = Signal(), Signal()
+        m.d.comb += [caught_up_next.eq(caught_up), draining_next.eq(draining)]
         if hy:
             with m.If(free_tick & ~lag_write):
-                m.d.sync += [lag.eq(lag + 1), caught_up.eq(0)]
+                m.d.sync += lag.eq(lag + 1)
+                m.d.comb += caught_up_next.eq(0)
             with m.Elif(lag_write & ~free_tick):
-                m.d.sync += [lag.eq(lag - 1), caught_up.eq(lag == 1)]
+                m.d.sync += lag.eq(lag - 1)
+                m.d.comb += caught_up_next.eq(lag == 1)
 
         # Which ticks complete an output, and when the previous frame is done.
         emit = Signal()
@@ -478,16 +490,23 @@ class ColumnScanner(wiring.Component):
             pending_clear = tick & at_tail_end
             if drain_ticks:
                 pending_clear = pending_clear | drain_tick
-            with m.If(at_frame_end & en & input_here & ~draining):
-                m.d.sync += prev_pending.eq(1)
-            with m.Elif(pending_clear):
-                m.d.sync += prev_pending.eq(0)
+            prev_pending_next = Signal()
+            m.d.comb += prev_pending_next.eq(Mux(at_frame_end & lockstep, 1,
+                                                 prev_pending & ~pending_clear))
+            m.d.sync += prev_pending.eq(prev_pending_next)
         if drain_ticks:
             with m.If(drain_tick):
                 with m.If(drain_count == drain_ticks - 1):
-                    m.d.sync += [draining.eq(0), drain_count.eq(0)]
+                    m.d.sync += drain_count.eq(0)
+                    m.d.comb += draining_next.eq(0)
                 with m.Else():
-                    m.d.sync += [draining.eq(1), drain_count.eq(drain_count + 1)]
+                    m.d.sync += drain_count.eq(drain_count + 1)
+                    m.d.comb += draining_next.eq(1)
+        m.d.sync += [caught_up.eq(caught_up_next), draining.eq(draining_next),
+                     input_ok.eq(caught_up_next & ~draining_next)]
+        if drain_ticks:
+            m.d.sync += drain_due.eq(~draining_next & prev_pending_next
+                                     & Mux(tick, before_tail_start, at_tail_start))
 
         # -- vertical border: per window row, which source feeds it ------------------------
         # Sources: line slots 0..slots-1, then the input pixel (age 0), then the constant.
@@ -502,7 +521,8 @@ class ColumnScanner(wiring.Component):
             # The tick row's own slot holds the line written `slots` rows earlier.
             return Mux(r_slot >= age % slots, r_slot - age % slots, r_slot + slots - age % slots)
 
-        s1_select = [Signal.like(sel, name=f"s1_vsel{j}") for j, sel in enumerate(select)]
+        s1_select = [payload_register(sel.shape(), name=f"s1_vsel{j}")
+                     for j, sel in enumerate(select)]
         with m.Switch(age_choice):
             for index, ages in enumerate(age_choices):
                 with m.Case(index):
@@ -511,15 +531,15 @@ class ColumnScanner(wiring.Component):
         # -- stage 1: memory read; stage 2: its data registered with nothing in between, so
         # block RAM clock-to-out does not add to the border mux; stage 3: the column register.
         s1_valid = Signal()
-        s1_emit = Signal()
-        s1_input = Signal(pixel)
+        s1_emit = payload_register(1, name="s1_emit")
+        s1_input = payload_register(pixel, name="s1_input")
         s2_valid = Signal()
-        s2_emit = Signal()
-        s2_input = Signal(pixel)
+        s2_emit = payload_register(1, name="s2_emit")
+        s2_input = payload_register(pixel, name="s2_input")
         s2_lines = line_data
         # Stage 2 holds each window row's source one-hot: the border mux is then an AND-OR
         # of the sources, two logic levels for up to eight of them.
-        s2_select = [Signal(slots + 2, name=f"s2_vsel{j}") for j in range(len(select))]
+        s2_select = [payload_register(slots + 2, name=f"s2_vsel{j}") for j in range(len(select))]
         # For the formal check of the delayed writes (see the line buffers): a read made
         # while its memory writes the same address is marked, the mark follows the read word
         # through stages 1 and 2, and line_collision is raised if the border mux then takes
@@ -548,15 +568,17 @@ class ColumnScanner(wiring.Component):
 
         constant = Signal(pixel_layout(self.fmt))
         m.d.comb += [constant[ch].eq(self.border_value) for ch in range(self.fmt.channels)]
+        out = payload_register(self.o.payload.shape(), name="out")
+        m.d.comb += self.o.payload.eq(out)
         with m.If(en):
             m.d.sync += [
                 self.o.valid.eq(s2_valid),
-                self.o.payload.emit.eq(s2_emit),
+                out.emit.eq(s2_emit),
             ]
             for p in range(lanes):
                 sources = [lane(v, p, lanes).as_value() for v in s2_lines + [s2_input]]
                 sources.append(constant.as_value())
-                column = lane(self.o.payload.column, p, lanes)
+                column = lane(out.column, p, lanes)
                 for j, onehot in enumerate(s2_select):
                     picked = 0
                     for k, source in enumerate(sources):
@@ -648,7 +670,8 @@ class RowWindow(wiring.Component):
         # history[a - 1] holds the transfer shifted in `a` transfers ago; the incoming
         # transfer is age 0.
         group_shape = lanes_of(self.element_shape, lanes)
-        history = [Signal(group_shape, name=f"cols_age{a}") for a in range(1, 2 * delay + 1)]
+        history = [payload_register(group_shape, name=f"cols_age{a}")
+                   for a in range(1, 2 * delay + 1)]
         constant = Signal(self.element_shape, init=self.constant_column)
         by_age = [self.i.payload.column] + history
 
@@ -681,17 +704,19 @@ class RowWindow(wiring.Component):
         m.d.comb += advance.eq(transfer & self.i.payload.emit)
         # The output registers load whenever the output can move (o.valid tells whether it
         # was an emission), so their enable is not the longer emit condition.
+        out = payload_register(self.o.payload.shape(), name="out")
+        m.d.comb += self.o.payload.eq(out)
         with m.If(en):
             m.d.sync += [
                 self.o.valid.eq(self.i.valid & self.i.payload.emit),
-                self.o.payload.sof.eq(first_pixel),
-                self.o.payload.eol.eq(position.last_col),
+                out.sof.eq(first_pixel),
+                out.eol.eq(position.last_col),
             ]
             with m.Switch(choice):
                 for index, picks in enumerate(choices):
                     with m.Case(index):
                         for j in range(lanes):
-                            window = lane(self.o.payload.window, j, lanes)
+                            window = lane(out.window, j, lanes)
                             m.d.sync += [window[k].eq(source(picks[j * kx + k]))
                                          for k in range(kx)]
         with m.If(advance):

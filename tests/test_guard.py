@@ -258,9 +258,9 @@ def test_two_lanes_short_frame_and_missing_sof():
 
 
 def test_error_counter_saturates():
-    """For 1x1 frames, pixels with sof but no eol are a LONG_LINE fault every other cycle
-    (fault, then DISCARD leaves at the next sof); the counter, forced near its top, stops at
-    65535 instead of wrapping."""
+    """For 1x1 frames, pixels with sof but no eol are a LONG_LINE fault every cycle (the
+    fault goes to DISCARD, which forwards the next sof pixel at once); the counter, forced
+    near its top, stops at 65535 instead of wrapping."""
     guard = FrameGuard(FMT, 1, 1)
 
     async def bench(ctx):
