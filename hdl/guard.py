@@ -134,85 +134,90 @@ class FrameGuard(wiring.Component):
         # RasterCounter), so the mode and handshake logic starts from registers.
         position = RasterCounter(m, groups, height, "pos")
         frame_start = position.position_flag("frame_start", 0, 0)
-        line_end, last_row = position.last_col, position.last_row
-        frame_end = Signal()
-        m.d.comb += frame_end.eq(line_end & last_row)
+        frame_end = position.position_flag("frame_end", height - 1, groups - 1)
+        line_end = position.last_col
 
-        # One flip-flop per mode. PASS and DISCARD examine the input (`checking`, their OR,
-        # is a flip-flop of its own); FILL and REPLAY emit without it (`emitting`, likewise).
-        # REPLAY is the one cycle in which a held early-sof pixel starts the next frame.
-        passing, discarding, filling, replaying = (
-            Signal(init=1, name="passing"), Signal(name="discarding"), Signal(name="filling"),
-            Signal(name="replaying"))
-        checking, emitting = Signal(init=1, name="checking"), Signal(name="emitting")
+        # The mode is two flip-flops: `checking` (PASS or DISCARD: the input is examined) or
+        # not (FILL or REPLAY: the guard emits without it), and `sub` choosing the first of
+        # each pair. REPLAY is the one cycle in which a held early-sof pixel starts the next
+        # frame. Every decision below is factored into at most three LUT levels from
+        # flip-flops (four-input LUTs).
+        checking, sub = Signal(init=1, name="checking"), Signal(init=1, name="sub")
+        passing, discarding = checking & sub, checking & ~sub
+        filling, replaying = ~checking & ~sub, ~checking & sub
         # The input is taken whenever the output can move in a checking mode: whether a pixel
         # is forwarded, dropped or held depends on its markers, but taking it does not, so
         # ready is one gate from flip-flops and independent of valid and the payload.
         m.d.comb += self.i.ready.eq(en & checking)
-        sof, eol = self.i.payload.sof, self.i.payload.eol
+        sof, eol, valid = self.i.payload.sof, self.i.payload.eol, self.i.valid
         transfer = Signal()
-        m.d.comb += transfer.eq(self.i.valid & self.i.ready)
+        m.d.comb += transfer.eq(valid & self.i.ready)
         # In DISCARD the position is always a frame start, so "sof where one is expected"
         # is the forwarding test of both checking modes.
-        take = Signal()           # a well-marked pixel is forwarded (when en)
-        m.d.comb += take.eq(checking & self.i.valid & (sof == frame_start))
+        sof_ok, good, eol_bad, cut_short = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += [
+            sof_ok.eq(sof == frame_start),
+            good.eq(sof_ok & (eol == line_end)),       # forwarded as it is
+            eol_bad.eq(sof_ok & (eol != line_end)),    # forwarded, with a line fault
+            cut_short.eq(passing & sof & ~frame_start),  # SHORT_FRAME: held, frame filled
+        ]
+        take = Signal()           # a pixel is forwarded (when en)
+        m.d.comb += take.eq(checking & valid & sof_ok)
         emit = Signal()           # the position moves: a pixel or a filler leaves
-        m.d.comb += emit.eq(en & (take | emitting))
+        m.d.comb += emit.eq(en & (take | ~checking))
 
         held_data = payload_register(self.i.payload.data.shape(), name="held_data")
         held_eol = payload_register(1, name="held_eol")
         holding = Signal()
-        early_sof = Signal()      # SHORT_FRAME: the pixel is held, the frame filled
-        missing_sof = Signal()    # MISSING_SOF
-        line_fault = Signal()     # a forwarded pixel (input or held) has a wrong eol
-        m.d.comb += [
-            early_sof.eq(transfer & passing & sof & ~frame_start),
-            missing_sof.eq(transfer & passing & ~sof & frame_start),
-            line_fault.eq(Mux(replaying, en & (held_eol != line_end),
-                              transfer & take & (eol != line_end))),
-        ]
-        with m.If(early_sof):
+        with m.If(transfer & cut_short):
             m.d.sync += [held_data.eq(self.i.payload.data), held_eol.eq(eol), holding.eq(1)]
         with m.Elif(replaying & en):
             m.d.sync += holding.eq(0)
 
-        fault = Signal(Fault)
-        with m.If(early_sof):
-            m.d.comb += fault.eq(Fault.SHORT_FRAME)
-        with m.Elif(missing_sof):
-            m.d.comb += fault.eq(Fault.MISSING_SOF)
-        with m.Elif(line_fault):
-            m.d.comb += fault.eq(Mux(Mux(replaying, held_eol, eol),
-                                     Fault.SHORT_LINE, Fault.LONG_LINE))
+        # Mode changes (all need en). From a checking mode: to FILL at an early sof or a line
+        # fault before the frame's end; PASS -> DISCARD at a missing sof or a line fault at
+        # the frame's end; DISCARD -> PASS at a good sof pixel. From FILL at the frame's end:
+        # to REPLAY when a pixel is held, else to DISCARD. From REPLAY: to PASS, or on a line
+        # fault of the held pixel to FILL (DISCARD at the frame's end).
+        to_fill = Signal()        # the input sends a checking mode to FILL
+        m.d.comb += to_fill.eq(valid & (cut_short | (eol_bad & ~frame_end)))
+        held_ok = Signal()
+        m.d.comb += held_ok.eq(held_eol == line_end)
+        to_checking = Signal()    # from FILL or REPLAY (when en)
+        m.d.comb += to_checking.eq(Mux(sub, held_ok | frame_end, frame_end & ~holding))
+        sub_checking = Signal()   # PASS next, from a checking mode (when en)
+        m.d.comb += sub_checking.eq(checking & Mux(sub, ~valid | good, valid & good))
+        sub_emitting = Signal()   # PASS or REPLAY next, from FILL or REPLAY (when en)
+        m.d.comb += sub_emitting.eq(~checking & Mux(sub, held_ok,
+                                                    frame_end & holding))
+        with m.If(en):
+            m.d.sync += [
+                checking.eq(Mux(checking, ~to_fill, to_checking)),
+                sub.eq(sub_checking | sub_emitting),
+            ]
 
-        # Mode changes. A line fault fills the rest of the frame, or at the frame's end goes
-        # to DISCARD; a filled frame ends in REPLAY when a pixel is held, else in DISCARD.
-        fill_done = filling & en & frame_end
-        to_pass = ((discarding & transfer & take) | (replaying & en)) & ~line_fault
-        to_fill = early_sof | (line_fault & ~frame_end)
-        to_discard = missing_sof | (line_fault & frame_end) | (fill_done & ~holding)
-        to_replay = fill_done & holding
-        next_passing = to_pass | (passing & ~(early_sof | missing_sof | line_fault))
-        next_discarding = to_discard | (discarding & ~(transfer & take))
-        next_filling = to_fill | (filling & ~fill_done)
-        next_replaying = to_replay | (replaying & ~en)
-        m.d.sync += [
-            passing.eq(next_passing), discarding.eq(next_discarding),
-            filling.eq(next_filling), replaying.eq(next_replaying),
-            checking.eq(next_passing | next_discarding),
-            emitting.eq(next_filling | next_replaying),
-        ]
+        # Faults, for the status: a transfer in PASS with wrong markers, a forwarded sof pixel
+        # in DISCARD with a wrong eol, the held pixel's eol in REPLAY.
+        fault = Signal(Fault)
+        with m.If(transfer & cut_short):
+            m.d.comb += fault.eq(Fault.SHORT_FRAME)
+        with m.Elif(transfer & passing & ~sof & frame_start):
+            m.d.comb += fault.eq(Fault.MISSING_SOF)
+        with m.Elif(transfer & eol_bad):
+            m.d.comb += fault.eq(Mux(eol, Fault.SHORT_LINE, Fault.LONG_LINE))
+        with m.Elif(replaying & en & ~held_ok):
+            m.d.comb += fault.eq(Mux(held_eol, Fault.SHORT_LINE, Fault.LONG_LINE))
 
         # What is offered to the skid buffer: the input pixel in a checking mode, the held one
         # in REPLAY, a filler in FILL, always with the markers of the position.
-        m.d.comb += out.valid.eq(take | emitting)
+        m.d.comb += out.valid.eq(take | ~checking)
         for p in range(self.lanes):
             pixel_in = lane(self.i.payload.data, p, self.lanes)
             pixel_held = lane(held_data, p, self.lanes)
             pixel_out = lane(out.payload.data, p, self.lanes)
             for ch in range(self.fmt.channels):
                 m.d.comb += pixel_out[ch].eq(Mux(checking, pixel_in[ch],
-                                                 Mux(replaying, pixel_held[ch], self.fill_value)))
+                                                 Mux(sub, pixel_held[ch], self.fill_value)))
         m.d.comb += [out.payload.sof.eq(frame_start), out.payload.eol.eq(line_end)]
         position.advance(emit)
 

@@ -505,8 +505,11 @@ class ColumnScanner(wiring.Component):
         m.d.sync += [caught_up.eq(caught_up_next), draining.eq(draining_next),
                      input_ok.eq(caught_up_next & ~draining_next)]
         if drain_ticks:
-            m.d.sync += drain_due.eq(~draining_next & prev_pending_next
-                                     & Mux(tick, before_tail_start, at_tail_start))
+            # A drain tick ends the wait (it clears prev_pending); a tick that reaches the tail
+            # start begins one if the previous frame is pending, or finishes now (a tick at
+            # the frame end is a lockstep, which sets prev_pending); the wait lasts otherwise.
+            m.d.sync += drain_due.eq(~drain_tick & Mux(
+                tick, before_tail_start & (prev_pending | at_frame_end), drain_due))
 
         # -- vertical border: per window row, which source feeds it ------------------------
         # Sources: line slots 0..slots-1, then the input pixel (age 0), then the constant.
