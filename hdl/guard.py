@@ -82,7 +82,7 @@ class FrameGuard(wiring.Component):
     Every frame the guard emits has ``W * H`` pixels; a well-formed frame
     that arrives after a fault (once its ``sof`` is seen) passes unchanged.
 
-    ``error``, ``errors`` and ``last_fault`` change one cycle after the faulty pixel arrives.
+    ``error``, ``errors`` and ``last_fault`` change two cycles after the faulty pixel arrives.
 
     The input's ``ready`` is one gate from flip-flops (the output can move, and the guard is
     passing or discarding), never a function of ``valid`` or the markers: a pixel is always
@@ -166,13 +166,17 @@ class FrameGuard(wiring.Component):
         emit = Signal()           # the position moves: a pixel or a filler leaves
         m.d.comb += emit.eq(en & (take | ~checking))
 
+        # The held pixel: every pixel taken is copied, so the copy made by the last transfer
+        # before FILL is the early-sof pixel when FILL was entered for one (`holding`).
+        # `holding` only matters outside the checking modes, and is loaded at every
+        # transfer, so it needs no reset (which would give it a slower enable on iCE40).
         held_data = payload_register(self.i.payload.data.shape(), name="held_data")
         held_eol = payload_register(1, name="held_eol")
-        holding = Signal()
-        with m.If(transfer & cut_short):
-            m.d.sync += [held_data.eq(self.i.payload.data), held_eol.eq(eol), holding.eq(1)]
-        with m.Elif(replaying & en):
-            m.d.sync += holding.eq(0)
+        holding = payload_register(1, name="holding")
+        with m.If(self.i.ready):
+            m.d.sync += [held_data.eq(self.i.payload.data), held_eol.eq(eol)]
+        with m.If(en):
+            m.d.sync += holding.eq(Mux(checking, valid & cut_short, holding & ~sub))
 
         # Mode changes (all need en). From a checking mode: to FILL at an early sof or a line
         # fault before the frame's end; PASS -> DISCARD at a missing sof or a line fault at
@@ -197,16 +201,27 @@ class FrameGuard(wiring.Component):
             ]
 
         # Faults, for the status: a transfer in PASS with wrong markers, a forwarded sof pixel
-        # in DISCARD with a wrong eol, the held pixel's eol in REPLAY.
+        # in DISCARD with a wrong eol, the held pixel's eol in REPLAY. They are classified
+        # from a registered copy of what the decisions saw, so the status logic starts from
+        # flip-flops and stays off the handshake's paths.
+        seen_transfer, seen_replay = Signal(), Signal()
+        seen_sof, seen_eol, seen_start, seen_end, seen_passing, seen_held_eol = (
+            payload_register(1, name=f"seen_{name}")
+            for name in ("sof", "eol", "start", "end", "passing", "held_eol"))
+        m.d.sync += [
+            seen_transfer.eq(transfer), seen_replay.eq(replaying & en),
+            seen_sof.eq(sof), seen_eol.eq(eol), seen_start.eq(frame_start),
+            seen_end.eq(line_end), seen_passing.eq(sub), seen_held_eol.eq(held_eol),
+        ]
         fault = Signal(Fault)
-        with m.If(transfer & cut_short):
+        with m.If(seen_transfer & seen_passing & seen_sof & ~seen_start):
             m.d.comb += fault.eq(Fault.SHORT_FRAME)
-        with m.Elif(transfer & passing & ~sof & frame_start):
+        with m.Elif(seen_transfer & seen_passing & ~seen_sof & seen_start):
             m.d.comb += fault.eq(Fault.MISSING_SOF)
-        with m.Elif(transfer & eol_bad):
-            m.d.comb += fault.eq(Mux(eol, Fault.SHORT_LINE, Fault.LONG_LINE))
-        with m.Elif(replaying & en & ~held_ok):
-            m.d.comb += fault.eq(Mux(held_eol, Fault.SHORT_LINE, Fault.LONG_LINE))
+        with m.Elif(seen_transfer & (seen_sof == seen_start) & (seen_eol != seen_end)):
+            m.d.comb += fault.eq(Mux(seen_eol, Fault.SHORT_LINE, Fault.LONG_LINE))
+        with m.Elif(seen_replay & (seen_held_eol != seen_end)):
+            m.d.comb += fault.eq(Mux(seen_held_eol, Fault.SHORT_LINE, Fault.LONG_LINE))
 
         # What is offered to the skid buffer: the input pixel in a checking mode, the held one
         # in REPLAY, a filler in FILL, always with the markers of the position.
@@ -221,11 +236,11 @@ class FrameGuard(wiring.Component):
         m.d.comb += [out.payload.sof.eq(frame_start), out.payload.eol.eq(line_end)]
         position.advance(emit)
 
-        # Status is recorded one cycle after the fault, off the handshake's paths.
-        seen = Signal(Fault)
-        m.d.sync += seen.eq(fault)
-        with m.If(seen != Fault.NONE):
-            m.d.sync += [self.error.eq(1), self.last_fault.eq(seen)]
+        # The status is recorded a cycle after the classification.
+        recorded = Signal(Fault)
+        m.d.sync += recorded.eq(fault)
+        with m.If(recorded != Fault.NONE):
+            m.d.sync += [self.error.eq(1), self.last_fault.eq(recorded)]
             with m.If(self.errors != (1 << ERROR_COUNTER_BITS) - 1):
                 m.d.sync += self.errors.eq(self.errors + 1)
         return m

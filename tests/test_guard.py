@@ -267,7 +267,7 @@ def test_error_counter_saturates():
         ctx.set(guard.o.ready, 1)
         ctx.set(guard.i.valid, 1)
         ctx.set(Value.cast(guard.i.payload), word(0, 1, 0))
-        await ctx.tick().repeat(2)  # the status registers follow a fault by one cycle
+        await ctx.tick().repeat(3)  # the status registers follow a fault by two cycles
         assert ctx.get(guard.errors) == 1 and ctx.get(guard.error)
         assert ctx.get(guard.last_fault) == Fault.LONG_LINE
         ctx.set(guard.errors, 0xFFFD)
