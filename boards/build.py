@@ -422,8 +422,12 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
                                "nextpnr utilisation")
         if too_big:
             raise too_big
+        # The tools write their own logs (the script's output is often empty); quote the
+        # log of the stage that failed, since a sweep removes the build folder.
+        failed_log = nextpnr_log if nextpnr_log.exists() else \
+            yosys_log if yosys_log.exists() else log_path
         raise BuildError(f"build for {board.name} failed (exit {process.returncode}); "
-                         f"see {log_path}:\n{_log_tail(log_path)}")
+                         f"see {failed_log}:\n{_log_tail(failed_log)}")
     if not bitstream.is_file() or bitstream.stat().st_size == 0:
         raise BuildError(f"build for {board.name} produced no bitstream at {bitstream}")
 

@@ -408,7 +408,7 @@ class ColumnScanner(wiring.Component):
         # of either, and there `input_ok` is `caught_up`.
         input_here = Signal()  # the input pixel at the read pointer is offered
         # The previous frame's last outputs wait for a drain: at_tail_start & prev_pending &
-        # ~draining, kept as a flip-flop (loaded below from the next values of all three).
+        # ~draining, kept as a flip-flop of its own (loaded below from the tick decisions).
         drain_due = Signal()
         m.d.comb += input_here.eq(caught_up & self.i.valid)
         lockstep = Signal()   # tick that consumes the input pixel at the read pointer

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from rasterflow.boards.build import (DesignDoesNotFit, ProgrammerError, build, flash,
-                                     tool_environment)
-from rasterflow.boards.platforms import BOARDS, get_board
+from rasterflow.boards.build import (BuildError, DesignDoesNotFit, ProgrammerError, build,
+                                     flash, tool_environment)
+from rasterflow.boards.platforms import BOARDS, get_board, timer_reset_domain
 from rasterflow.boards.top import BoardTop
 from rasterflow.cli_boards import add_board_commands
+from rasterflow.spec import parse_spec
 from test_board_top import plus_one
 
 REPORT_FIELDS = {"board", "device", "fmax_mhz", "clock_mhz", "luts", "ffs", "brams", "dsps",
@@ -79,6 +80,38 @@ def test_build_ulx3s_through_pll(tmp_path):
     check_report(report, "ulx3s-85f", tmp_path)
     assert report["clock_mhz"] == 50 and report["uart_divisor"] == 50
     assert "EHXPLLL:       1/" in (tmp_path / "top.tim").read_text()
+
+
+@pytest.mark.slow
+def test_build_ulx3s_at_four_pixels_per_clock(tmp_path):
+    """A 3x3 filter at 4 pixels per clock on the oscillator clock: with Amaranth's default
+    ECP5 reset synchronizer in the netlist, Yosys 0.70's ABC9 stopped on an internal
+    assertion for this design; the power-on timer domain builds."""
+    assert get_board("ulx3s-85f").make_platform().create_missing_domain.__func__ \
+        is timer_reset_domain
+    pipeline = parse_spec({"name": "binomial3",
+                           "input": {"width": 512, "height": 512, "pixels_per_clock": 4},
+                           "stage": [{"op": "filter2d", "kernel": [[1, 2, 1], [2, 4, 2],
+                                                                   [1, 2, 1]], "shift": 4}]})
+    report = build(pipeline, "ulx3s-85f", tmp_path, progress=False)
+    check_report(report, "ulx3s-85f", tmp_path)
+    assert "FD1S3BX" not in (tmp_path / "top.il").read_text()
+
+
+def test_failed_build_quotes_the_tool_log(tmp_path, monkeypatch):
+    """The tools log to their own files, which a sweep deletes with its build folder: the
+    error carries the failing tool's log."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    yosys = tools / "yosys"
+    # Called as `$YOSYS -q -l top.rpt top.ys`.
+    yosys.write_text("#!/bin/sh\nprintf 'mapping\\nERROR: Assert failed in rtlil.cc\\n' > \"$3\"\n"
+                     "exit 1\n")
+    yosys.chmod(yosys.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("YOSYS", str(yosys))
+    with pytest.raises(BuildError, match=r"failed \(exit 1\); see .*top\.rpt:\nmapping\n"
+                                         r"ERROR: Assert failed in rtlil\.cc"):
+        build(plus_one(32, 16), "ulx3s-85f", tmp_path / "b", progress=False)
 
 
 @pytest.mark.slow
