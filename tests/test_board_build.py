@@ -95,7 +95,7 @@ def test_build_ulx3s_at_four_pixels_per_clock(tmp_path):
                                                                    [1, 2, 1]], "shift": 4}]})
     report = build(pipeline, "ulx3s-85f", tmp_path, progress=False)
     check_report(report, "ulx3s-85f", tmp_path)
-    assert "FD1S3BX" not in (tmp_path / "top.il").read_text()
+    assert "SGSR" not in (tmp_path / "top.il").read_text()
 
 
 def test_failed_build_quotes_the_tool_log(tmp_path, monkeypatch):
