@@ -28,7 +28,7 @@ from pathlib import Path
 
 from amaranth.hdl import Elaboratable, Module, Signal
 
-from rasterflow.boards.build import tool_environment
+from rasterflow.boards.build import HIDE_INDEXED_NAMES, tool_environment
 from rasterflow.hdl.bram import line_memory
 from rasterflow.boards.platforms import get_board
 from rasterflow.files import write_json
@@ -79,7 +79,8 @@ def build_bare(board, top, build_dir, target_mhz=None, seed=1):
     platform = board.make_platform(clock_constraint_hz=target_mhz * 1e6)
     plan = platform.prepare(top, "top", nextpnr_opts=f"--report top.report.json "
                                                      f"--timing-allow-fail --seed {seed}",
-                            synth_opts=board.family_info.synth_opts)
+                            synth_opts=board.family_info.synth_opts,
+                            script_after_read=HIDE_INDEXED_NAMES)
     build_dir = Path(build_dir)
     plan.extract(str(build_dir))
     started = time.monotonic()

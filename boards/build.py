@@ -34,8 +34,9 @@ from tqdm import tqdm
 from .platforms import get_board
 from .top import BoardTop
 
-__all__ = ["BuildError", "DesignDoesNotFit", "ProgrammerError", "Multiplier", "tool_environment",
-           "rtlil_multipliers", "plan_multipliers", "build", "find_programmer", "flash"]
+__all__ = ["HIDE_INDEXED_NAMES", "BuildError", "DesignDoesNotFit", "ProgrammerError",
+           "Multiplier", "tool_environment", "rtlil_multipliers", "plan_multipliers", "build",
+           "find_programmer", "flash"]
 
 BUILD_NAME = "top"
 REPORT_KEYS = ("logic", "ff", "bram", "dsp")
@@ -210,6 +211,16 @@ def plan_multipliers(multipliers, family, dsp_budget):
     return on_dsp, in_luts
 
 
+#: Yosys command run after reading every design (and the multiplier script). Amaranth names
+#: the elements of array-shaped signals ``name[0]``, ``name[1]``...; Yosys's ABC9 reads its
+#: mapped netlist back with ``-wideports``, which merges wires named ``name[<int>]`` into one
+#: wide wire, and when the design also has a wire ``name`` it stops on an internal assertion
+#: (Yosys 0.70: ``GetSize(conn.first) == GetSize(conn.second)``; 0.66: ``count_id(wire->name)
+#: == 0``; seen on the denoise example, the 3x3 filter at 4 px/clk and the 7x7 filter on
+#: ECP5). Those wires get private names; only their names change.
+HIDE_INDEXED_NAMES = "rename -hide w:*]"
+
+
 def _synth_overrides(family, top_name):
     """Amaranth build overrides that run synthesis with DSP inference and the multiplier
     script (``MULTIPLIER_SCRIPT``, written by :func:`_multiplier_script`).
@@ -221,7 +232,7 @@ def _synth_overrides(family, top_name):
     maps ``$macc`` cells to LUT adders, never to DSP blocks, so the script turns the LUT
     cells into ``$macc`` (``alumacc``) right after reading.
     """
-    overrides = {"script_after_read": f"script {MULTIPLIER_SCRIPT}",
+    overrides = {"script_after_read": f"script {MULTIPLIER_SCRIPT}\n{HIDE_INDEXED_NAMES}",
                  "synth_opts": family.synth_opts}
     if family.name == "ice40":
         overrides["synth_opts"] += " -run :coarse"

@@ -11,11 +11,8 @@ import importlib
 from dataclasses import dataclass, field
 
 from amaranth.build import Clock
-from amaranth.hdl import ClockDomain, ClockSignal, Module, ResetSignal, Signal
-from amaranth.lib import io
 
-__all__ = ["Family", "Programmer", "Board", "FAMILIES", "BOARDS", "get_board",
-           "timer_reset_domain", "POWER_ON_RESET_CYCLES"]
+__all__ = ["Family", "Programmer", "Board", "FAMILIES", "BOARDS", "get_board"]
 
 
 @dataclass(frozen=True)
@@ -34,13 +31,8 @@ class Family:
     DSP inference, and on ECP5 ``-nowidelut`` (no PFUMX/L6MUX21 wide-LUT cells): with them,
     Yosys 0.70's ABC9 reintegration stops on an internal assertion for some of our netlists
     (``GetSize(conn.first) == GetSize(conn.second)``, seen on the 640-wide 5x5 Gaussian), and
-    over six placement seeds they gave no clear Fmax gain. ``bram_bits`` is the capacity of one block RAM (for the memory report).
-
-    ``timer_reset``: the ``sync`` domain that the platform creates is held in reset by a
-    power-on counter in ordinary logic (:func:`timer_reset_domain`) instead of Amaranth's
-    default. On ECP5 that default is a synchronizer of asynchronous-reset flip-flop instances
-    driving ``SGSR``, and with them in the netlist Yosys 0.70's ABC9 stops on the same
-    assertion for some designs (the 3x3 filter at 4 pixels per clock, the 7x7 filter).
+    over six placement seeds they gave no clear Fmax gain (the assertion's trigger was later
+    found to be indexed wire names, which builds now hide: ``build.HIDE_INDEXED_NAMES``). ``bram_bits`` is the capacity of one block RAM (for the memory report).
     """
     name: str
     bitstream_suffix: str
@@ -51,7 +43,6 @@ class Family:
     dsp_min_product_bits: int
     synth_opts: str
     bram_bits: int                # bits in one block RAM
-    timer_reset: bool = False
 
 
 @dataclass(frozen=True)
@@ -90,11 +81,7 @@ class Board:
         the board clock (the oscillator is unchanged): nextpnr's timing-driven placement and
         routing only work as hard as the constraint asks, so an Fmax measurement constrains
         the clock at its target instead of at the oscillator's frequency."""
-        platform_class = self.platform_class()
-        if self.family_info.timer_reset:
-            platform_class = type(platform_class.__name__, (platform_class,),
-                                  {"create_missing_domain": timer_reset_domain})
-        platform = platform_class()
+        platform = self.platform_class()()
         if clock_constraint_hz is not None:
             if not isinstance(clock_constraint_hz, (int, float)) or clock_constraint_hz <= 0:
                 raise ValueError(f"clock_constraint_hz must be a positive number, not "
@@ -149,7 +136,6 @@ FAMILIES = {
         dsp_min_product_bits=0,       # synth_ecp5 maps any product of 2+ bit operands
         synth_opts="-nowidelut",      # DSP inference is on by default (-nodsp turns it off)
         bram_bits=18432,              # DP16KD
-        timer_reset=True,
     ),
 }
 
@@ -187,30 +173,6 @@ BOARDS = {
         budget={"logic": 83640, "ff": 83640, "bram": 208, "dsp": 156},
     ),
 }
-
-
-#: Clocks the ``sync`` domain of :func:`timer_reset_domain` stays in reset after configuration.
-POWER_ON_RESET_CYCLES = 16
-
-
-def timer_reset_domain(platform, name):
-    """A platform's ``create_missing_domain`` whose ``sync`` domain, clocked by the default
-    clock pin, is held in reset for :data:`POWER_ON_RESET_CYCLES` clocks after configuration
-    by a counter (configuration sets flip-flops to their initial values), through a
-    synchronous reset; other domains as the platform makes them."""
-    if name != "sync" or platform.default_clk is None:
-        return super(type(platform), platform).create_missing_domain(name)
-    m = Module()
-    m.submodules.clk_buf = clk_buf = io.Buffer("i", platform.request(platform.default_clk,
-                                                                     dir="-"))
-    m.domains.sync = ClockDomain("sync")
-    m.domains.por = ClockDomain("por", reset_less=True, local=True)
-    m.d.comb += [ClockSignal("sync").eq(clk_buf.i), ClockSignal("por").eq(clk_buf.i)]
-    timer = Signal(range(POWER_ON_RESET_CYCLES + 1))
-    with m.If(timer != POWER_ON_RESET_CYCLES):
-        m.d.por += timer.eq(timer + 1)
-    m.d.comb += ResetSignal("sync").eq(timer != POWER_ON_RESET_CYCLES)
-    return m
 
 
 def get_board(name):
