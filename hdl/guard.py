@@ -143,8 +143,7 @@ class FrameGuard(wiring.Component):
         # frame. Every decision below is factored into at most three LUT levels from
         # flip-flops (four-input LUTs).
         checking, sub = Signal(init=1, name="checking"), Signal(init=1, name="sub")
-        passing, discarding = checking & sub, checking & ~sub
-        filling, replaying = ~checking & ~sub, ~checking & sub
+        passing, replaying = checking & sub, ~checking & sub
         # The input is taken whenever the output can move in a checking mode: whether a pixel
         # is forwarded, dropped or held depends on its markers, but taking it does not, so
         # ready is one gate from flip-flops and independent of valid and the payload.

@@ -424,27 +424,19 @@ POST_CONFIGS = STAGE_CONFIGS + [
 ]
 
 
-@pytest.mark.parametrize("config", STAGE_CONFIGS)
-def test_front_stage(config, tmp_path):
-    result = run_stage("front", tmp_path, **config)
-    assert result.passed, f"{result.status}: {result.failed}\n{result.log_tail}"
+#: Each stage family with the configurations it is proved for.
+STAGE_CASES = [pytest.param(stage, config.values[0], id=f"{stage}-{config.id}")
+               for stage, configs in (("front", STAGE_CONFIGS), ("multiply", STAGE_CONFIGS),
+                                      ("post", POST_CONFIGS), ("compose", STAGE_CONFIGS))
+               for config in configs]
 
 
-@pytest.mark.parametrize("config", STAGE_CONFIGS)
-def test_multiply_stage(config, tmp_path):
-    result = run_stage("multiply", tmp_path, **config)
-    assert result.passed, f"{result.status}: {result.failed}\n{result.log_tail}"
-
-
-@pytest.mark.parametrize("config", POST_CONFIGS)
-def test_post_stages_for_any_product(config, tmp_path):
-    result = run_stage("post", tmp_path, **config)
-    assert result.passed, f"{result.status}: {result.failed}\n{result.log_tail}"
-
-
-@pytest.mark.parametrize("config", STAGE_CONFIGS)
-def test_output_composes_from_own_product(config, tmp_path):
-    result = run_stage("compose", tmp_path, **config)
+@pytest.mark.parametrize("stage, config", STAGE_CASES)
+def test_stage_meets_its_spec(stage, config, tmp_path):
+    """front: ``a == int32(acc << left)``; multiply: the product register is the product of
+    its own operands; post: the spec for any product; compose: the output is the spec of
+    its own product three cycles earlier."""
+    result = run_stage(stage, tmp_path, **config)
     assert result.passed, f"{result.status}: {result.failed}\n{result.log_tail}"
 
 
