@@ -28,7 +28,7 @@ from pathlib import Path
 
 from amaranth.hdl import Elaboratable, Module, Signal
 
-from rasterflow.boards.build import HIDE_INDEXED_NAMES, tool_environment
+from rasterflow.boards.build import HIDE_INDEXED_NAMES, prepared_tool_environment
 from rasterflow.hdl.bram import line_memory
 from rasterflow.boards.platforms import get_board
 from rasterflow.files import write_json
@@ -85,7 +85,7 @@ def build_bare(board, top, build_dir, target_mhz=None, seed=1):
     plan.extract(str(build_dir))
     started = time.monotonic()
     done = subprocess.run(["sh", f"{plan.script}.sh"], cwd=build_dir,
-                          env=tool_environment(board), capture_output=True, text=True)
+                          env=prepared_tool_environment(board), capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"build in {build_dir} failed ({done.returncode}):\n"
                            + "\n".join((done.stdout + done.stderr).splitlines()[-20:]))

@@ -31,12 +31,13 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..sim import yowasp
 from .platforms import get_board
 from .top import BoardTop
 
 __all__ = ["HIDE_INDEXED_NAMES", "BuildError", "DesignDoesNotFit", "ProgrammerError",
-           "Multiplier", "tool_environment", "rtlil_multipliers", "plan_multipliers", "build",
-           "find_programmer", "flash"]
+           "Multiplier", "tool_environment", "prepared_tool_environment", "rtlil_multipliers",
+           "plan_multipliers", "build", "find_programmer", "flash"]
 
 BUILD_NAME = "top"
 REPORT_KEYS = ("logic", "ff", "bram", "dsp")
@@ -75,6 +76,18 @@ def tool_environment(board, environ=None):
     for var, command in wanted.items():
         if not env.get(var):
             env[var] = _find_command(command) or command
+    return env
+
+
+def prepared_tool_environment(board):
+    """:func:`tool_environment` for a build that runs now: every YoWASP tool in it has been
+    compiled and cached, one process at a time (:func:`rasterflow.sim.yowasp.prepare`), so
+    builds started together on a fresh machine do not race on the tool cache."""
+    env = tool_environment(board)
+    try:
+        yowasp.prepare([env[var] for var in board.family_info.tools], env)
+    except RuntimeError as error:
+        raise BuildError(f"build for {board.name}: {error}") from None
     return env
 
 
@@ -310,6 +323,20 @@ def _log_tail(path, lines=25):
         return "(no log)"
 
 
+def _failed_stage(build_dir, family):
+    """``(tool, log)`` of the build script's step that stopped it: the script runs Yosys,
+    then nextpnr (which writes its log when it starts), then the packer (on nextpnr's
+    output)."""
+    nextpnr_log = build_dir / f"{BUILD_NAME}.tim"
+    if any((build_dir / f"{BUILD_NAME}.{suffix}").exists() for suffix in ("asc", "config")):
+        packer = next(var for var in family.tools if var.endswith("PACK"))
+        return packer.lower(), build_dir / "build.log"
+    if nextpnr_log.exists():
+        return "nextpnr", nextpnr_log
+    yosys_log = build_dir / f"{BUILD_NAME}.rpt"
+    return "Yosys", yosys_log if yosys_log.exists() else build_dir / "build.log"
+
+
 class _StageDisplay:
     """A spinner with the stage and elapsed time on a terminal; one line per stage change
     otherwise (logs, CI)."""
@@ -396,7 +423,9 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
     script = f"{plan.script}.sh"
     yosys_usage = None
     with open(log_path, "w") as log, _StageDisplay(f"build {board.name}", progress) as display:
-        process = subprocess.Popen(["sh", script], cwd=build_dir, env=tool_environment(board),
+        display.show("first use of the tools")
+        env = prepared_tool_environment(board)
+        process = subprocess.Popen(["sh", script], cwd=build_dir, env=env,
                                    stdout=log, stderr=subprocess.STDOUT,
                                    start_new_session=True)
         try:
@@ -435,9 +464,9 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
             raise too_big
         # The tools write their own logs (the script's output is often empty); quote the
         # log of the stage that failed, since a sweep removes the build folder.
-        failed_log = nextpnr_log if nextpnr_log.exists() else \
-            yosys_log if yosys_log.exists() else log_path
-        raise BuildError(f"build for {board.name} failed (exit {process.returncode}); "
+        tool, failed_log = _failed_stage(build_dir, family)
+        raise BuildError(f"build for {board.name} stopped: {tool} "
+                         f"{yowasp.describe_exit(process.returncode)}; "
                          f"see {failed_log}:\n{_log_tail(failed_log)}")
     if not bitstream.is_file() or bitstream.stat().st_size == 0:
         raise BuildError(f"build for {board.name} produced no bitstream at {bitstream}")

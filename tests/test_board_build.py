@@ -107,8 +107,20 @@ def test_failed_build_quotes_the_tool_log(tmp_path, monkeypatch):
                      "exit 1\n")
     yosys.chmod(yosys.stat().st_mode | stat.S_IXUSR)
     monkeypatch.setenv("YOSYS", str(yosys))
-    with pytest.raises(BuildError, match=r"failed \(exit 1\); see .*top\.rpt:\nmapping\n"
-                                         r"ERROR: Assert failed in rtlil\.cc"):
+    with pytest.raises(BuildError, match=r"stopped: Yosys failed \(exit 1\); see .*top\.rpt:\n"
+                                         r"mapping\nERROR: Assert failed in rtlil\.cc"):
+        build(plus_one(32, 16), "ulx3s-85f", tmp_path / "b", progress=False)
+
+
+def test_tool_killed_by_a_signal_is_named(tmp_path, monkeypatch):
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    yosys = tools / "yosys"
+    yosys.write_text("#!/bin/sh\nprintf 'Continuing TECHMAP pass.\\n' > \"$3\"\nkill -BUS $$\n")
+    yosys.chmod(yosys.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("YOSYS", str(yosys))
+    with pytest.raises(BuildError, match=r"stopped: Yosys was killed by SIGBUS \(exit 135\); "
+                                         r"see .*top\.rpt:\nContinuing TECHMAP pass\."):
         build(plus_one(32, 16), "ulx3s-85f", tmp_path / "b", progress=False)
 
 
