@@ -22,7 +22,8 @@ from amaranth.lib import data, stream
 from ..golden.pixel import PixelFormat
 
 __all__ = ["channel_shape", "pixel_layout", "pixel_stream_layout", "pixel_stream_signature",
-           "pack_pixels", "unpack_pixels", "lanes_of", "lane", "transfers_per_line"]
+           "joined_stream_layout", "joined_stream_signature", "pack_pixels", "unpack_pixels",
+           "lanes_of", "lane", "transfers_per_line"]
 
 
 def channel_shape(fmt: PixelFormat) -> Shape:
@@ -57,6 +58,26 @@ def pixel_stream_layout(fmt: PixelFormat, lanes=1) -> data.StructLayout:
 
 def pixel_stream_signature(fmt: PixelFormat, lanes=1) -> stream.Signature:
     return stream.Signature(pixel_stream_layout(fmt, lanes))
+
+
+def joined_stream_layout(formats, lanes=1) -> data.StructLayout:
+    """The payload of several pixel streams taken in lockstep (a join)::
+
+        data : lanes_of(StructLayout({name: pixel_layout(fmt) for name, fmt in formats}), P)
+        sof  : 1
+        eol  : 1
+
+    ``formats`` maps each joined stream's name (``"a"``, ``"b"``, ...) to its
+    :class:`PixelFormat`, in field order. Lanes are outermost, so a datapath for one pixel
+    (``payload.data.a``, ``payload.data.b``) runs per lane under
+    :func:`~rasterflow.hdl.pipeline.per_lane` like any other.
+    """
+    pixel = data.StructLayout({name: pixel_layout(fmt) for name, fmt in formats.items()})
+    return data.StructLayout({"data": lanes_of(pixel, lanes), "sof": 1, "eol": 1})
+
+
+def joined_stream_signature(formats, lanes=1) -> stream.Signature:
+    return stream.Signature(joined_stream_layout(formats, lanes))
 
 
 def _channel_fields(fmt, lanes):
