@@ -37,6 +37,7 @@ from .window import ColumnScanner, RowWindow, column_stream_layout, window_strea
 
 __all__ = ["GaussianBlur", "BoxFilter", "Sobel", "Scharr", "Laplacian", "GradientMagnitude",
            "MedianBlur", "Morphology", "Erode", "Dilate", "ColumnDots", "GradientNorm",
+           "pipelined_gradient_norm", "gradient_norm_latency",
            "ColumnSort", "WindowMedian", "ColumnReduce", "WindowReduce", "MORPH_SHAPES",
            "MORPH_OPERATIONS", "GRADIENT_NORMS", "MEDIAN_SIZES", "SOBEL_SIZES",
            "LAPLACIAN_KERNELS"]
@@ -226,13 +227,9 @@ class GradientNorm(wiring.Component):
     """``|(gx, gy)|`` as uint8 from a row window of per-column ``(smooth, deriv)`` sums:
     ``gx = sum deriv_x[dx] * window[dx][0]``, ``gy = sum smooth_x[dx] * window[dx][1]``.
 
-    ``l1``: ``min(255, |gx| + |gy|)``. ``l2``: ``min(255, round_half_up(sqrt(gx**2 + gy**2)))``
-    by an exact digit-by-digit integer square root: with ``a = min(|g|, 256)`` per axis and
-    ``s = min(ax**2 + ay**2, 65535)``, ``r = isqrt(s)`` (8 root bits, 2 per register stage) and
-    the remainder ``s - r**2``; the output is ``min(255, r + (s - r**2 > r))``. The clamps
-    never change the result: any ``|g| >= 256`` or ``s >= 65536`` already gives 255
-    (``isqrt(65535) = 255`` with remainder 510 > 255 rounds up to 256), and ``|g|`` beyond
-    int16's range (OpenCV saturates Sobel's output to int16 first) is >= 256 either way.
+    ``l1``: ``min(255, |gx| + |gy|)``; ``l2``: ``min(255, round_half_up(sqrt(gx**2 + gy**2)))``,
+    both by :func:`pipelined_gradient_norm` (exact). ``|g|`` beyond int16's range (OpenCV
+    saturates Sobel's output to int16 first) saturates the result either way.
 
     Latency: ``1 + ceil(log2 T)`` (the dots) ``+ 1`` (abs) ``+ 1`` (l1) or
     ``+ 1 + 4 + 1`` (l2: squares, root, rounding) cycles; one window per cycle.
@@ -246,8 +243,7 @@ class GradientNorm(wiring.Component):
         self.in_bounds = bounds     # [(lo, hi) of the smooth sums, (lo, hi) of the deriv sums]
         self.channels, self.norm = channels, norm
         terms = max(sum(1 for v in t if v) for t in (deriv_x, smooth_x))
-        tail = 1 if norm == "l1" else 1 + -(-ISQRT_BITS // ISQRT_BITS_PER_STAGE) + 1
-        self.latency = dot_latency(terms) + 1 + tail
+        self.latency = dot_latency(terms) + gradient_norm_latency(norm)
         super().__init__({"i": In(stream.Signature(window_stream_layout(element, kernel_width))),
                           "o": Out(pixel_stream_signature(PixelFormat(channels, "uint8")))})
 
@@ -261,64 +257,90 @@ class GradientNorm(wiring.Component):
             lanes.append([(t, window[dx][0][ch], s_lo, s_hi) for dx, t in enumerate(self.deriv_x)])
             lanes.append([(t, window[dx][1][ch], d_lo, d_hi) for dx, t in enumerate(self.smooth_x)])
         grads = pipelined_dot(pipe, lanes, name="grad")
-        mags = []
-        for k, (g, _, _) in enumerate(grads):
-            # min(|g|, 256): the saturation test compares g itself (beside the negation, not
-            # after it), and only the low 10 bits are negated (|g| <= 256 when unsaturated).
-            g = g.as_signed() if not g.shape().signed else g
-            low = g[:10].as_signed()
-            saturated = (g > 256) | (g < -256)
-            absolute = Mux(low < 0, -low, low)[:9]
-            mags.append(pipe.register(Mux(saturated, 256, absolute), name=f"abs{k}",
-                                      shape=unsigned(9)))
-        pipe.stage()
-        pairs = [(mags[2 * ch], mags[2 * ch + 1]) for ch in range(self.channels)]
-        if self.norm == "l1":
-            out = []
-            for ch, (ax, ay) in enumerate(pairs):
-                total = ax + ay
-                out.append(pipe.register(Mux(total > 255, 255, total), name=f"l1_c{ch}",
-                                         shape=unsigned(8)))
-        else:
-            out = self._l2(pipe, pairs)
-        pipe.stage()
+        pairs = [(grads[2 * ch][0], grads[2 * ch + 1][0]) for ch in range(self.channels)]
+        out = pipelined_gradient_norm(pipe, pairs, self.norm)
         m.d.comb += [self.o.payload.data[ch].eq(v) for ch, v in enumerate(out)]
         pipe.finish()
         return m
 
-    @staticmethod
-    def _l2(pipe, pairs):
-        """Closes the squares and root stages for every channel (the lanes share stage
-        boundaries) and returns the rounded roots for the caller's final register stage."""
-        squares = []
-        for ch, (ax, ay) in enumerate(pairs):
-            square = ax * ax + ay * ay
-            squares.append(pipe.register(Mux(square > 65535, 65535, square), name=f"sq_c{ch}",
-                                         shape=unsigned(16)))
-        pipe.stage()
-        lanes = [(s, Const(0, 10), Const(0, ISQRT_BITS)) for s in squares]   # (s, rem, root)
-        for step in range(ISQRT_BITS):
-            bit = ISQRT_BITS - 1 - step
-            next_lanes = []
-            for s, rem, root in lanes:
-                current = Cat(s[2 * bit:2 * bit + 2], rem)      # rem * 4 + next two bits
-                trial = Cat(Const(1, 2), root)                   # root * 4 + 1
-                fits = current >= trial
-                next_lanes.append((s, Mux(fits, current - trial, current), Cat(fits, root)))
-            lanes = next_lanes
-            if (step + 1) % ISQRT_BITS_PER_STAGE == 0 or step == ISQRT_BITS - 1:
-                lanes = [(pipe.register(s, name=f"s_c{ch}_b{bit}", shape=unsigned(16)),
-                          pipe.register(rem, name=f"rem_c{ch}_b{bit}", shape=unsigned(10)),
-                          pipe.register(root, name=f"root_c{ch}_b{bit}",
-                                        shape=unsigned(ISQRT_BITS)))
-                         for ch, (s, rem, root) in enumerate(lanes)]
-                pipe.stage()
+
+def gradient_norm_latency(norm):
+    """Stages :func:`pipelined_gradient_norm` adds: abs, then 1 (``l1``: the sum) or 6
+    (``l2``: squares, 4 root stages, rounding)."""
+    _check_choice("norm", norm, GRADIENT_NORMS)
+    tail = 1 if norm == "l1" else 1 + -(-ISQRT_BITS // ISQRT_BITS_PER_STAGE) + 1
+    return 1 + tail
+
+
+def pipelined_gradient_norm(pipe, pairs, norm):
+    """Register ``|(gx, gy)|`` as uint8 for each ``(gx, gy)`` in ``pairs`` (one per channel;
+    integer values of at least 10 bits), closing every stage it opens.
+
+    ``l1``: ``min(255, |gx| + |gy|)``. ``l2``: ``min(255, round_half_up(sqrt(gx**2 +
+    gy**2)))`` by an exact digit-by-digit integer square root: with ``a = min(|g|, 256)`` per
+    axis and ``s = min(ax**2 + ay**2, 65535)``, ``r = isqrt(s)`` (8 root bits, 2 per register
+    stage) and the remainder ``s - r**2``; the output is ``min(255, r + (s - r**2 > r))``.
+    The clamps never change the result: any ``|g| >= 256`` or ``s >= 65536`` already gives
+    255 (``isqrt(65535) = 255`` with remainder 510 > 255 rounds up to 256).
+
+    Stages (:func:`gradient_norm_latency`): abs, then ``l1`` the sum, or ``l2`` the squares,
+    the root (4) and the rounding. All channels share the stage boundaries.
+    """
+    mags = []
+    for k, g in enumerate(g for pair in pairs for g in pair):
+        # min(|g|, 256): the saturation test compares g itself (beside the negation, not
+        # after it), and only the low 10 bits are negated (|g| <= 256 when unsaturated).
+        low = g[:10].as_signed()
+        saturated = (g > 256) | (g < -256)
+        absolute = Mux(low < 0, -low, low)[:9]
+        mags.append(pipe.register(Mux(saturated, 256, absolute), name=f"abs{k}",
+                                  shape=unsigned(9)))
+    pipe.stage()
+    pairs = [(mags[2 * ch], mags[2 * ch + 1]) for ch in range(len(pairs))]
+    if norm == "l1":
         out = []
-        for ch, (_, rem, root) in enumerate(lanes):
-            rounded = Mux(rem > root, root + 1, root)
-            out.append(pipe.register(Mux(rounded > 255, 255, rounded), name=f"l2_c{ch}",
+        for ch, (ax, ay) in enumerate(pairs):
+            total = ax + ay
+            out.append(pipe.register(Mux(total > 255, 255, total), name=f"l1_c{ch}",
                                      shape=unsigned(8)))
-        return out
+    else:
+        out = _l2(pipe, pairs)
+    pipe.stage()
+    return out
+
+
+def _l2(pipe, pairs):
+    """Closes the squares and root stages for every channel (the lanes share stage
+    boundaries) and returns the rounded roots for the caller's final register stage."""
+    squares = []
+    for ch, (ax, ay) in enumerate(pairs):
+        square = ax * ax + ay * ay
+        squares.append(pipe.register(Mux(square > 65535, 65535, square), name=f"sq_c{ch}",
+                                     shape=unsigned(16)))
+    pipe.stage()
+    lanes = [(s, Const(0, 10), Const(0, ISQRT_BITS)) for s in squares]   # (s, rem, root)
+    for step in range(ISQRT_BITS):
+        bit = ISQRT_BITS - 1 - step
+        next_lanes = []
+        for s, rem, root in lanes:
+            current = Cat(s[2 * bit:2 * bit + 2], rem)      # rem * 4 + next two bits
+            trial = Cat(Const(1, 2), root)                   # root * 4 + 1
+            fits = current >= trial
+            next_lanes.append((s, Mux(fits, current - trial, current), Cat(fits, root)))
+        lanes = next_lanes
+        if (step + 1) % ISQRT_BITS_PER_STAGE == 0 or step == ISQRT_BITS - 1:
+            lanes = [(pipe.register(s, name=f"s_c{ch}_b{bit}", shape=unsigned(16)),
+                      pipe.register(rem, name=f"rem_c{ch}_b{bit}", shape=unsigned(10)),
+                      pipe.register(root, name=f"root_c{ch}_b{bit}",
+                                    shape=unsigned(ISQRT_BITS)))
+                     for ch, (s, rem, root) in enumerate(lanes)]
+            pipe.stage()
+    out = []
+    for ch, (_, rem, root) in enumerate(lanes):
+        rounded = Mux(rem > root, root + 1, root)
+        out.append(pipe.register(Mux(rounded > 255, 255, rounded), name=f"l2_c{ch}",
+                                 shape=unsigned(8)))
+    return out
 
 
 class GradientMagnitude(_WindowedStage):

@@ -23,6 +23,7 @@ from ..golden.pixel import PixelFormat
 
 __all__ = ["channel_shape", "pixel_layout", "pixel_stream_layout", "pixel_stream_signature",
            "joined_stream_layout", "joined_stream_signature", "pack_pixels", "unpack_pixels",
+           "pack_joined", "unpack_joined",
            "lanes_of", "lane", "transfers_per_line"]
 
 
@@ -98,17 +99,38 @@ def pack_pixels(fmt: PixelFormat, frame: np.ndarray, lanes=1) -> list[int]:
     ``sof`` is set on the first transfer and ``eol`` on the last transfer of each line;
     padding lanes of a line's last transfer are zero.
     """
+    layout, elem_width, offsets = _channel_fields(fmt, lanes)
+    frame = _hwc(frame, fmt)
+    words = _pack_values(frame, elem_width, offsets, lanes)
+    return _with_markers(words, layout, *frame.shape[:2], lanes)
+
+
+def pack_joined(formats, frames, lanes=1) -> list[int]:
+    """Pack ``{name: H x W x C frame}`` (one frame per joined stream, one size) into
+    :func:`joined_stream_layout` payload integers, as :func:`pack_pixels` does per stream."""
+    layout = joined_stream_layout(formats, lanes)
+    words = 0
+    for name, (elem_width, offsets) in _joined_fields(formats, lanes).items():
+        frame = _hwc(frames[name], formats[name])
+        words = words + _pack_values(frame, elem_width, offsets, lanes)
+    return _with_markers(words, layout, *frame.shape[:2], lanes)
+
+
+def _hwc(frame, fmt):
     frame = np.asarray(frame)
     if frame.ndim == 2:
         frame = frame[:, :, None]
+    if frame.shape[2] != fmt.channels:
+        raise ValueError(f"frame has {frame.shape[2]} channels, format {fmt} has "
+                         f"{fmt.channels}")
+    return frame
+
+
+def _pack_values(frame, elem_width, offsets, lanes):
+    """Each value's two's complement at its offset, lines padded to whole transfers."""
     height, width, channels = frame.shape
-    if channels != fmt.channels:
-        raise ValueError(f"frame has {channels} channels, format {fmt} has {fmt.channels}")
     groups = transfers_per_line(width, lanes)
-    layout, elem_width, offsets = _channel_fields(fmt, lanes)
     mask = (1 << elem_width) - 1
-    # Two's complement per channel, lines padded to whole transfers, then each value placed
-    # at its layout offset.
     values = np.zeros((height, groups * lanes, channels), np.int64)
     values[:, :width] = frame.astype(np.int64) & mask
     values = values.reshape(height * groups, lanes, channels)
@@ -116,6 +138,11 @@ def pack_pixels(fmt: PixelFormat, frame: np.ndarray, lanes=1) -> list[int]:
     for j in range(lanes):
         for ch in range(channels):
             words = words + (values[:, j, ch].astype(object) << offsets[j][ch])
+    return words
+
+
+def _with_markers(words, layout, height, width, lanes):
+    groups = transfers_per_line(width, lanes)
     sof = np.zeros(height * groups, dtype=object)
     sof[0] = 1
     eol = np.zeros((height, groups), dtype=object)
@@ -124,26 +151,66 @@ def pack_pixels(fmt: PixelFormat, frame: np.ndarray, lanes=1) -> list[int]:
     return [int(w) for w in words]
 
 
+def _joined_fields(formats, lanes):
+    """Per joined stream, its channel width and the bit offset of each (lane, channel)."""
+    data_field = joined_stream_layout(formats, lanes)["data"]
+    pixel = data_field.shape if lanes == 1 else data_field.shape.elem_shape
+    pixel_width = Shape.cast(pixel).width
+    fields = {}
+    for name, fmt in formats.items():
+        elem_width = Shape.cast(channel_shape(fmt)).width
+        base = data_field.offset + pixel[name].offset
+        fields[name] = (elem_width, [[base + j * pixel_width + ch * elem_width
+                                      for ch in range(fmt.channels)] for j in range(lanes)])
+    return fields
+
+
 def unpack_pixels(fmt: PixelFormat, words, height: int, width: int, lanes=1):
     """Unpack payload integers into ``(frame, sof, eol)``.
 
     ``frame`` is ``H x W x C`` of ``fmt``'s numpy dtype (padding lanes dropped); ``sof`` and
     ``eol`` are ``H x ceil(W / lanes)`` bool arrays of the markers as received.
     """
+    layout, elem_width, offsets = _channel_fields(fmt, lanes)
+    packed = _packed(words, height, width, lanes)
+    return (_unpack_values(packed, fmt, elem_width, offsets, height, width, lanes),
+            *_unpack_markers(packed, layout, height, width, lanes))
+
+
+def unpack_joined(formats, words, height: int, width: int, lanes=1):
+    """Unpack :func:`joined_stream_layout` payload integers into ``{name: frame}`` (as
+    :func:`unpack_pixels` does per stream) and the shared ``sof``, ``eol`` arrays."""
+    layout = joined_stream_layout(formats, lanes)
+    packed = _packed(words, height, width, lanes)
+    frames = {name: _unpack_values(packed, formats[name], elem_width, offsets, height, width,
+                                   lanes)
+              for name, (elem_width, offsets) in _joined_fields(formats, lanes).items()}
+    return frames, *_unpack_markers(packed, layout, height, width, lanes)
+
+
+def _packed(words, height, width, lanes):
     words = list(words)
     groups = transfers_per_line(width, lanes)
     if len(words) != height * groups:
         raise ValueError(f"expected {height * groups} payloads, got {len(words)}")
-    layout, elem_width, offsets = _channel_fields(fmt, lanes)
+    return np.array(words, dtype=object)
+
+
+def _unpack_values(packed, fmt, elem_width, offsets, height, width, lanes):
+    groups = transfers_per_line(width, lanes)
     mask = (1 << elem_width) - 1
     out = np.empty((height * groups, lanes, fmt.channels), dtype=np.int64)
-    packed = np.array(words, dtype=object)
     for j in range(lanes):
         for ch in range(fmt.channels):
             out[:, j, ch] = ((packed >> offsets[j][ch]) & mask).astype(np.int64)
     if fmt.signed:
         out = np.where(out >= (1 << (elem_width - 1)), out - (1 << elem_width), out)
+    frame = out.reshape(height, groups * lanes, fmt.channels)[:, :width]
+    return frame.astype(fmt.np_dtype)
+
+
+def _unpack_markers(packed, layout, height, width, lanes):
+    groups = transfers_per_line(width, lanes)
     sof = ((packed >> layout["sof"].offset) & 1).astype(bool).reshape(height, groups)
     eol = ((packed >> layout["eol"].offset) & 1).astype(bool).reshape(height, groups)
-    frame = out.reshape(height, groups * lanes, fmt.channels)[:, :width]
-    return frame.astype(fmt.np_dtype), sof, eol
+    return sof, eol

@@ -7,20 +7,35 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError, RasterflowError
-from .files import (atomic_write_text, comparison_image, read_image, write_image, write_json)
+from .files import (atomic_write_text, comparison_image, read_image, write_image, write_json,
+                    write_outputs)
 from .spec import load_spec
 
 __all__ = ["main"]
 
 
-def _output_path(out, frame):
-    """``OUT`` as given, unless it names a ``.png`` that cannot hold the frame."""
+def _check_output_path(out, pipeline):
+    """``OUT`` as given, unless it names a ``.png`` that cannot hold an output."""
     out = Path(out)
-    if out.suffix.lower() == ".png" and (frame.dtype != np.uint8 or frame.ndim != 3 or
-                                         frame.shape[2] not in (1, 3)):
-        raise InputError(f"output {out}: the pipeline produces {frame.shape[2]} channel(s) of "
-                         f"{frame.dtype}, which a PNG cannot hold; name the output .npy")
+    if out.suffix.lower() != ".png":
+        return out
+    for name, fmt in pipeline.output_formats.items():
+        if fmt.dtype != "uint8" or fmt.channels not in (1, 3):
+            which = f"output {name!r}" if len(pipeline.outputs) > 1 else "the pipeline"
+            raise InputError(f"output {out}: {which} produces {fmt.channels} channel(s) of "
+                             f"{fmt.dtype}, which a PNG cannot hold; name the output .npy "
+                             f"(or .npz)")
     return out
+
+
+def _by_output(results, pipeline, batched):
+    """``{name: frame or batch}`` from per-frame ``{name: frame}`` results."""
+    return {name: _as_written([r[name] for r in results], batched) for name in pipeline.outputs}
+
+
+def _named(outputs, pipeline):
+    """A simulation's per-frame outputs as ``{name: frame}`` (one output: bare arrays)."""
+    return [{pipeline.outputs[0]: o} if len(pipeline.outputs) == 1 else o for o in outputs]
 
 
 def load_batch(pipeline, path):
@@ -39,10 +54,12 @@ def _as_written(frames, batched):
 def cmd_golden(args):
     pipeline = load_spec(args.spec)
     batch, batched = load_batch(pipeline, args.image)
-    result = _as_written([pipeline.golden(f) for f in batch], batched)
-    write_image(_output_path(args.output, result), result)
-    print(f"golden: {args.output} ({pipeline.out_width}x{pipeline.out_height}, "
-          f"{pipeline.output_format})")
+    out = _check_output_path(args.output, pipeline)
+    results = [pipeline.golden_outputs(f) for f in batch]
+    paths = write_outputs(out, _by_output(results, pipeline, batched))
+    formats = ", ".join(f"{name}: {b.out_width}x{b.out_height} {b.out_format}"
+                        for name, b in ((n, pipeline.output(n)) for n in pipeline.outputs))
+    print(f"golden: {', '.join(map(str, paths))} ({formats})")
     return 0
 
 
@@ -54,17 +71,19 @@ def _sim_and_report(pipeline, batch, batched, *, output, simulator, frames, stal
         raise InputError(f"--frames must be at least 1, not {frames}")
     if not 0.0 <= stall < 1.0:
         raise InputError(f"--stall must be in [0, 1), not {stall}")
-    out_path = _output_path(output, pipeline.golden(batch[0])) if output else None
+    out_path = _check_output_path(output, pipeline) if output else None
     result = simulate(pipeline, batch, frames=frames, simulator=simulator, stall=stall,
                       seed=seed, vcd=vcd, progress=progress)
     written = []
     if out_path is not None and len(result.outputs) >= len(batch):
-        written.append(write_image(out_path, _as_written(result.outputs[:len(batch)], batched)))
+        written += write_outputs(out_path, _by_output(_named(result.outputs[:len(batch)],
+                                                             pipeline), pipeline, batched))
     if result.outputs and (comparison or not result.bit_exact):
         worst = max(range(len(result.outputs)), key=lambda k: result.frame_mismatches[k])
         picture = comparison or (out_path.with_name(out_path.stem + "_diff.png") if out_path
                                  else Path("rasterflow_diff.png"))
-        write_image(picture, comparison_image(result.expected[worst], result.outputs[worst]))
+        write_image(picture, _comparisons(pipeline, result.expected[worst],
+                                          result.outputs[worst]))
         written.append(Path(picture))
     data = result.report()
     if report:
@@ -80,6 +99,17 @@ def _sim_and_report(pipeline, batch, batched, *, output, simulator, frames, stal
     for path in written:
         print(f"wrote {path}")
     return result
+
+
+def _comparisons(pipeline, expected, actual):
+    """Labelled golden | hardware | diff rows, one per output, stacked."""
+    if len(pipeline.outputs) == 1:
+        return comparison_image(expected, actual)
+    rows = [comparison_image(expected[name], actual[name], title=name)
+            for name in pipeline.outputs]
+    width = max(row.shape[1] for row in rows)
+    return np.concatenate([np.pad(row, ((0, 4), (0, width - row.shape[1]), (0, 0)),
+                                  constant_values=255) for row in rows])
 
 
 def cmd_sim(args):

@@ -10,12 +10,12 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageDraw, UnidentifiedImageError
 
 from .errors import InputError
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "read_image", "write_image",
-           "write_json", "comparison_image", "encode_png"]
+           "write_outputs", "output_paths", "write_json", "comparison_image", "encode_png"]
 
 PNG_SUFFIXES = (".png",)
 
@@ -101,14 +101,21 @@ def encode_png(frame):
     return buf.getvalue()
 
 
+def _numpy_convention(frame):
+    """A one-channel frame (or batch) without its channel axis: ``H x W`` like numpy and
+    OpenCV hold grey images; several channels stay ``H x W x C``."""
+    return frame[..., 0] if frame.ndim in (3, 4) and frame.shape[-1] == 1 else frame
+
+
 def write_image(path, frame):
     """Write ``frame`` as PNG if it is 1- or 3-channel ``uint8`` and the name ends in .png;
-    otherwise as ``.npy`` (a PNG name for a non-uint8 frame is an error)."""
+    otherwise as ``.npy`` (a PNG name for a non-uint8 frame is an error). A one-channel
+    frame is written to ``.npy`` as ``H x W`` (a batch as ``N x H x W``)."""
     path = Path(path)
     frame = np.asarray(frame)
     if path.suffix.lower() == ".npy":
         buf = io.BytesIO()
-        np.save(buf, frame)
+        np.save(buf, _numpy_convention(frame))
         atomic_write_bytes(path, buf.getvalue())
         return path
     if path.suffix.lower() not in PNG_SUFFIXES:
@@ -118,6 +125,28 @@ def write_image(path, frame):
                          f"{frame.shape[-1]} channel(s) cannot be a PNG; use a .npy name")
     atomic_write_bytes(path, encode_png(frame))
     return path
+
+
+def output_paths(path, names):
+    """Where each output of a pipeline goes for ``-o path``: the path itself for one output
+    (or an ``.npz`` holding every output); ``<stem>_<name><suffix>`` per output otherwise."""
+    path = Path(path)
+    if len(names) == 1 or path.suffix.lower() == ".npz":
+        return {name: path for name in names}
+    return {name: path.with_name(f"{path.stem}_{name}{path.suffix}") for name in names}
+
+
+def write_outputs(path, outputs):
+    """Write a pipeline's outputs (``{name: frame or batch}``) for ``-o path`` (see
+    :func:`output_paths`); returns the paths written."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        buf = io.BytesIO()
+        np.savez(buf, **{name: _numpy_convention(np.asarray(f)) for name, f in outputs.items()})
+        atomic_write_bytes(path, buf.getvalue())
+        return [path]
+    paths = output_paths(path, list(outputs))
+    return [write_image(paths[name], frame) for name, frame in outputs.items()]
 
 
 def _to_display(frame):
@@ -135,12 +164,27 @@ def _to_display(frame):
     return np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame
 
 
-def comparison_image(expected, actual):
-    """Side by side: golden | hardware | diff map (mismatching pixels red, others dim gray)."""
+COMPARISON_PANELS = ("golden", "hardware", "diff")
+LABEL_HEIGHT = 14
+
+
+def comparison_image(expected, actual, title=None):
+    """Side by side, labelled: golden | hardware | diff map (mismatching pixels red, others
+    dim gray), with ``title`` (e.g. the output's name) before the first label."""
     exp, act = _to_display(expected), _to_display(actual)
     differs = np.any(np.asarray(expected) != np.asarray(actual), axis=-1) \
         if np.asarray(expected).ndim == 3 else np.asarray(expected) != np.asarray(actual)
     diff = exp // 4
     diff[differs] = (255, 0, 0)
     gap = np.full((exp.shape[0], 4, 3), 255, np.uint8)
-    return np.concatenate([exp, gap, act, gap, diff], axis=1)
+    panels = np.concatenate([exp, gap, act, gap, diff], axis=1)
+    return np.concatenate([_labels(panels.shape[1], exp.shape[1] + 4, title), panels])
+
+
+def _labels(width, pitch, title):
+    strip = Image.new("RGB", (width, LABEL_HEIGHT), (255, 255, 255))
+    draw = ImageDraw.Draw(strip)
+    for k, label in enumerate(COMPARISON_PANELS):
+        text = f"{title}: {label}" if title and k == 0 else label
+        draw.text((k * pitch + 2, 1), text, fill=(0, 0, 0))
+    return np.asarray(strip)

@@ -1,95 +1,125 @@
-"""A validated pipeline: stages bound to their inputs, golden model, hardware top."""
+"""A validated pipeline: a graph of stages bound to their inputs, golden model, hardware top."""
 import dataclasses
 import gc
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import Module, UnusedElaboratable
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out, connect
+from amaranth.hdl import UnusedElaboratable
 
 from .errors import InputError, SpecError
-from .stages import STAGES
-from .hdl.guard import Fault, FrameGuard
-from .hdl.payload import pixel_stream_layout, pixel_stream_signature
-from .hdl.pipeline import SKID_LATENCY, SkidBuffer
+from .ops import STAGES
+from .params import check_name
+from .stages import INPUT, Stage
+from .hdl.top import PipelineTop, TopNode
 
-__all__ = ["Pipeline", "PipelineTop"]
+__all__ = ["Node", "Pipeline"]
 
 
-class PipelineTop(wiring.Component):
-    """The stages' hardware chained stream to stream, behind a frame guard, with skid buffers
-    around each stage.
-
-    Members: ``i`` (pixel stream of the pipeline input), ``o`` (pixel stream of its output),
-    and the :class:`~rasterflow.hdl.guard.FrameGuard`'s status: ``error`` (sticky),
-    ``errors`` (malformed input frames seen, saturating) and ``last_fault``. The guard
-    repairs malformed input frames (short or long lines, frames cut short, a missing
-    ``sof``), so the stages only ever see whole frames and the frame after a fault is exact.
-    Latency: the sum of the stages' latencies (each stage delays the stream by its window
-    schedule plus its register stages) and one cycle per skid buffer; throughput one pixel
-    per cycle. The skid buffers make every ``ready`` at a stage boundary (and at the
-    pipeline's input) a register, so no combinational path crosses a stage boundary.
-    """
-    def __init__(self, bound_stages):
-        self._bound = bound_stages
-        first = bound_stages[0]
-        lanes = first.lanes
-        self.guard = FrameGuard(first.in_format, first.width, first.height, lanes=lanes)
-        self.parts = [b.hardware() for b in bound_stages]
-        self._chain = [self.guard, SkidBuffer(pixel_stream_layout(first.in_format, lanes))]
-        for part, bound in zip(self.parts, bound_stages):
-            self._chain += [part, SkidBuffer(pixel_stream_layout(bound.out_format, lanes))]
-        self.latency_cycles = self.guard.latency + SKID_LATENCY + sum(
-            p.latency + getattr(p, "schedule_delay", 0) + SKID_LATENCY for p in self.parts)
-        super().__init__({
-            "i": In(pixel_stream_signature(first.in_format, lanes)),
-            "o": Out(pixel_stream_signature(bound_stages[-1].out_format, lanes)),
-            "error": Out(1),
-            "errors": Out(self.guard.errors.shape()),
-            "last_fault": Out(Fault),
-        })
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.guard = self.guard
-        m.submodules.input_skid = self._chain[1]
-        for index, part in enumerate(self._chain[2:]):
-            m.submodules[f"stage{index // 2}" if index % 2 == 0 else f"skid{index // 2}"] = part
-        m.d.comb += [self.error.eq(self.guard.error), self.errors.eq(self.guard.errors),
-                     self.last_fault.eq(self.guard.last_fault)]
-        for a, b in zip(self._chain, self._chain[1:]):
-            connect(m, a.o, b.i)
-        connect(m, wiring.flipped(self.i), self._chain[0].i)
-        connect(m, self._chain[-1].o, wiring.flipped(self.o))
-        return m
+@dataclass(frozen=True)
+class Node:
+    """A stage of the graph: its ``name``, the ``stage`` and the names it reads
+    (``inputs``: earlier or later stages' names, or ``"input"``; ``None`` reads the stage
+    listed before it, or the pipeline input for the first)."""
+    name: str
+    stage: Stage
+    inputs: tuple = None
 
 
 class Pipeline:
-    """An input spec and its stages, each checked against what the previous one produces."""
-    def __init__(self, input_spec, stages, *, name="rasterflow_top"):
+    """A directed acyclic graph of stages on one input stream, each bound to what its inputs
+    produce.
+
+    ``stages`` are :class:`Node`s (or bare stages, which read the stage before them: a
+    chain, named ``stage0``, ``stage1``, ...). ``outputs`` names the stages whose streams
+    leave the pipeline (default: the last stage). ``nodes`` and ``bound`` are in a
+    topological order (the spec's order where it is one), and ``bound[k]`` is ``nodes[k]``
+    placed in the graph.
+    """
+    def __init__(self, input_spec, stages, *, name="rasterflow_top", outputs=None):
         self.input = input_spec
-        self.stages = list(stages)
         self.name = name
-        fmt, width, height = input_spec.format, input_spec.width, input_spec.height
         self.lanes = input_spec.pixels_per_clock
+        spec_nodes = [s if isinstance(s, Node) else Node(f"stage{k}", s)
+                      for k, s in enumerate(stages)]
+        self._spec_index = {}
+        resolved = []
+        for index, node in enumerate(spec_nodes):
+            _check_node_name(index, node.name, self._spec_index)
+            self._spec_index[node.name] = index
+            previous = resolved[-1].name if resolved else INPUT
+            inputs = (previous,) if node.inputs is None else tuple(node.inputs)
+            resolved.append(Node(node.name, node.stage, inputs))
+        self.outputs = _check_outputs(outputs, resolved)
+        self.nodes = _topological_order(resolved, self._spec_index)
+        _check_everything_is_read(self.nodes, self.outputs, self._spec_index)
         self.bound = []
-        for index, stage in enumerate(self.stages):
-            if self.lanes > 1 and not stage.supports_lanes:
-                with_lanes = sorted(op for op, cls in STAGES.items() if cls.supports_lanes)
-                raise SpecError("input.pixels_per_clock",
-                                f"must be 1 for stage[{index}] ({stage.op}), which takes one "
-                                f"pixel per clock; ops with more: {', '.join(with_lanes)}")
-            try:
-                bound = dataclasses.replace(stage.bind(fmt, width, height), lanes=self.lanes)
-            except SpecError as error:
-                if error.field.startswith("input."):
-                    raise error if index == 0 else SpecError(
-                        f"stage[{index}]", f"its input ({width}x{height} from stage "
-                        f"[{index - 1}]) {error.message}") from None
-                raise error.within(f"stage[{index}]") from None
+        self._bound_by_name = {}
+        for node in self.nodes:
+            bound = self._bind(node)
             self.bound.append(bound)
-            fmt, width, height = bound.out_format, bound.out_width, bound.out_height
+            self._bound_by_name[node.name] = bound
+        self._check_output_sizes()
+
+    def _check_output_sizes(self):
+        sizes = {name: (b.out_width, b.out_height) for name, b in
+                 ((n, self._bound_by_name[n]) for n in self.outputs)}
+        if len(set(sizes.values())) > 1:
+            listed = ", ".join(f"{name} is {w}x{h}" for name, (w, h) in sizes.items())
+            raise SpecError("outputs", f"the outputs leave in one stream, in lockstep, so they "
+                                       f"need one frame size: {listed}")
+
+    @property
+    def stages(self):
+        return [node.stage for node in self.nodes]
+
+    @property
+    def spec_nodes(self):
+        """The nodes in the order the spec lists them."""
+        return sorted(self.nodes, key=lambda node: self._spec_index[node.name])
+
+    def _where(self, node):
+        return f"stage[{self._spec_index[node.name]}]"
+
+    def _source(self, name):
+        """``(format, width, height)`` of the stream named ``name``."""
+        if name == INPUT:
+            return self.input.format, self.input.width, self.input.height
+        bound = self._bound_by_name[name]
+        return bound.out_format, bound.out_width, bound.out_height
+
+    def _bind(self, node):
+        stage, where = node.stage, self._where(node)
+        if self.lanes > 1 and not stage.supports_lanes:
+            with_lanes = sorted(op for op, cls in STAGES.items() if cls.supports_lanes)
+            raise SpecError("input.pixels_per_clock",
+                            f"must be 1 for {where} ({stage.op}), which takes one "
+                            f"pixel per clock; ops with more: {', '.join(with_lanes)}")
+        if len(node.inputs) != stage.arity:
+            raise SpecError(f"{where}.inputs", f"{stage.op} takes {stage.arity} input"
+                                               f"{'s' if stage.arity > 1 else ''}, not "
+                                               f"{len(node.inputs)}")
+        sources = [self._source(name) for name in node.inputs]
+        try:
+            if stage.arity == 1:
+                bound = stage.bind(*sources[0])
+            else:
+                bound = stage.bind_join(sources)
+        except SpecError as error:
+            raise self._placed_error(error, node, sources[0]) from None
+        return dataclasses.replace(bound, lanes=self.lanes, name=node.name,
+                                   inputs=node.inputs)
+
+    def _placed_error(self, error, node, source):
+        where = self._where(node)
+        if not error.field.startswith("input."):
+            return error.within(where)
+        if node.inputs[0] == INPUT:
+            return error
+        width, height = source[1], source[2]
+        index = self._spec_index[node.inputs[0]]
+        return SpecError(where, f"its input ({width}x{height} from stage[{index}]) "
+                                f"{error.message}")
 
     @property
     def input_format(self):
@@ -103,17 +133,31 @@ class Pipeline:
     def height(self):
         return self.input.height
 
+    def output(self, name=None):
+        """The :class:`Bound` stage of output ``name`` (default: the only output)."""
+        if name is None:
+            if len(self.outputs) != 1:
+                raise SpecError("outputs", f"this pipeline has {len(self.outputs)} outputs "
+                                           f"({', '.join(self.outputs)}); name one")
+            name = self.outputs[0]
+        return self._bound_by_name[name]
+
     @property
     def output_format(self):
-        return self.bound[-1].out_format
+        return self.output().out_format
 
     @property
     def out_width(self):
-        return self.bound[-1].out_width
+        return self.output().out_width
 
     @property
     def out_height(self):
-        return self.bound[-1].out_height
+        return self.output().out_height
+
+    @property
+    def output_formats(self):
+        """Output name -> :class:`PixelFormat`, in the order of ``outputs``."""
+        return {name: self._bound_by_name[name].out_format for name in self.outputs}
 
     def check_frame(self, frame, what="image"):
         """Raise :class:`InputError` unless ``frame`` is an ``H x W x C`` array of the input."""
@@ -129,16 +173,25 @@ class Pipeline:
                              f"{fmt.dtype}")
         return frame
 
-    def golden(self, frame):
-        frame = self.check_frame(np.asarray(frame))
+    def golden_outputs(self, frame):
+        """Every output of the golden model for one input frame: name -> ``H x W x C``."""
+        frames = {INPUT: self.check_frame(np.asarray(frame))}
         for bound in self.bound:
-            frame = bound.golden(frame)
-            if frame.ndim == 2:
-                frame = frame[:, :, None]
-        return frame
+            result = bound.golden(*(frames[name] for name in bound.inputs))
+            frames[bound.name] = result[:, :, None] if result.ndim == 2 else result
+        return {name: frames[name] for name in self.outputs}
+
+    def golden(self, frame):
+        """The golden output of a single-output pipeline (``H x W x C``)."""
+        name = self.output().name
+        return self.golden_outputs(frame)[name]
 
     def hardware(self):
-        return PipelineTop(self.bound)
+        """The graph's :class:`~rasterflow.hdl.top.PipelineTop`; its ``parts`` follow
+        :attr:`bound`."""
+        nodes = [TopNode(b.name, b.hardware(), b.inputs, b.out_format) for b in self.bound]
+        return PipelineTop(self.input_format, self.width, self.height, self.lanes, nodes,
+                           self.outputs)
 
     @property
     def latency_cycles(self):
@@ -159,10 +212,96 @@ class Pipeline:
         return -(-self.latency_cycles // self.width) + 1
 
     def to_dict(self):
-        return {
+        doc = {
             "name": self.name,
             "input": {"width": self.width, "height": self.height,
                       "channels": self.input_format.channels, "dtype": self.input_format.dtype,
                       "pixels_per_clock": self.lanes},
-            "stage": [stage.to_table() for stage in self.stages],
+            "stage": [],
         }
+        order = self.spec_nodes
+        previous = INPUT
+        for node in order:
+            table = node.stage.to_table()
+            if not _default_name(node.name):
+                table["name"] = node.name
+            if node.inputs != (previous,):
+                table["inputs"] = list(node.inputs)
+            doc["stage"].append(table)
+            previous = node.name
+        if self.outputs != [order[-1].name]:
+            doc["outputs"] = list(self.outputs)
+        return doc
+
+
+def _default_name(name):
+    return name.startswith("stage") and name[5:].isdigit()
+
+
+def _check_node_name(index, name, seen):
+    check_name(f"stage[{index}].name", name)
+    if name == INPUT:
+        raise SpecError(f"stage[{index}].name", f"{INPUT!r} names the pipeline input; choose "
+                                                f"another name")
+    if name in seen:
+        raise SpecError(f"stage[{index}].name",
+                        f"duplicate name {name!r} (also stage[{seen[name]}])")
+
+
+def _check_outputs(outputs, nodes):
+    names = [node.name for node in nodes]
+    if outputs is None:
+        return [names[-1]]
+    if not isinstance(outputs, list) or not outputs or \
+            not all(isinstance(o, str) for o in outputs):
+        raise SpecError("outputs", f"must be a non-empty list of stage names, not {outputs!r}")
+    for name in outputs:
+        if name not in names:
+            raise SpecError("outputs", f"unknown stage {name!r}; stages: {', '.join(names)}")
+    if len(set(outputs)) != len(outputs):
+        raise SpecError("outputs", f"lists a stage twice: {outputs!r}")
+    return list(outputs)
+
+
+def _topological_order(nodes, spec_index):
+    """``nodes`` ordered so that every node comes after the nodes it reads (the given order
+    where possible); unknown input names and cycles are :class:`SpecError`s."""
+    by_name = {node.name: node for node in nodes}
+    for node in nodes:
+        where = f"stage[{spec_index[node.name]}].inputs"
+        if not isinstance(node.inputs, tuple) or not node.inputs or \
+                not all(isinstance(n, str) for n in node.inputs):
+            raise SpecError(where, f"must be a non-empty list of stage names or "
+                                   f"{INPUT!r}, not {list(node.inputs)!r}")
+        for name in node.inputs:
+            if name != INPUT and name not in by_name:
+                known = ", ".join([INPUT] + list(by_name))
+                raise SpecError(where, f"unknown stage {name!r}; known: {known}")
+    order, state = [], {}
+
+    def visit(node, path):
+        if state.get(node.name) == "done":
+            return
+        if state.get(node.name) == "visiting":
+            cycle = path[path.index(node.name):] + [node.name]
+            raise SpecError(f"stage[{spec_index[node.name]}].inputs",
+                            f"the graph has a cycle: {' -> '.join(cycle)}")
+        state[node.name] = "visiting"
+        for name in node.inputs:
+            if name != INPUT:
+                visit(by_name[name], path + [node.name])
+        state[node.name] = "done"
+        order.append(node)
+
+    for node in nodes:
+        visit(node, [])
+    return order
+
+
+def _check_everything_is_read(nodes, outputs, spec_index):
+    read = {name for node in nodes for name in node.inputs} | set(outputs)
+    for node in nodes:
+        if node.name not in read:
+            raise SpecError(f"stage[{spec_index[node.name]}]",
+                            f"{node.name!r} is read by no stage and is not in outputs "
+                            f"({', '.join(outputs)})")

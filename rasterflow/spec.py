@@ -1,6 +1,7 @@
 """Pipeline specs: TOML files (or Python dicts / objects) describing an image pipeline.
 
-A spec has an ``[input]`` table and one ``[[stage]]`` table per stage::
+A spec has an ``[input]`` table and one ``[[stage]]`` table per stage; stages form a graph
+(``name``, ``inputs``; ``outputs`` at the top level), a chain by default::
 
     name = "blur"            # optional: the Verilog module name
 
@@ -19,53 +20,18 @@ A spec has an ``[input]`` table and one ``[[stage]]`` table per stage::
 Every problem is a :class:`SpecError` whose message starts with the field it concerns
 (``stage[1].kernel: ...``) and names the allowed values.
 """
-import dataclasses
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SpecError
 from .golden.pixel import DTYPES, PixelFormat
+from .params import (MAX_DIMENSION, PIXELS_PER_CLOCK, check_choice, check_int, check_name,
+                     from_table)
+from .pipeline import Node, Pipeline
+from .stages import stage_from_table
 
-__all__ = ["SpecError", "InputSpec", "load_spec", "parse_spec", "from_table", "check_int",
-           "check_choice", "MAX_DIMENSION"]
-
-MAX_DIMENSION = 4096
-PIXELS_PER_CLOCK = (1, 2, 4, 8)
-NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
-
-
-def check_int(field, value, lo, hi):
-    if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
-        raise SpecError(field, f"must be an integer in {lo}..{hi}, not {value!r}")
-    return value
-
-
-def check_choice(field, value, choices):
-    if value not in choices:
-        allowed = ", ".join(repr(c) for c in choices)
-        raise SpecError(field, f"must be one of {allowed}, not {value!r}")
-    return value
-
-
-def from_table(cls, table, where):
-    """Build dataclass ``cls`` from a TOML table, naming unknown and missing keys."""
-    if not isinstance(table, dict):
-        raise SpecError(where, f"must be a table, not {type(table).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    for key in table:
-        if key not in fields:
-            raise SpecError(f"{where}.{key}",
-                            f"unknown key; allowed keys: {', '.join(sorted(fields))}")
-    for name, f in fields.items():
-        if name not in table and f.default is dataclasses.MISSING and \
-                f.default_factory is dataclasses.MISSING:
-            raise SpecError(f"{where}.{name}", "is required")
-    try:
-        return cls(**table)
-    except SpecError as error:
-        raise error.within(where) from None
-
+__all__ = ["SpecError", "InputSpec", "load_spec", "parse_spec"]
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -90,27 +56,29 @@ class InputSpec:
 
 def parse_spec(doc, *, base_dir=None):
     """Turn a parsed TOML document into a :class:`~rasterflow.pipeline.Pipeline`."""
-    from .pipeline import Pipeline
-    from .stages import stage_from_table
-
     if not isinstance(doc, dict):
         raise SpecError("spec", "must be a table")
-    allowed = {"name", "input", "stage"}
+    allowed = {"name", "input", "stage", "outputs"}
     for key in doc:
         if key not in allowed:
             raise SpecError(key, f"unknown key; allowed keys: {', '.join(sorted(allowed))}")
-    name = doc.get("name", "rasterflow_top")
-    if not isinstance(name, str) or not name or not set(name) <= NAME_CHARS or name[0].isdigit():
-        raise SpecError("name", f"must be an identifier (letters, digits, _), not {name!r}")
+    name = check_name("name", doc.get("name", "rasterflow_top"))
     if "input" not in doc:
         raise SpecError("input", "is required")
     input_spec = from_table(InputSpec, doc["input"], "input")
     stages = doc.get("stage")
     if not isinstance(stages, list) or not stages:
         raise SpecError("stage", "must be a non-empty array of tables ([[stage]])")
-    parsed = [stage_from_table(table, f"stage[{index}]", base_dir=base_dir)
-              for index, table in enumerate(stages)]
-    return Pipeline(input_spec, parsed, name=name)
+    nodes = []
+    for index, table in enumerate(stages):
+        stage = stage_from_table(table, f"stage[{index}]", base_dir=base_dir)
+        inputs = table.get("inputs")
+        if inputs is not None and (not isinstance(inputs, list) or not inputs):
+            raise SpecError(f"stage[{index}].inputs",
+                            f"must be a non-empty list of stage names or 'input', not {inputs!r}")
+        nodes.append(Node(table.get("name", f"stage{index}"), stage,
+                          None if inputs is None else tuple(inputs)))
+    return Pipeline(input_spec, nodes, name=name, outputs=doc.get("outputs"))
 
 
 def load_spec(path):

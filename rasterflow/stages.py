@@ -1,5 +1,8 @@
 """Stage definitions: what each spec ``op`` means in golden, hardware, and spec terms.
 
+Op modules (this one, ``stages_imgproc``, ``stages_arithm``, ``stages_cnn``) register their
+stages in :data:`STAGES` with :func:`register_stage`; :mod:`rasterflow.ops` imports them all.
+
 Each stage is a frozen dataclass of its spec parameters. A :class:`~rasterflow.pipeline.Pipeline`
 binds it to its input (:meth:`Stage.bind`), which checks the parameters against the pixel
 format and frame size it receives and says what it produces.
@@ -12,14 +15,17 @@ from .errors import SpecError
 from .golden import filters as golden_filters
 from .golden.pixel import DTYPES, PixelFormat
 from .hdl.filters import Filter2D, ROUNDINGS, SepFilter2D
+from .hdl.top import INPUT
 from .hdl.window import BORDERS, MAX_KERNEL
-from .spec import check_choice, check_int, from_table
+from .params import check_choice, check_int, from_table
 
-__all__ = ["Stage", "Bound", "STAGES", "register_stage", "stage_from_table", "Filter2DStage",
-           "SepFilter2DStage"]
+__all__ = ["Stage", "Bound", "STAGES", "INPUT", "GRAPH_KEYS", "register_stage",
+           "stage_from_table", "Filter2DStage", "SepFilter2DStage"]
 
 STAGES = {}
 MAX_TAP = (1 << 16) - 1
+#: Keys of a ``[[stage]]`` table that place it in the graph rather than configure its op.
+GRAPH_KEYS = ("name", "inputs")
 
 
 def register_stage(cls):
@@ -28,6 +34,7 @@ def register_stage(cls):
 
 
 def stage_from_table(table, where, *, base_dir=None):
+    """The stage a ``[[stage]]`` table configures (graph keys ``name``/``inputs`` excluded)."""
     if not isinstance(table, dict):
         raise SpecError(where, "must be a table")
     if "op" not in table:
@@ -35,13 +42,14 @@ def stage_from_table(table, where, *, base_dir=None):
     op = table["op"]
     if op not in STAGES:
         raise SpecError(f"{where}.op", f"must be one of {', '.join(sorted(STAGES))}, not {op!r}")
-    fields = {k: v for k, v in table.items() if k != "op"}
+    fields = {k: v for k, v in table.items() if k != "op" and k not in GRAPH_KEYS}
     return STAGES[op].from_spec(fields, where, base_dir=base_dir)
 
 
 @dataclass(frozen=True)
 class Bound:
-    """A stage placed in a pipeline: its input and output formats and frame sizes."""
+    """A stage placed in a pipeline: its input and output formats and frame sizes (a join
+    stage's ``in_format`` is its first input's; ``in_formats`` has them all)."""
     stage: "Stage"
     in_format: PixelFormat
     width: int
@@ -50,9 +58,12 @@ class Bound:
     out_width: int
     out_height: int
     lanes: int = 1        # pixels per transfer (the spec's input.pixels_per_clock)
+    name: str = None      # the stage's name in the graph
+    inputs: tuple = ()    # the names of the streams it reads
+    in_formats: tuple = ()
 
-    def golden(self, frame):
-        return self.stage.golden(frame, self)
+    def golden(self, *frames):
+        return self.stage.golden(frames[0] if len(frames) == 1 else list(frames), self)
 
     def hardware(self):
         return self.stage.hardware(self)
@@ -62,6 +73,9 @@ class Stage:
     op: ClassVar[str]
     #: Whether the stage's hardware takes ``Bound.lanes`` > 1 (several pixels per clock).
     supports_lanes: ClassVar[bool] = False
+    #: How many streams the stage reads; a stage of arity 2 or more is a join, bound by
+    #: :meth:`bind_join` and fed one ``joined_stream_layout`` stream.
+    arity: ClassVar[int] = 1
 
     @classmethod
     def from_spec(cls, table, where, *, base_dir=None):
@@ -71,6 +85,10 @@ class Stage:
         return {"op": self.op, **dataclasses.asdict(self)}
 
     def bind(self, in_format: PixelFormat, width, height) -> Bound:
+        raise NotImplementedError
+
+    def bind_join(self, sources) -> Bound:
+        """Bind a join stage to its inputs, ``[(format, width, height), ...]``."""
         raise NotImplementedError
 
     def golden(self, frame, bound: Bound):
@@ -190,7 +208,3 @@ class SepFilter2DStage(_LinearFilter):
                            shift=self.shift, rounding=self.rounding, border=self.border,
                            border_value=self.border_value, output=bound.out_format,
                            lanes=bound.lanes)
-
-from . import stages_imgproc  # noqa: E402,F401  (registers the filter library's ops)
-
-from . import stages_cnn  # noqa: E402,F401  (registers the int8 CNN stages)

@@ -67,7 +67,7 @@ from .golden.pixel import PixelFormat
 from .hdl.activation import RequantActivation
 from .hdl.conv import Conv2DUnit, conv_geometry
 from .hdl.pool import MaxPoolUnit, pool_taps
-from .spec import check_choice, check_int
+from .params import check_choice, check_int
 from .stages import Bound, Stage, register_stage
 
 __all__ = ["Conv2DStage", "DepthwiseConv2DStage", "LeakyReluStage", "ReluStage",

@@ -17,7 +17,7 @@ from .hdl import imgproc as hdl
 from .hdl import pointwise
 from .hdl.pipeline import per_lane
 from .hdl.window import BORDERS
-from .spec import check_choice, check_int
+from .params import check_choice, check_int
 from .stages import Bound, Stage, check_window_fits, register_stage
 
 __all__ = ["GaussianStage", "BoxStage", "SobelStage", "ScharrStage", "LaplacianStage",

@@ -160,24 +160,32 @@ def normalized_spec(pipeline):
     """The pipeline as canonical JSON: every field with its default filled in, and array
     fields (CNN weights) by content hash rather than by file reference."""
     doc = pipeline.to_dict()
-    for table, stage in zip(doc["stage"], pipeline.stages):
+    for table, node in zip(doc["stage"], pipeline.spec_nodes):
+        stage = node.stage
         arrays = getattr(stage, "arrays", None)
         if arrays:
             table["arrays"] = arrays
     return json.dumps(doc, sort_keys=True, default=_canonical, separators=(",", ":"))
 
 
-def generator_digest():
-    """Hash of the source that turns a spec into hardware (``hdl/``, ``boards/``, the stage
-    and pipeline modules): the package version does not change when that code does, and a
-    cached build of the old hardware must not stand for the new."""
-    from . import boards, hdl
+def generator_sources():
+    """The source that turns a spec into hardware: ``hdl/``, ``boards/``, ``golden/`` (whose
+    tables the hardware takes its constants from), and the front end's op, parameter and
+    pipeline modules. The package version does not change when that code does, and a cached
+    build of the old hardware must not stand for the new."""
+    from . import boards, golden, hdl
     here = Path(__file__).resolve().parent
-    files = sorted([*Path(hdl.__file__).parent.glob("*.py"),
-                    *Path(boards.__file__).parent.glob("*.py"),
-                    *here.glob("stages*.py"), here / "pipeline.py"])
+    return sorted([*Path(hdl.__file__).parent.glob("*.py"),
+                   *Path(boards.__file__).parent.glob("*.py"),
+                   *Path(golden.__file__).parent.glob("*.py"),
+                   *here.glob("stages*.py"), here / "pipeline.py", here / "params.py",
+                   here / "ops.py"])
+
+
+def generator_digest():
+    """Hash of :func:`generator_sources`."""
     digest = hashlib.sha256()
-    for path in files:
+    for path in generator_sources():
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:16]
 

@@ -7,7 +7,8 @@ import numpy as np
 from amaranth.back import verilog as verilog_backend
 from tqdm import tqdm
 
-from ..hdl.payload import pack_pixels, transfers_per_line, unpack_pixels
+from ..hdl.payload import (pack_joined, pack_pixels, transfers_per_line, unpack_joined,
+                           unpack_pixels)
 from .amaranth_sim import run_stream
 
 __all__ = ["SIMULATORS", "FAMILY_MODELS", "FamilyTarget", "SimResult", "simulate",
@@ -27,8 +28,9 @@ class SimResult:
     frames: int
     width: int
     height: int
-    outputs: list                 # one H x W x C array per frame, as the hardware produced it
-    expected: list                # the golden output of each frame
+    outputs: list                 # per frame, as the hardware produced it: an H x W x C array,
+                                  # or {name: array} for a pipeline with several outputs
+    expected: list                # the golden output of each frame, likewise
     mismatches: int               # differing channel values over all frames
     frame_mismatches: list        # per frame
     marker_errors: int            # output pixels whose sof/eol disagree with the geometry
@@ -107,11 +109,11 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
     batch = list(batch) if batch.ndim == 4 else [batch]
     batch = [pipeline.check_frame(f, f"frame {k}") for k, f in enumerate(batch)] * frames
     frames = len(batch)
-    expected = [pipeline.golden(f) for f in batch]
-    in_fmt, out_fmt = pipeline.input_format, pipeline.output_format
-    out_h, out_w = pipeline.out_height, pipeline.out_width
+    codec = _OutputCodec(pipeline)
+    expected = [codec.outputs(pipeline.golden_outputs(f)) for f in batch]
     lanes = pipeline.lanes
-    in_words = [w for f in batch for w in pack_pixels(in_fmt, f, lanes)]
+    in_words = [w for f in batch for w in pack_pixels(pipeline.input_format, f, lanes)]
+    out_h, out_w = codec.height, codec.width
     per_frame = out_h * transfers_per_line(out_w, lanes)
     n_out = per_frame * frames
     top = pipeline.hardware()
@@ -129,7 +131,7 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
                              progress=report_progress if progress else None)
     else:
         from .verilator import VerilogRunError, run_verilog
-        expected_words = [w for e in expected for w in pack_pixels(out_fmt, e, lanes)]
+        expected_words = [w for e in expected for w in codec.pack(e)]
         try:
             text = pipeline_verilog(pipeline, top, family=family, with_models=True)
             run = run_verilog(text, pipeline.name, in_words, n_out,
@@ -153,11 +155,11 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
     for index in range(frames):
         words = received[index * per_frame:(index + 1) * per_frame]
         if len(words) < per_frame:
-            frame_mismatches.append(per_frame * out_fmt.channels)
+            frame_mismatches.append(per_frame * codec.channels)
             continue
-        out, sof, eol = unpack_pixels(out_fmt, words, out_h, out_w, lanes)
+        out, sof, eol = codec.unpack(words)
         outputs.append(out)
-        frame_mismatches.append(int(np.count_nonzero(out != expected[index])))
+        frame_mismatches.append(codec.mismatches(out, expected[index]))
         marker_errors += int(np.count_nonzero(sof != want_sof) + np.count_nonzero(eol != want_eol))
     return SimResult(
         simulator=simulator, frames=frames, width=out_w, height=out_h, outputs=outputs,
@@ -166,6 +168,37 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
         first_output_cycle=run.first_output_cycle, wall_seconds=wall,
         sim_cycles_per_second=run.sim_cycles_per_second, stall=stall,
         extra={**extra, **_stage_reports(top, frames, run.cycles)})
+
+
+class _OutputCodec:
+    """The pipeline's output stream, host side: one output's frames as arrays, several
+    outputs' (one joined stream) as ``{name: frame}`` dicts."""
+    def __init__(self, pipeline):
+        self.formats = pipeline.output_formats
+        self.single = len(self.formats) == 1
+        first = pipeline.output(pipeline.outputs[0])
+        self.width, self.height = first.out_width, first.out_height
+        self.lanes = pipeline.lanes
+        self.channels = sum(fmt.channels for fmt in self.formats.values())
+
+    def outputs(self, by_name):
+        return next(iter(by_name.values())) if self.single else by_name
+
+    def pack(self, outputs):
+        if self.single:
+            return pack_pixels(next(iter(self.formats.values())), outputs, self.lanes)
+        return pack_joined(self.formats, outputs, self.lanes)
+
+    def unpack(self, words):
+        if self.single:
+            return unpack_pixels(next(iter(self.formats.values())), words, self.height,
+                                 self.width, self.lanes)
+        return unpack_joined(self.formats, words, self.height, self.width, self.lanes)
+
+    def mismatches(self, got, expected):
+        if self.single:
+            return int(np.count_nonzero(got != expected))
+        return sum(int(np.count_nonzero(got[name] != expected[name])) for name in got)
 
 
 def _stage_reports(top, frames, cycles):

@@ -285,6 +285,32 @@ def _cnn_cases():
     ]
 
 
+def _graph_cases():
+    """Stages that do not form a graph, or join streams that do not match."""
+    blur = {"name": "blur", "op": "gaussian"}
+    blend = {"name": "sharp", "op": "add_weighted", "alpha": 1.5, "beta": -0.5,
+             "inputs": ["input", "blur"]}
+    rows = [
+        ("unknown input name", [blur, {**blend, "inputs": ["input", "blurr"]}],
+         "stage[1].inputs: unknown stage 'blurr'; known: input, blur, sharp", None),
+        ("duplicate stage name", [blur, {**blur, "ksize": 5}],
+         "stage[1].name: duplicate name 'blur' (also stage[0])", None),
+        ("cycle", [{**blur, "inputs": ["sharp"]}, blend],
+         "stage[0].inputs: the graph has a cycle: blur -> sharp -> blur", None),
+        ("stage nobody reads", [blur, {"op": "threshold", "level": 9, "inputs": ["input"]}],
+         "stage[0]: 'blur' is read by no stage and is not in outputs (stage1)", None),
+        ("wrong input count", [blur, {**blend, "inputs": ["blur"]}],
+         "stage[1].inputs: add_weighted takes 2 inputs, not 1", None),
+        ("join of mismatched formats", [{"name": "blur", "op": "sobel"}, blend],
+         "stage[1].inputs: add_weighted needs two 4x4x1 uint8 inputs of one format, got "
+         "4x4x1 uint8 and 4x4x1 int16", None),
+        ("unknown output", [blur], "outputs: unknown stage 'edges'; stages: blur", ["edges"]),
+    ]
+    return [Rejected("golden", f"graph: {what}", message, 2,
+                     golden(stages, extra=None if outputs is None else {"outputs": outputs}))
+            for what, stages, message, outputs in rows]
+
+
 def _sidecar_cases():
     def missing(tmp):
         argv = cnn(CONV)(tmp)
@@ -318,7 +344,7 @@ CASES = [
              lambda tmp: ["golden", str(tmp / "nope.toml"), "in.png", "-o", str(tmp / "o.png")]),
     Rejected("golden", "spec not valid TOML", "is not valid TOML", 2, spec_text("[input\n")),
     Rejected("golden", "unknown top-level key", "colour: unknown key; allowed keys: input, name, "
-             "stage", 2, golden(extra={"colour": 1})),
+             "outputs, stage", 2, golden(extra={"colour": 1})),
     Rejected("golden", "module name not an identifier",
              "name: must be an identifier (letters, digits, _)", 2, golden(extra={"name": "9x"})),
     Rejected("golden", "`[input]` missing", "input: is required", 2,
@@ -336,13 +362,14 @@ CASES = [
              golden(stages=[])),
     Rejected("golden", "stage without `op`", "stage[0].op: is required; one of", 2,
              golden([{"ksize": 3}])),
-    Rejected("golden", "unknown op", "stage[0].op: must be one of box, channel_min", 2,
+    Rejected("golden", "unknown op", "stage[0].op: must be one of absdiff, add, add_weighted, bitwise_and", 2,
              golden([{"op": "blur"}])),
     Rejected("golden", "unknown stage key", "stage[0].sigma: unknown key; allowed keys: border, "
              "ksize, normalize", 2, golden([{"op": "box", "sigma": 1}])),
     Rejected("golden", "required stage key missing", "stage[0].kernel: is required", 2,
              golden([{"op": "filter2d"}])),
     *_op_cases(),
+    *_graph_cases(),
     *_cnn_cases(),
     *_sidecar_cases(),
     # -- stages chained / frame size -------------------------------------------------------

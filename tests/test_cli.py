@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from rasterflow import cli
+from rasterflow.files import LABEL_HEIGHT
 from rasterflow.golden import filters as golden
 from rasterflow.stages import Filter2DStage
 
@@ -52,7 +53,7 @@ def test_golden_writes_npy_for_int16(gray, tmp_path, capsys):
     spec, image = gray
     out = tmp_path / "g.npy"
     assert cli.main(["golden", str(spec), str(image), "-o", str(out)]) == 0
-    np.testing.assert_array_equal(np.load(out), expected_output(image).reshape(9, 12, 1))
+    np.testing.assert_array_equal(np.load(out), expected_output(image).reshape(9, 12))
 
 
 def test_golden_refuses_png_for_int16_and_writes_nothing(gray, tmp_path, capsys):
@@ -78,7 +79,7 @@ def test_sim_amaranth_bit_exact_with_report(gray, tmp_path, capsys):
     assert data["cycles"] > 2 * 12 * 9 and 0 < data["pixels_per_cycle"] < 1
     for key in ("latency_cycles", "wall_seconds"):
         assert key in data
-    np.testing.assert_array_equal(np.load(out), expected_output(image).reshape(9, 12, 1))
+    np.testing.assert_array_equal(np.load(out), expected_output(image).reshape(9, 12))
 
 
 def test_sim_unstalled_cycles_match_latency(gray, tmp_path):
@@ -106,8 +107,8 @@ def test_sim_reports_mismatch_with_diff_image(gray, tmp_path, monkeypatch, capsy
     assert "MISMATCH" in capsys.readouterr().out
     diff = tmp_path / "hw_diff.png"
     picture = np.asarray(Image.open(diff))
-    assert picture.shape == (9, 12 * 3 + 8, 3)
-    assert (picture[:, 12 * 2 + 8:] == (255, 0, 0)).all(axis=-1).any()
+    assert picture.shape == (LABEL_HEIGHT + 9, 12 * 3 + 8, 3)   # labels, then the panels
+    assert (picture[LABEL_HEIGHT:, 12 * 2 + 8:] == (255, 0, 0)).all(axis=-1).any()
 
 
 def test_verilog_command(gray, tmp_path):

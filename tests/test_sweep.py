@@ -9,7 +9,7 @@ import pytest
 from rasterflow.cli import main
 from rasterflow.spec import load_spec, parse_spec
 from rasterflow.sweep import (Axis, SweepError, SweepResult, combinations, design_key,
-                              parse_values, parse_vary, pareto_front,
+                              generator_sources, parse_values, parse_vary, pareto_front,
                               pipeline_pixels_per_cycle, run_sweep, set_field, tool_versions,
                               write_outputs)
 
@@ -98,6 +98,9 @@ def test_design_key_normalizes_the_spec_and_includes_board_and_tools():
     assert design_key(implicit, "icebreaker", {**versions, "amaranth": "0.0"}) != key
     # Editing the hardware generator changes its digest, hence every key.
     assert len(versions["rasterflow-generator"]) == 16
+    sources = {f"{path.parent.name}/{path.name}" for path in generator_sources()}
+    assert {"hdl/window.py", "golden/imgproc.py", "boards/top.py", "rasterflow/stages.py",
+            "rasterflow/params.py"} <= sources
     assert design_key(implicit, "icebreaker",
                       {**versions, "rasterflow-generator": "0" * 16}) != key
     assert design_key(implicit, "icebreaker", versions, dsp_budget=2) != key

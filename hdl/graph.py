@@ -1,0 +1,236 @@
+"""Streams that fork and join: the pieces of a pipeline shaped as a DAG.
+
+A stream forks (:class:`Fork`) to several branches of different latency; the branches meet
+again at a join (:class:`Join`), which takes one transfer from every branch in lockstep. So
+that the fork never waits on the slow branch in steady state, each faster branch gets a
+:class:`SkewBuffer` before the join, sized by :func:`skew_depth`.
+
+All three keep the stream rules by construction (proved in ``tests/test_formal_graph.py``):
+``Fork`` and ``Join`` are combinational (zero latency; ``valid`` never depends on ``ready``),
+``SkewBuffer`` is a FIFO whose ``o.valid`` and ``i.ready`` are registers.
+"""
+from amaranth.hdl import Cat, Module, Shape, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.wiring import In, Out
+
+from ..golden.pixel import PixelFormat
+from .payload import joined_stream_layout, lane, pixel_stream_signature
+
+__all__ = ["Fork", "Join", "SkewBuffer", "SKEW_LATENCY", "skew_depth", "joined_latency"]
+
+#: Cycles a :class:`SkewBuffer` of depth 2 or more adds (input transfer to ``o.valid``).
+SKEW_LATENCY = 2
+
+
+def _check_int(name, value, minimum):
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer of at least {minimum}, not {value!r}")
+
+
+class Fork(wiring.Component):
+    """Broadcast stream ``i`` to ``n`` streams ``o[0]`` .. ``o[n-1]`` (an eager fork).
+
+    Members: ``i`` (``In(stream.Signature(layout))``) and ``o``
+    (``Out(stream.Signature(layout)).array(n)``: a list of ``n`` stream interfaces, ports
+    ``o__0__valid``, ``o__1__valid``, ...).
+
+    Each output shows the input item until it has taken it: a *taken* flip-flop per output
+    remembers a transfer made while another output still stalls, so
+    ``o[k].valid = i.valid & ~taken[k]`` depends on no ``ready``, and no output sees an item
+    twice. ``i.ready`` is high when every output is either ready now or has taken the item;
+    that input transfer clears the flags.
+
+    Latency 0 (``o[k]`` is a view of ``i``). Throughput one item per cycle when every output
+    is ready. Memory: ``n`` flip-flops. ``i.ready`` is one AND of the outputs' readies (and
+    flags): a :class:`SkewBuffer` on a branch also cuts that combinational path.
+
+    Parameters
+    ----------
+    layout : shape-castable
+        Payload of the input and of every output.
+    n : int
+        Number of outputs, at least 2.
+    """
+
+    def __init__(self, layout, n):
+        _check_int("n", n, 2)
+        self.n = n
+        self.latency = 0
+        super().__init__({"i": In(stream.Signature(layout)),
+                          "o": Out(stream.Signature(layout)).array(n)})
+
+    def elaborate(self, platform):
+        m = Module()
+        taken = Signal(self.n)
+        done = Signal(self.n)   # output k has the current item, or takes it in this cycle
+        for k, out in enumerate(self.o):
+            m.d.comb += [out.valid.eq(self.i.valid & ~taken[k]),
+                         out.payload.eq(self.i.payload),
+                         done[k].eq(taken[k] | out.ready)]
+        m.d.comb += self.i.ready.eq(done.all())
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += taken.eq(0)
+        with m.Elif(self.i.valid):
+            m.d.sync += taken.eq(done)
+        return m
+
+
+class Join(wiring.Component):
+    """Pixel streams ``i_<name>``, one per entry of ``formats``, taken in lockstep into ``o``.
+
+    Members: ``i_<name>`` (``In(pixel_stream_signature(formats[name], lanes))``) for each
+    name of ``formats``, in its order, and ``o`` (``Out(joined_stream_signature(formats,
+    lanes))``). :attr:`names` lists the names; ``getattr(join, f"i_{name}")`` is an input.
+
+    ``o.valid`` is the AND of the input valids; input ``k`` is ready when ``o.ready`` and
+    every other input is valid, so all inputs and the output transfer in the same cycle.
+    ``o.payload.data[lane][name]`` is input ``name``'s pixel of that lane.
+
+    ``sof``/``eol`` are those of the first input. The branches of a join come from one fork
+    and keep every item in order, so item ``n`` carries the same markers on every input; the
+    join does not compare them (an in-circuit check would land in synthesis and formal
+    netlists too).
+
+    Latency 0 (combinational). Throughput one transfer per cycle when every input is valid
+    and the output ready. Memory: none.
+
+    Parameters
+    ----------
+    formats : dict of str to PixelFormat
+        At least two inputs: name (a Python identifier) -> pixel format.
+    lanes : int
+        Pixels per transfer on every input and on the output, at least 1.
+    """
+
+    def __init__(self, formats, lanes=1):
+        if not isinstance(formats, dict) or len(formats) < 2:
+            raise ValueError(f"formats must be a dict of at least 2 inputs, not {formats!r}")
+        for name, fmt in formats.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ValueError(f"input names must be Python identifiers, not {name!r}")
+            if not isinstance(fmt, PixelFormat):
+                raise ValueError(f"format of input {name!r} must be a PixelFormat, "
+                                 f"not {fmt!r}")
+        _check_int("lanes", lanes, 1)
+        self.names = tuple(formats)
+        self.lanes = lanes
+        self.latency = 0
+        members = {f"i_{name}": In(pixel_stream_signature(fmt, lanes))
+                   for name, fmt in formats.items()}
+        members["o"] = Out(stream.Signature(joined_stream_layout(formats, lanes)))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        inputs = [getattr(self, f"i_{name}") for name in self.names]
+        valids = Signal(len(inputs))
+        m.d.comb += [valids[k].eq(port.valid) for k, port in enumerate(inputs)]
+        m.d.comb += self.o.valid.eq(valids.all())
+        for k, (name, port) in enumerate(zip(self.names, inputs)):
+            others = [valids[j] for j in range(len(inputs)) if j != k]
+            m.d.comb += port.ready.eq(self.o.ready & Cat(others).all())
+            for j in range(self.lanes):
+                m.d.comb += lane(self.o.payload.data, j, self.lanes)[name].eq(
+                    lane(port.payload.data, j, self.lanes))
+        m.d.comb += [self.o.payload.sof.eq(inputs[0].payload.sof),
+                     self.o.payload.eol.eq(inputs[0].payload.eol)]
+        return m
+
+
+class SkewBuffer(wiring.Component):
+    """A stream FIFO of ``depth`` entries that aligns a fast branch with a slow one.
+
+    Members: ``i`` (``In(stream.Signature(layout))``) and ``o``
+    (``Out(stream.Signature(layout))``). A stream wrapper around Amaranth's
+    :class:`~amaranth.lib.fifo.SyncFIFOBuffered`: a memory of ``depth - 1`` entries with a
+    synchronous read port (block RAM when deep) followed by an output register.
+    ``o.valid`` (the output register's flag) and ``i.ready`` ("memory not full") are
+    registers, so the buffer also cuts the combinational ``ready`` path.
+
+    Latency: :data:`SKEW_LATENCY` = 2 cycles from an input transfer to the item being valid at
+    ``o`` (write, then read into the output register) for ``depth >= 2``; 1 for
+    ``depth == 1`` (a single register). Throughput: one item per cycle for ``depth >= 3``;
+    depths 1 and 2 take one item every other cycle, because "memory not full" does not count
+    the entry read out in the same cycle. :func:`skew_depth` only gives depths of 3 or more.
+    Memory: ``depth x width`` bits (``(depth - 1) x width`` memory plus the output register).
+
+    Parameters
+    ----------
+    layout : shape-castable
+        Payload of ``i`` and ``o``.
+    depth : int
+        Entries, at least 1.
+    """
+
+    def __init__(self, layout, depth):
+        _check_int("depth", depth, 1)
+        self.depth = depth
+        self.latency = SKEW_LATENCY if depth >= 2 else 1
+        super().__init__({"i": In(stream.Signature(layout)),
+                          "o": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        width = Shape.cast(self.i.payload.shape()).width
+        m.submodules.fifo = fifo = SyncFIFOBuffered(width=width, depth=self.depth)
+        m.d.comb += [fifo.w_data.eq(self.i.payload), fifo.w_en.eq(self.i.valid),
+                     self.i.ready.eq(fifo.w_rdy),
+                     self.o.payload.eq(fifo.r_data), self.o.valid.eq(fifo.r_rdy),
+                     fifo.r_en.eq(self.o.ready)]
+        return m
+
+
+def _check_latencies(branch_latencies):
+    if not isinstance(branch_latencies, (list, tuple)) or len(branch_latencies) < 2:
+        raise ValueError(f"branch_latencies must be a list of at least 2 latencies, "
+                         f"not {branch_latencies!r}")
+    for latency in branch_latencies:
+        _check_int("a branch latency", latency, 0)
+
+
+def joined_latency(branch_latencies):
+    """Cycles from a fork transfer to the join transfer of the same item, unstalled, once
+    every faster branch has its :func:`skew_depth` buffer.
+
+    The slowest branch's latency, unless some branch is faster than the slowest by less than
+    a :class:`SkewBuffer`'s own latency (by 1 cycle): buffering it would make it the slowest,
+    so every branch is buffered and the join waits :data:`SKEW_LATENCY` cycles more.
+    """
+    _check_latencies(branch_latencies)
+    slowest = max(branch_latencies)
+    if any(0 < slowest - latency < SKEW_LATENCY for latency in branch_latencies):
+        return slowest + SKEW_LATENCY
+    return slowest
+
+
+def skew_depth(branch_latencies):
+    """Depths of the :class:`SkewBuffer` before a join on each branch (0: no buffer).
+
+    ``branch_latencies[k]`` = ``L_k``: cycles from the fork's transfer of an item into branch
+    ``k`` to that item being valid at the branch's output, with nothing stalled (for this
+    project's stages ``latency + schedule_delay``, summed along the branch, registers and skid
+    buffers included). With ``T`` = :func:`joined_latency` (``max L_k``, or ``max L_k + 2``
+    when some branch is exactly 1 cycle faster than the slowest)::
+
+        depth_k = 0               if L_k == T
+        depth_k = T - L_k + 1     otherwise (always >= 3)
+
+    each buffer sitting at the end of its branch, right before the join.
+
+    Why: in steady state one item per cycle forks and joins, ``T`` cycles apart, so each
+    branch has ``T`` items in flight; branch ``k`` itself holds ``L_k`` of them and its buffer
+    the other ``T - L_k``: one in the FIFO's output register, ``T - L_k - 1`` in its memory of
+    ``depth - 1`` entries. The FIFO takes a new item only while that memory is not full, not
+    counting the entry read out in the same cycle, hence ``T - L_k - 1 < depth - 1``. With one
+    entry fewer the branch stalls every few cycles and the fork with it: the join no longer
+    moves every cycle (``tests/test_graph_hw.py`` measures both on register delay lines).
+
+    Assumption: each branch is *rigid*, like a stall-all register pipeline: item ``n`` leaves
+    exactly ``L_k`` cycles after it entered, for every ``n``, and the branch holds no more
+    than ``L_k`` items when its output stalls. A branch that buffers more on its own, or
+    whose latency varies (a window stage's line buffers fill at a frame's start and drain at
+    its end) is outside this derivation and needs its own check.
+    """
+    target = joined_latency(branch_latencies)
+    return [0 if latency == target else target - latency + 1 for latency in branch_latencies]

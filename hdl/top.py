@@ -1,0 +1,175 @@
+"""The hardware of a whole pipeline graph: frame guard, stages, forks, skew buffers, joins.
+
+:class:`PipelineTop` wires the stages' hardware stream to stream as their graph says. A
+stream read by several consumers (or read and also an output) goes through a
+:class:`~rasterflow.hdl.graph.Fork`; a stage reading several streams gets them through a
+:class:`~rasterflow.hdl.graph.Join`, each input delayed by a
+:class:`~rasterflow.hdl.graph.SkewBuffer` sized from the branches' latencies (see
+:func:`~rasterflow.hdl.graph.skew_depth`); several outputs leave as one joined stream.
+"""
+from dataclasses import dataclass
+
+from amaranth.hdl import Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out, connect
+
+from ..golden.pixel import PixelFormat
+from .graph import Fork, Join, SkewBuffer, joined_latency, skew_depth
+from .guard import Fault, FrameGuard
+from .payload import joined_stream_layout, pixel_stream_layout, pixel_stream_signature
+from .pipeline import SKID_LATENCY, SkidBuffer
+
+__all__ = ["INPUT", "TopNode", "PipelineTop", "join_names"]
+
+#: The name of the pipeline's input stream in a graph.
+INPUT = "input"
+
+
+def join_names(count):
+    """The field names of a join's inputs in a ``joined_stream_layout``: ``a``, ``b``, ..."""
+    return tuple("abcdefghijklmnopqrstuvwxyz"[:count])
+
+
+@dataclass(frozen=True)
+class TopNode:
+    """One stage of the graph for :class:`PipelineTop`: its ``name``, its hardware ``part``
+    (``i``: a pixel stream, or for ``len(inputs) > 1`` a joined stream of the inputs under
+    :func:`join_names`; ``o``: a pixel stream), the names of the streams it reads and the
+    format it produces."""
+    name: str
+    part: wiring.Component
+    inputs: tuple
+    out_format: PixelFormat
+
+
+class PipelineTop(wiring.Component):
+    """A pipeline graph's hardware behind a frame guard, skid buffers after every stage.
+
+    Members: ``i`` (pixel stream of the pipeline input), ``o`` (the output's pixel stream,
+    or with several outputs their :func:`~rasterflow.hdl.payload.joined_stream_layout`
+    stream, fields named as the outputs), and the
+    :class:`~rasterflow.hdl.guard.FrameGuard`'s status: ``error`` (sticky), ``errors``
+    (malformed input frames seen, saturating) and ``last_fault``. The guard repairs
+    malformed input frames, so the stages only ever see whole frames.
+
+    Latency: each stream's arrival time ``T`` (cycles after its input transfer, unstalled)
+    is the guard's latency plus a skid buffer for the input, and for a stage's output the
+    latest of its inputs' arrivals plus the stage's ``latency + schedule_delay`` plus a skid
+    buffer; ``latency_cycles`` is the latest output's. Skew buffers give the earlier inputs
+    of a join the depth that keeps the fork feeding them from stalling, so ``F`` frames take
+    ``F * ceil(W/P) * H + latency_cycles`` cycles. Throughput: one transfer per cycle.
+    Memory: the stages' plus ``depth x payload`` bits per skew buffer.
+    """
+    def __init__(self, in_format, width, height, lanes, nodes, outputs):
+        names = [node.name for node in nodes]
+        if len(set(names)) != len(names) or INPUT in names:
+            raise ValueError(f"node names must be unique and not {INPUT!r}: {names!r}")
+        self.lanes = lanes
+        self.nodes = list(nodes)
+        self.parts = [node.part for node in nodes]
+        self.outputs = list(outputs)
+        self.guard = FrameGuard(in_format, width, height, lanes=lanes)
+        self._formats = {INPUT: in_format, **{n.name: n.out_format for n in nodes}}
+        self._readers = self._count_readers()
+        self.arrival = {INPUT: self.guard.latency + SKID_LATENCY}
+        self.skews = {}     # (node or "output", input position) -> depth
+        for node in nodes:
+            self.arrival[node.name] = self._join_arrival(node.name, node.inputs) + \
+                node.part.latency + getattr(node.part, "schedule_delay", 0) + SKID_LATENCY
+        self.latency_cycles = self._join_arrival("output", self.outputs)
+        out_signature = (pixel_stream_signature(self._formats[outputs[0]], lanes)
+                         if len(outputs) == 1 else
+                         stream.Signature(joined_stream_layout(self.output_formats, lanes)))
+        super().__init__({
+            "i": In(pixel_stream_signature(in_format, lanes)),
+            "o": Out(out_signature),
+            "error": Out(1),
+            "errors": Out(self.guard.errors.shape()),
+            "last_fault": Out(Fault),
+        })
+
+    @property
+    def output_formats(self):
+        return {name: self._formats[name] for name in self.outputs}
+
+    def _count_readers(self):
+        readers = {INPUT: 0, **{node.name: 0 for node in self.nodes}}
+        for node in self.nodes:
+            for name in node.inputs:
+                readers[name] += 1
+        for name in self.outputs:
+            readers[name] += 1
+        return readers
+
+    def _join_arrival(self, key, inputs):
+        """The arrival time at a join of ``inputs`` (one input: no join), recording the skew
+        buffer depth each input needs."""
+        arrivals = [self.arrival[name] for name in inputs]
+        if len(inputs) == 1:
+            return arrivals[0]
+        for position, depth in enumerate(skew_depth(arrivals)):
+            if depth:
+                self.skews[key, position] = depth
+        return joined_latency(arrivals)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.guard = self.guard
+        m.d.comb += [self.error.eq(self.guard.error), self.errors.eq(self.guard.errors),
+                     self.last_fault.eq(self.guard.last_fault)]
+        connect(m, wiring.flipped(self.i), self.guard.i)
+        sources = _Sources(m, self._readers, self.lanes)
+        input_skid = SkidBuffer(pixel_stream_layout(self._formats[INPUT], self.lanes))
+        m.submodules.input_skid = input_skid
+        connect(m, self.guard.o, input_skid.i)
+        sources.add(INPUT, input_skid.o, self._formats[INPUT])
+        for index, node in enumerate(self.nodes):
+            m.submodules[f"stage_{node.name}"] = node.part
+            self._feed(m, sources, node.name, node.inputs, node.part.i)
+            skid = SkidBuffer(pixel_stream_layout(node.out_format, self.lanes))
+            m.submodules[f"skid_{node.name}"] = skid
+            connect(m, node.part.o, skid.i)
+            sources.add(node.name, skid.o, node.out_format)
+        self._feed(m, sources, "output", self.outputs, wiring.flipped(self.o))
+        return m
+
+    def _feed(self, m, sources, key, inputs, sink):
+        """Connect the streams named ``inputs`` to ``sink``: directly, or through skew
+        buffers and a join."""
+        if len(inputs) == 1:
+            connect(m, sources.take(inputs[0]), sink)
+            return
+        fields = join_names(len(inputs)) if key != "output" else tuple(inputs)
+        join = Join(dict(zip(fields, (self._formats[n] for n in inputs))), lanes=self.lanes)
+        m.submodules[f"join_{key}"] = join
+        for position, (field, name) in enumerate(zip(fields, inputs)):
+            source = sources.take(name)
+            depth = self.skews.get((key, position))
+            if depth:
+                skew = SkewBuffer(pixel_stream_layout(self._formats[name], self.lanes), depth)
+                m.submodules[f"skew_{key}_{field}"] = skew
+                connect(m, source, skew.i)
+                source = skew.o
+            connect(m, source, getattr(join, f"i_{field}"))
+        connect(m, join.o, sink)
+
+
+class _Sources:
+    """Every stream of the graph by name, forked when it has several readers; each reader
+    takes the next branch."""
+    def __init__(self, m, readers, lanes):
+        self._m, self._readers, self._lanes = m, readers, lanes
+        self._branches = {}
+
+    def add(self, name, source, fmt):
+        count = self._readers[name]
+        if count <= 1:
+            self._branches[name] = [source]
+            return
+        fork = Fork(pixel_stream_layout(fmt, self._lanes), count)
+        self._m.submodules[f"fork_{name}"] = fork
+        connect(self._m, source, fork.i)
+        self._branches[name] = list(fork.o)
+
+    def take(self, name):
+        return self._branches[name].pop(0)

@@ -1,0 +1,189 @@
+"""Pipelines as graphs: spec (names, inputs, outputs), validation, golden model, and the
+hardware's forks, skew buffers and joins in simulation (exact cycle counts, stalls)."""
+import numpy as np
+import pytest
+import tomli_w
+
+from rasterflow import cli
+from rasterflow.errors import SpecError
+from rasterflow.hdl import top as hdl_top
+from rasterflow.sim.session import simulate
+from rasterflow.spec import parse_spec
+
+pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+
+BLUR = {"name": "blur", "op": "gaussian", "ksize": 5}
+UNSHARP = {"name": "sharp", "op": "add_weighted", "inputs": ["input", "blur"],
+           "alpha": 1.5, "beta": -0.5, "gamma": 0}
+
+
+def graph(*stages, width=16, height=12, channels=1, pixels_per_clock=1, **top):
+    return {"input": {"width": width, "height": height, "channels": channels,
+                      "pixels_per_clock": pixels_per_clock},
+            "stage": [dict(s) for s in stages], **top}
+
+
+def random_batch(pipeline, frames=2, seed=0):
+    fmt = pipeline.input_format
+    rng = np.random.default_rng(seed)
+    shape = (frames, pipeline.height, pipeline.width, fmt.channels)
+    return rng.integers(fmt.min, fmt.max + 1, size=shape).astype(fmt.np_dtype)
+
+
+# --- spec --------------------------------------------------------------------------------
+
+def test_chain_without_names_keeps_its_meaning():
+    pipeline = parse_spec(graph({"op": "gaussian"}, {"op": "threshold", "level": 9}))
+    assert [b.inputs for b in pipeline.bound] == [("input",), ("stage0",)]
+    assert pipeline.outputs == ["stage1"]
+    assert "outputs" not in pipeline.to_dict()
+    assert all("name" not in s and "inputs" not in s for s in pipeline.to_dict()["stage"])
+
+
+def test_graph_in_any_order_is_sorted_and_round_trips():
+    doc = graph(UNSHARP, {**BLUR, "inputs": ["input"]}, outputs=["sharp"])
+    pipeline = parse_spec(doc)
+    assert [b.name for b in pipeline.bound] == ["blur", "sharp"]
+    assert pipeline.bound[1].inputs == ("input", "blur")
+    again = parse_spec(pipeline.to_dict())
+    assert again.to_dict() == pipeline.to_dict()
+    assert [s["name"] for s in again.to_dict()["stage"]] == ["sharp", "blur"]
+
+
+def test_several_outputs():
+    doc = graph(BLUR, {"name": "edges", "op": "sobel", "inputs": ["input"]},
+                outputs=["edges", "blur"])
+    pipeline = parse_spec(doc)
+    assert pipeline.outputs == ["edges", "blur"]
+    assert {k: str(f) for k, f in pipeline.output_formats.items()} == \
+        {"edges": "1xint16", "blur": "1xuint8"}
+    with pytest.raises(SpecError, match=r"^outputs: this pipeline has 2 outputs"):
+        pipeline.output_format
+    frame = random_batch(pipeline, 1)[0]
+    golden = pipeline.golden_outputs(frame)
+    assert list(golden) == ["edges", "blur"] and golden["edges"].dtype == np.int16
+
+
+@pytest.mark.parametrize("doc, field, message", [
+    (graph(BLUR, {"op": "threshold", "level": 1, "inputs": ["blurr"]}), "stage[1].inputs",
+     "unknown stage 'blurr'; known: input, blur, stage1"),
+    (graph(BLUR, {**BLUR, "ksize": 3}), "stage[1].name", "duplicate name 'blur' (also stage[0])"),
+    (graph({**BLUR, "inputs": ["thr"]}, {"name": "thr", "op": "threshold", "level": 1}),
+     "stage[0].inputs", "the graph has a cycle: blur -> thr -> blur"),
+    (graph(BLUR, {"name": "thr", "op": "threshold", "level": 1, "inputs": ["input"]}),
+     "stage[0]", "'blur' is read by no stage and is not in outputs (thr)"),
+    (graph(BLUR, {**UNSHARP, "inputs": ["blur"]}), "stage[1].inputs",
+     "add_weighted takes 2 inputs, not 1"),
+    (graph({"op": "gaussian", "inputs": ["input", "input"]}), "stage[0].inputs",
+     "gaussian takes 1 input, not 2"),
+    (graph({"name": "edges", "op": "sobel"}, {**UNSHARP, "inputs": ["input", "edges"]},
+           width=512, height=512), "stage[1].inputs",
+     "add_weighted needs two 512x512x1 uint8 inputs of one format, got 512x512x1 uint8 and "
+     "512x512x1 int16"),
+    (graph({"name": "input", "op": "gaussian"}), "stage[0].name", "names the pipeline input"),
+    (graph({"name": "9x", "op": "gaussian"}), "stage[0].name", "must be an identifier"),
+    (graph({"op": "gaussian", "inputs": "input"}), "stage[0].inputs", "non-empty list"),
+    (graph(BLUR, outputs=["nope"]), "outputs", "unknown stage 'nope'; stages: blur"),
+    (graph(BLUR, outputs=[]), "outputs", "non-empty list of stage names"),
+    (graph(BLUR, outputs=["blur", "blur"]), "outputs", "lists a stage twice"),
+    (graph(BLUR, {"name": "pool", "op": "max_pool", "size": 2, "stride": 2,
+                  "inputs": ["input"]}, outputs=["blur", "pool"]),
+     "stage[1].op", "int8"),
+])
+def test_invalid_graph_names_field(doc, field, message):
+    with pytest.raises(SpecError) as info:
+        parse_spec(doc)
+    assert info.value.field == field
+    assert message in info.value.message
+
+
+def test_outputs_of_different_sizes_are_refused():
+    doc = {"input": {"width": 8, "height": 8, "dtype": "int8"},
+           "outputs": ["a", "b"],
+           "stage": [{"name": "a", "op": "max_pool", "size": 2, "stride": 2},
+                     {"name": "b", "op": "max_pool", "size": 2, "stride": 1,
+                      "inputs": ["input"]}]}
+    with pytest.raises(SpecError, match=r"^outputs: .*one frame size: a is 4x4, b is 7x7"):
+        parse_spec(doc)
+
+
+# --- hardware ----------------------------------------------------------------------------
+
+def check_graph(doc, *, frames=2, seed=0, stall=0.3):
+    """Random stalls: bit-exact; unstalled: exactly ``F * ceil(W/P) * H + L`` cycles."""
+    pipeline = parse_spec(doc)
+    batch = random_batch(pipeline, frames, seed)
+    result = simulate(pipeline, batch, stall=stall, seed=seed, progress=False)
+    assert result.bit_exact, (result.frame_mismatches, result.marker_errors)
+    result = simulate(pipeline, batch, progress=False)
+    assert result.bit_exact
+    transfers = -(-pipeline.width // pipeline.lanes) * pipeline.height
+    assert result.cycles == frames * transfers + result.latency_cycles
+    return pipeline, result
+
+
+@pytest.mark.parametrize("doc", [
+    pytest.param(graph(BLUR, UNSHARP), id="unsharp"),
+    pytest.param(graph(BLUR, UNSHARP, width=13, height=9, pixels_per_clock=4), id="unsharp-4px"),
+    pytest.param(graph({"name": "gx", "op": "sobel", "dx": 1, "dy": 0},
+                       {"name": "gy", "op": "sobel", "dx": 0, "dy": 1, "ksize": 5,
+                        "inputs": ["input"]},
+                       {"name": "m", "op": "magnitude", "norm": "l2", "inputs": ["gx", "gy"]},
+                       outputs=["m", "gx"]), id="sobel-xy-two-outputs"),
+    pytest.param(graph({"name": "fine", "op": "gaussian", "ksize": 3},
+                       {"name": "coarse", "op": "gaussian", "ksize": 7, "inputs": ["input"]},
+                       {"name": "dog", "op": "subtract", "inputs": ["fine", "coarse"]},
+                       {"name": "inv", "op": "bitwise_not", "inputs": ["input"]},
+                       {"name": "out", "op": "max", "inputs": ["dog", "inv"]},
+                       channels=3), id="three-branches-rgb"),
+])
+def test_graph_hardware_is_exact(doc):
+    check_graph(doc)
+
+
+def test_skew_buffer_depth_is_exact(monkeypatch):
+    """The computed depths give ``F*W*H + L`` cycles; one entry fewer on the fast branch
+    stalls the fork and the count grows (by about a cycle per line: the 5x5 window's
+    line-start bubbles are what the buffer rides out)."""
+    doc = graph(BLUR, UNSHARP, width=24, height=10)
+    pipeline, exact = check_graph(doc, frames=1, stall=0.0)
+    top = pipeline.hardware()
+    assert top.skews == {("sharp", 0): top.arrival["blur"] - top.arrival["input"] + 1}
+
+    computed = hdl_top.skew_depth
+    monkeypatch.setattr(hdl_top, "skew_depth",
+                        lambda latencies: [d - 1 if d else 0 for d in computed(latencies)])
+    short = simulate(pipeline, random_batch(pipeline, 1), progress=False)
+    assert short.bit_exact
+    assert short.cycles > exact.cycles
+
+
+# --- command line ------------------------------------------------------------------------
+
+def test_cli_writes_one_file_per_output(tmp_path):
+    doc = graph(BLUR, {"name": "edges", "op": "sobel", "inputs": ["input"]},
+                outputs=["blur", "edges"], width=12, height=9)
+    spec = tmp_path / "g.toml"
+    spec.write_bytes(tomli_w.dumps(doc).encode())
+    pipeline = parse_spec(doc)
+    image = random_batch(pipeline, 1)[0]
+    np.save(tmp_path / "in.npy", image[:, :, 0])
+    golden = pipeline.golden_outputs(image)
+
+    assert cli.main(["golden", str(spec), str(tmp_path / "in.npy"), "-o",
+                     str(tmp_path / "g.npy")]) == 0
+    for name in ("blur", "edges"):
+        written = np.load(tmp_path / f"g_{name}.npy")
+        assert written.shape == (9, 12)      # grey: H x W, like numpy and OpenCV
+        np.testing.assert_array_equal(written, golden[name][:, :, 0])
+
+    assert cli.main(["sim", str(spec), str(tmp_path / "in.npy"), "--simulator", "amaranth",
+                     "-q", "-o", str(tmp_path / "hw.npz")]) == 0
+    with np.load(tmp_path / "hw.npz") as archive:
+        assert sorted(archive.files) == ["blur", "edges"]
+        np.testing.assert_array_equal(archive["edges"], golden["edges"][:, :, 0])
+
+    status = cli.main(["golden", str(spec), str(tmp_path / "in.npy"), "-o",
+                       str(tmp_path / "g.png")])
+    assert status == 2      # edges is int16: no PNG for it, and nothing is written
+    assert not list(tmp_path.glob("g_*.png"))
