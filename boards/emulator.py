@@ -2,7 +2,8 @@
 
 :class:`BoardEmulator` opens a pty pair; the host opens :attr:`BoardEmulator.port` with
 pyserial like a board's USB-UART. A thread reads input bytes and answers with the pipeline's
-golden output bytes, emitting each output row as soon as the input rows it may depend on have
+golden output bytes (every output, as :class:`~rasterflow.boards.host.OutputLayout` lays
+them out), emitting each output row as soon as the input rows it may depend on have
 arrived (``ceil((k + 1) * H / out_H) + latency_lines`` rows for output row ``k``, the
 liveness assumption of :mod:`rasterflow.boards.host`), so a host that keeps to its
 flow-control window makes progress exactly as with a board. It frames like the board
@@ -31,10 +32,8 @@ import time
 import tty
 import zlib
 
-import numpy as np
-
 from ..hdl.link import STATUS_INPUT_CRC_BAD
-from .host import RESYNC_GAP, bytes_to_frame, frame_to_bytes, link_plan, output_trailer
+from .host import RESYNC_GAP, bytes_to_frame, link_plan, output_trailer
 
 __all__ = ["BoardEmulator"]
 
@@ -84,13 +83,13 @@ class BoardEmulator:
 
     def _rows_ready(self, rows_in):
         """Output rows computable from ``rows_in`` complete input rows."""
-        p = self.pipeline
-        if rows_in >= p.height:
-            return p.out_height
+        height, out_height = self.plan.height, self.plan.out_height
+        if rows_in >= height:
+            return out_height
         ready = 0
-        while ready < p.out_height and min(
-                p.height, math.ceil((ready + 1) * p.height / p.out_height)
-                + p.latency_lines) <= rows_in:
+        while ready < out_height and min(
+                height, math.ceil((ready + 1) * height / out_height)
+                + self.pipeline.latency_lines) <= rows_in:
             ready += 1
         return ready
 
@@ -132,7 +131,7 @@ class BoardEmulator:
                 payload_out += rows
                 pending += rows
                 rows_emitted = rows_ready
-            if (not trailer_queued and rows_emitted == self.pipeline.out_height
+            if (not trailer_queued and rows_emitted == plan.out_height
                     and len(frame_in) >= plan.in_stream_bytes):
                 received = bytes(frame_in[:plan.in_frame_bytes])
                 crc = int.from_bytes(frame_in[plan.in_frame_bytes:plan.in_stream_bytes],
@@ -167,10 +166,11 @@ class BoardEmulator:
                 frame_out_sent, rows_emitted, trailer_queued = 0, 0, False
 
     def _golden_rows(self, frame_in, first, last):
-        """Golden output rows ``first..last-1``, from the input received so far (rows not yet
-        received are zeros: the output rows asked for do not depend on them)."""
+        """Golden output rows ``first..last-1`` of every output, from the input received so
+        far (rows not yet received are zeros: the output rows asked for do not depend on
+        them)."""
         p, plan = self.pipeline, self.plan
         padded = bytes(frame_in[:plan.in_frame_bytes]).ljust(plan.in_frame_bytes, b"\0")
         frame = bytes_to_frame(p.input_format, padded, p.height, p.width)
-        out = np.asarray(p.golden(frame)).reshape(p.out_height, p.out_width, -1)
-        return frame_to_bytes(p.output_format, out[first:last])
+        outputs = p.golden_outputs(frame)
+        return plan.output.to_bytes({name: out[first:last] for name, out in outputs.items()})

@@ -1,6 +1,16 @@
 """Host side of the UART image bridge: the link's framing, the flow-control plan and running
 a frame on a board.
 
+Output bytes
+------------
+A pipeline may have several outputs (all one frame size). On the link an output pixel is
+each output's pixel in ``pipeline.outputs`` order, each as :mod:`rasterflow.hdl.serdes` cuts
+a pixel into bytes (channels in order, little-endian, two's complement), and a frame is
+``out_H x out_W`` such pixels in raster order: the bytes of the pipeline hardware's joined
+output stream. With one output these are exactly that output's frame bytes.
+:class:`OutputLayout` converts between those bytes and ``{name: frame}``; the board top, this
+host side and the emulator all take it from :func:`link_plan`.
+
 Framing
 -------
 Each frame travels with a CRC-32 trailer both ways (:mod:`rasterflow.hdl.link` has the byte
@@ -64,17 +74,75 @@ from ..hdl.link import (IN_TRAILER_BYTES, OUT_TRAILER_BYTES, STATUS_FRAMING_ERRO
                         STATUS_INPUT_CRC_BAD, STATUS_RX_OVERFLOW)
 from ..hdl.serdes import bytes_per_pixel
 
-__all__ = ["RESYNC_GAP", "LinkPlan", "link_plan", "frame_to_bytes", "bytes_to_frame",
-           "input_stream", "output_trailer", "check_answer", "LinkError", "BoardTimeoutError",
-           "FrameCheckError", "run_on_board"]
+__all__ = ["RESYNC_GAP", "OutputLayout", "LinkPlan", "link_plan", "frame_to_bytes",
+           "bytes_to_frame", "input_stream", "output_trailer", "check_answer", "LinkError",
+           "BoardTimeoutError", "FrameCheckError", "run_on_board"]
 
 #: Seconds of silence in both directions after which the board resets its data path.
 RESYNC_GAP = 0.2
 
 
 @dataclass(frozen=True)
+class OutputLayout:
+    """A pipeline's outputs on the link (see "Output bytes" above): ``formats`` maps each
+    output's name to its :class:`PixelFormat`, in ``pipeline.outputs`` order; every output is
+    ``height x width``."""
+    formats: dict
+    height: int
+    width: int
+
+    @classmethod
+    def of(cls, pipeline):
+        first = pipeline.output(pipeline.outputs[0])
+        return cls(dict(pipeline.output_formats), first.out_height, first.out_width)
+
+    @property
+    def single(self):
+        return len(self.formats) == 1
+
+    @property
+    def stream_formats(self):
+        """What the pipeline hardware's ``o`` carries, as the serdes take it: the output's
+        format, or for several outputs the mapping (a joined stream)."""
+        return next(iter(self.formats.values())) if self.single else self.formats
+
+    @property
+    def bytes_per_pixel(self):
+        return bytes_per_pixel(self.stream_formats)
+
+    def to_bytes(self, outputs) -> bytes:
+        """The link bytes of ``{name: frame}`` (any number of rows, the same for all)."""
+        pixels = [np.frombuffer(frame_to_bytes(fmt, outputs[name]), np.uint8)
+                  .reshape(-1, bytes_per_pixel(fmt)) for name, fmt in self.formats.items()]
+        return np.concatenate(pixels, axis=1).tobytes()
+
+    def from_bytes(self, data: bytes) -> dict:
+        """``{name: height x width x C frame}`` from a frame's link bytes."""
+        pixels = np.frombuffer(data, np.uint8).reshape(self.height * self.width,
+                                                       self.bytes_per_pixel)
+        frames, start = {}, 0
+        for name, fmt in self.formats.items():
+            end = start + bytes_per_pixel(fmt)
+            frames[name] = bytes_to_frame(fmt, pixels[:, start:end].tobytes(), self.height,
+                                          self.width)
+            start = end
+        return frames
+
+    def result(self, outputs):
+        """``outputs`` as :func:`run_on_board` returns them: the frame of a single output,
+        else the ``{name: frame}`` dict itself."""
+        return next(iter(outputs.values())) if self.single else outputs
+
+    def named(self, result):
+        """The inverse of :meth:`result`: ``{name: frame}``."""
+        return {next(iter(self.formats)): result} if self.single else result
+
+
+@dataclass(frozen=True)
 class LinkPlan:
-    """Byte counts of one frame over the UART link and the host's send window."""
+    """Byte counts of one frame over the UART link, the host's send window and the output
+    bytes' layout."""
+    output: OutputLayout
     in_bytes_per_pixel: int
     out_bytes_per_pixel: int
     height: int
@@ -126,17 +194,18 @@ def link_plan(pipeline) -> LinkPlan:
     if not isinstance(latency_lines, int) or latency_lines < 0:
         raise ValueError(f"pipeline latency_lines must be a non-negative integer, "
                          f"not {latency_lines!r}")
+    output = OutputLayout.of(pipeline)
     in_bpp = bytes_per_pixel(pipeline.input_format)
-    out_bpp = bytes_per_pixel(pipeline.output_format)
     window_rows = min(pipeline.height,
-                      latency_lines + 2 + 2 * math.ceil(pipeline.height / pipeline.out_height))
+                      latency_lines + 2 + 2 * math.ceil(pipeline.height / output.height))
     return LinkPlan(
+        output=output,
         in_bytes_per_pixel=in_bpp,
-        out_bytes_per_pixel=out_bpp,
+        out_bytes_per_pixel=output.bytes_per_pixel,
         height=pipeline.height,
-        out_height=pipeline.out_height,
+        out_height=output.height,
         in_row_bytes=pipeline.width * in_bpp,
-        out_row_bytes=pipeline.out_width * out_bpp,
+        out_row_bytes=output.width * output.bytes_per_pixel,
         window_rows=window_rows,
     )
 
@@ -222,7 +291,7 @@ def _check_frame_shape(pipeline, frame):
 
 
 def run_on_board(pipeline, frame, port, baud, timeout=2.0, retries=2,
-                 report=lambda message: None) -> np.ndarray:
+                 report=lambda message: None):
     """Send ``frame`` through the board on serial ``port`` and return its verified output.
 
     Input is sent with its CRC trailer within the flow-control window of :func:`link_plan`;
@@ -230,8 +299,9 @@ def run_on_board(pipeline, frame, port, baud, timeout=2.0, retries=2,
     longest time in seconds to wait without receiving any byte. A failed check or a timeout
     is passed to ``report`` and the frame sent again after a quiet :data:`RESYNC_GAP`, up to
     ``retries`` times; then :class:`BoardTimeoutError` or :class:`FrameCheckError` (of the
-    last attempt) says what happened and how many bytes arrived. Returns
-    ``out_H x out_W x out_C`` of the output format's dtype.
+    last attempt) says what happened and how many bytes arrived. Returns the output,
+    ``out_H x out_W x out_C`` of its format's dtype, or for a pipeline with several outputs
+    ``{name: frame}`` of every output (:meth:`OutputLayout.result`).
     """
     if not isinstance(retries, int) or retries < 0:
         raise ValueError(f"retries must be a non-negative integer, not {retries!r}")
@@ -254,8 +324,7 @@ def run_on_board(pipeline, frame, port, baud, timeout=2.0, retries=2,
                        f"{RESYNC_GAP:g} s of quiet")
                 _wait_for_quiet(link)
             else:
-                return bytes_to_frame(pipeline.output_format, payload,
-                                      pipeline.out_height, pipeline.out_width)
+                return plan.output.result(plan.output.from_bytes(payload))
 
 
 def _exchange(link, plan, to_send, timeout):

@@ -6,6 +6,10 @@ Data path (all in the ``sync`` domain)::
            -> PixelsToBytes -> OutputFramer -> TX FIFO -> UARTTransmitter -> tx pin
                                 ^ input CRC verdict, RX error flags
 
+A pipeline with several outputs emits them as one joined stream; PixelsToBytes sends each
+pixel of it as every output's pixel bytes in turn, the output byte layout of
+:class:`rasterflow.boards.host.OutputLayout`.
+
 Both directions carry a CRC-32 trailer per frame (format in :mod:`rasterflow.hdl.link`):
 the checker strips the host's trailer so the byte-to-pixel path sees exactly the frame's
 payload, and the framer appends the board's length, status and CRC.
@@ -49,9 +53,11 @@ class UARTBridge(wiring.Component):
     """UART <-> pipeline bridge with plain serial pins and framed, CRC-checked frames.
 
     ``pipeline`` follows the rasterflow Pipeline contract (``hardware()``, formats, sizes,
-    ``latency_lines``). ``divisor`` is the UART's clocks per bit; ``resync_clocks`` the quiet
-    time after which the data path resets (at least 20 byte times, so that a host that is
-    merely between two bytes is never mistaken for a quiet link).
+    ``outputs``, ``output_formats``, ``output(name)``, ``latency_lines``); every output
+    leaves, in the byte layout of :class:`~rasterflow.boards.host.OutputLayout`. ``divisor``
+    is the UART's clocks per bit; ``resync_clocks`` the quiet time after which the data path
+    resets (at least 20 byte times, so that a host that is merely between two bytes is never
+    mistaken for a quiet link).
 
     Status outputs: ``overflow`` (latched until reset: a byte arrived while the RX FIFO was
     full, i.e. the host broke the flow-control window), ``framing_error`` (latched until
@@ -93,6 +99,7 @@ class UARTBridge(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         p = self.pipeline
+        output = self.plan.output
         resync = Signal()
         blocks = {
             "receiver": UARTReceiver(self.divisor),
@@ -100,14 +107,14 @@ class UARTBridge(wiring.Component):
             "check_input": InputFrameChecker(self.plan.in_frame_bytes),
             "to_pixels": BytesToPixels(p.input_format, p.width, p.height),
             "pipeline": p.hardware(),
-            "to_bytes": PixelsToBytes(p.output_format),
+            "to_bytes": PixelsToBytes(output.stream_formats),
             "frame_output": OutputFramer(self.plan.out_frame_bytes),
             "tx_fifo": fifo.SyncFIFOBuffered(width=8, depth=self.tx_fifo_depth),
             "transmitter": UARTTransmitter(self.divisor),
         }
         if p.lanes > 1:
             blocks["packer"] = LanePacker(p.input_format, p.width, p.height, p.lanes)
-            blocks["unpacker"] = LaneUnpacker(p.output_format, p.out_width, p.lanes)
+            blocks["unpacker"] = LaneUnpacker(output.stream_formats, output.width, p.lanes)
         for name, block in blocks.items():
             m.submodules[name] = ResetInserter(resync)(block)
         b = blocks
@@ -150,9 +157,9 @@ class UARTBridge(wiring.Component):
             m.d.sync += quiet.eq(quiet + 1)
 
         pipeline_o = b["pipeline"].o
-        out_row = Signal(range(self.pipeline.out_height))
+        out_row = Signal(range(output.height))
         with m.If(pipeline_o.valid & pipeline_o.ready & pipeline_o.payload.eol):
-            with m.If(out_row == self.pipeline.out_height - 1):
+            with m.If(out_row == output.height - 1):
                 m.d.sync += [out_row.eq(0), self.frame_done.eq(~self.frame_done)]
             with m.Else():
                 m.d.sync += out_row.eq(out_row + 1)

@@ -4,23 +4,58 @@ On the byte side a pixel is its channels in order (channel 0 first), each channe
 little-endian, two's complement for signed types: exactly the bit order of the payload's
 ``data`` field (an array of channels at the LSB), cut into bytes from the LSB up. Host code
 produces the same order with ``frame.astype(fmt.np_dtype.newbyteorder("<")).tobytes()``.
+
+:class:`PixelsToBytes` and :class:`LaneUnpacker` also take a joined pixel, given as a
+mapping of names to formats (the payload of
+:func:`~rasterflow.hdl.payload.joined_stream_layout`): its ``data`` is a struct whose first
+field sits at the LSB, so on the byte side a joined pixel is each field's pixel, as above,
+in field order.
 """
+from collections.abc import Mapping
+
 from amaranth.hdl import Cat, Module, Mux, Shape, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.pixel import PixelFormat
-from .payload import lanes_of, pixel_layout, pixel_stream_signature
+from .payload import (joined_stream_layout, lanes_of, pixel_layout, pixel_stream_layout,
+                      pixel_stream_signature)
 
-__all__ = ["bytes_per_pixel", "BytesToPixels", "PixelsToBytes", "LanePacker", "LaneUnpacker"]
+__all__ = ["bytes_per_pixel", "payload_layout", "BytesToPixels", "PixelsToBytes",
+           "LanePacker", "LaneUnpacker"]
 
 
-def bytes_per_pixel(fmt: PixelFormat) -> int:
-    if not isinstance(fmt, PixelFormat):
-        raise TypeError(f"expected a PixelFormat, not {fmt!r}")
-    if fmt.bits % 8:
-        raise ValueError(f"pixel format {fmt} has {fmt.bits}-bit channels, not whole bytes")
-    return Shape.cast(pixel_layout(fmt)).width // 8
+def _formats(fmt):
+    """The formats of a pixel (one) or of a joined pixel (each field's), checked."""
+    formats = list(fmt.values()) if isinstance(fmt, Mapping) else [fmt]
+    if not formats:
+        raise ValueError("a joined pixel needs at least one format")
+    for each in formats:
+        if not isinstance(each, PixelFormat):
+            raise TypeError(f"expected a PixelFormat or a mapping of names to PixelFormats, "
+                            f"not {each!r}")
+    return formats
+
+
+def payload_layout(fmt, lanes=1):
+    """The stream payload carrying pixels of ``fmt`` with ``lanes`` pixels per transfer:
+    :func:`~rasterflow.hdl.payload.pixel_stream_layout` for a :class:`PixelFormat`,
+    :func:`~rasterflow.hdl.payload.joined_stream_layout` for a non-empty mapping of names to
+    PixelFormats (a joined pixel)."""
+    _formats(fmt)
+    if isinstance(fmt, Mapping):
+        return joined_stream_layout(fmt, lanes)
+    return pixel_stream_layout(fmt, lanes)
+
+
+def bytes_per_pixel(fmt) -> int:
+    """Bytes of one pixel of ``fmt`` (a format or a joined pixel, as :func:`payload_layout`
+    takes) on the byte side; every channel must be whole bytes."""
+    for each in _formats(fmt):
+        if each.bits % 8:
+            raise ValueError(f"pixel format {each} has {each.bits}-bit channels, not whole "
+                             f"bytes")
+    return Shape.cast(payload_layout(fmt)["data"].shape).width // 8
 
 
 class BytesToPixels(wiring.Component):
@@ -37,6 +72,8 @@ class BytesToPixels(wiring.Component):
     """
 
     def __init__(self, fmt: PixelFormat, width: int, height: int):
+        if not isinstance(fmt, PixelFormat):
+            raise TypeError(f"expected a PixelFormat, not {fmt!r}")
         self.bytes_per_pixel = bytes_per_pixel(fmt)
         for name, value in (("width", width), ("height", height)):
             if not isinstance(value, int) or value < 1:
@@ -85,16 +122,20 @@ class BytesToPixels(wiring.Component):
 class PixelsToBytes(wiring.Component):
     """Pixel stream ``i`` -> byte stream ``o`` (``sof``/``eol`` are not transmitted).
 
+    ``fmt`` is a :class:`PixelFormat`, or a mapping of names to formats for a joined stream
+    (see :func:`payload_layout`), whose pixel leaves as each field's bytes in field order.
+
     Latency: 1 clock from a pixel transfer to its first byte on ``o``. Throughput: one byte per
     clock; the next pixel is accepted in the same clock as the last byte of the current one
-    leaves (``i.ready`` depends on ``o.ready`` then). Memory: one pixel shift register.
+    leaves (``i.ready`` depends on ``o.ready`` then). Memory: one pixel shift register
+    (:func:`bytes_per_pixel` bytes).
     """
 
-    def __init__(self, fmt: PixelFormat):
+    def __init__(self, fmt):
         self.bytes_per_pixel = bytes_per_pixel(fmt)
         self.fmt = fmt
         super().__init__({
-            "i": In(pixel_stream_signature(fmt)),
+            "i": In(stream.Signature(payload_layout(fmt))),
             "o": Out(stream.Signature(8)),
         })
 
@@ -175,16 +216,19 @@ class LaneUnpacker(wiring.Component):
     """``lanes`` pixels per transfer -> one pixel per transfer, dropping each line's padding
     lanes (``lanes * ceil(W / lanes) - W`` of them, in its last transfer).
 
+    ``fmt`` is a :class:`PixelFormat`, or a mapping of names to formats for a joined stream
+    (see :func:`payload_layout`); a lane is then one joined pixel.
+
     One pixel per cycle out; latency 0 (``o`` is a view of the held input transfer);
     no memory beyond the lane counter.
     """
-    def __init__(self, fmt: PixelFormat, width: int, lanes: int):
+    def __init__(self, fmt, width: int, lanes: int):
         for name, value in (("width", width), ("lanes", lanes)):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, not {value!r}")
         self.fmt, self.width, self.lanes = fmt, width, lanes
-        super().__init__({"i": In(pixel_stream_signature(fmt, lanes)),
-                          "o": Out(pixel_stream_signature(fmt))})
+        super().__init__({"i": In(stream.Signature(payload_layout(fmt, lanes))),
+                          "o": Out(stream.Signature(payload_layout(fmt)))})
 
     def elaborate(self, platform):
         m = Module()

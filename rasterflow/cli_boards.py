@@ -4,20 +4,21 @@ The CLI owner calls :func:`add_board_commands` with its argparse subparsers and 
 ``load_pipeline(spec_path)`` callable; every subcommand sets ``func`` so that
 ``args.func(args)`` runs it and returns the exit status (0 on success; 1 on an error or, for
 ``run``, on a frame the link could not carry intact after its retries, or on any difference
-from the golden model). ``run`` writes its output only from a frame that passed the link's
-CRC, length and status checks, and atomically: a failed run leaves no output file.
+from the golden model). ``run`` writes its outputs (every output of a graph pipeline, see
+:func:`rasterflow.files.write_outputs`) only from a frame that passed the link's CRC, length
+and status checks, and atomically: a failed run leaves no output file.
 """
 import argparse
-import io
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write_bytes
+from .files import (atomic_write_bytes, comparison_image, output_paths, write_image,
+                    write_outputs)
 
-__all__ = ["add_board_commands", "find_port", "load_frame", "save_frame"]
+__all__ = ["add_board_commands", "find_port", "load_frame"]
 
 
 _PNG_MODES = {1: "L", 3: "RGB", 4: "RGBA"}
@@ -46,27 +47,35 @@ def load_frame(path, fmt, height, width):
     return frame.astype(fmt.np_dtype)
 
 
-def _png_bytes(array):
-    from PIL import Image
-    buffer = io.BytesIO()
-    array = array[:, :, 0] if array.shape[2] == 1 else array
-    Image.fromarray(array).save(buffer, format="PNG")
-    return buffer.getvalue()
+#: Channel counts of uint8 frames that :func:`rasterflow.files.write_image` writes as PNG.
+_PNG_OUTPUT_CHANNELS = (1, 3)
 
 
-def save_frame(path, frame, fmt):
-    """``.npy`` for any format; ``.png`` for uint8 with 1, 3 or 4 channels."""
-    path = Path(path)
-    if path.suffix == ".png":
-        if fmt.dtype != "uint8" or fmt.channels not in _PNG_MODES:
-            raise ValueError(f"output {fmt} cannot be saved as PNG; use a .npy output path")
-        atomic_write_bytes(path, _png_bytes(frame))
-    elif path.suffix == ".npy":
-        buffer = io.BytesIO()
-        np.save(buffer, frame)
-        atomic_write_bytes(path, buffer.getvalue())
-    else:
-        raise ValueError(f"output path {path} must end in .npy or .png")
+def _check_output_path(path, formats):
+    """Refuse, before the board runs, an output path that cannot hold every output."""
+    suffix = path.suffix.lower()
+    if suffix not in (".npy", ".png", ".npz"):
+        raise ValueError(f"output path {path} must end in .npy, .png or .npz")
+    for name, fmt in formats.items():
+        if suffix == ".png" and (fmt.dtype != "uint8"
+                                 or fmt.channels not in _PNG_OUTPUT_CHANNELS):
+            which = f"output {name!r} ({fmt})" if len(formats) > 1 else f"output {fmt}"
+            raise ValueError(f"{which} cannot be saved as PNG; use a .npy output path")
+
+
+def _diff_paths(path, names):
+    """``<stem>.diff.png`` beside each output's file (per output, also when an ``.npz`` holds
+    them all)."""
+    return {name: each.with_suffix(".diff.png")
+            for name, each in output_paths(path.with_suffix(".png"), names).items()}
+
+
+def _diff_picture(expected, got, name, single):
+    """One output's diff picture: for a single output, differing pixels white on black; for
+    one of several, the labelled golden | board | diff comparison."""
+    if single:
+        return (np.any(got != expected, axis=2) * 255).astype(np.uint8)[:, :, None]
+    return comparison_image(expected, got, title=name)
 
 
 def find_port(board):
@@ -148,41 +157,67 @@ def _cmd_flash(args):
 def _cmd_run(args, load_pipeline):
     import serial
 
-    from .boards.host import LinkError, run_on_board
+    from .boards.host import LinkError, link_plan, run_on_board
     from .boards.platforms import get_board
     pipeline = load_pipeline(args.spec)
-    out_fmt = pipeline.output_format
     output_path = Path(args.output or f"{Path(args.image).stem}.{pipeline.name}.{args.board}.npy")
-    diff_path = output_path.with_name(output_path.stem + ".diff.png")
     try:
         board = get_board(args.board)
-        if output_path.suffix == ".png" and (out_fmt.dtype != "uint8"
-                                             or out_fmt.channels not in _PNG_MODES):
-            raise ValueError(f"output {out_fmt} cannot be saved as PNG; use a .npy output path")
+        layout = link_plan(pipeline).output
+        _check_output_path(output_path, layout.formats)
         frame = load_frame(args.image, pipeline.input_format, pipeline.height, pipeline.width)
         port = args.port or find_port(board)
         baud = args.baud or board.default_baud
-        got = run_on_board(pipeline, frame, port, baud, timeout=args.timeout,
-                           retries=args.retries,
-                           report=lambda message: print(f"warning: {message}",
-                                                        file=sys.stderr))
+        got = layout.named(run_on_board(pipeline, frame, port, baud, timeout=args.timeout,
+                                        retries=args.retries,
+                                        report=lambda message: print(f"warning: {message}",
+                                                                     file=sys.stderr)))
     except (LinkError, serial.SerialException, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    expected = np.asarray(pipeline.golden(frame)).reshape(got.shape).astype(out_fmt.np_dtype)
-    save_frame(output_path, got, out_fmt)
-    differs = np.any(got != expected, axis=2)
-    atomic_write_bytes(diff_path, _png_bytes((differs * 255).astype(np.uint8)[:, :, None]))
-    if differs.any():
-        ys, xs = np.nonzero(differs)
-        print(f"MISMATCH: {differs.sum()} of {differs.size} output pixels differ from the "
-              f"golden model (first at row {ys[0]}, column {xs[0]}: board "
-              f"{got[ys[0], xs[0]].tolist()}, golden {expected[ys[0], xs[0]].tolist()}); "
-              f"diff image {diff_path}", file=sys.stderr)
+    return _save_and_compare(layout, got, pipeline.golden_outputs(frame), output_path)
+
+
+def _save_and_compare(layout, got, golden, output_path):
+    """Write the board's outputs and a diff picture per output; compare each with the golden
+    model and report. The exit status: 1 if any output differs."""
+    written = write_outputs(output_path, got)
+    diff_paths = _diff_paths(output_path, list(got))
+    mismatched = False
+    for name, fmt in layout.formats.items():
+        expected = np.asarray(golden[name]).reshape(got[name].shape).astype(fmt.np_dtype)
+        written.append(write_image(diff_paths[name], _diff_picture(expected, got[name], name,
+                                                                   layout.single)))
+        label = "" if layout.single else f"output {name!r}: "
+        mismatched |= _report_mismatch(label, expected, got[name], diff_paths[name])
+    if mismatched:
         return 1
-    print(f"bit-exact: {got.shape[0]}x{got.shape[1]}x{got.shape[2]} {out_fmt.dtype} output "
-          f"matches the golden model; wrote {output_path} and {diff_path}")
+    shapes = {name: f"{'x'.join(map(str, got[name].shape))} {fmt.dtype}"
+              for name, fmt in layout.formats.items()}
+    if layout.single:
+        (shape,) = shapes.values()
+        what = f"{shape} output matches"
+    else:
+        what = "outputs " + ", ".join(f"{name} ({shape})" for name, shape in shapes.items()) \
+            + " match"
+    paths = [str(path) for path in written]
+    print(f"bit-exact: {what} the golden model; wrote {', '.join(paths[:-1])} and "
+          f"{paths[-1]}")
     return 0
+
+
+def _report_mismatch(label, expected, got, diff_path):
+    """Print where an output (named in ``label``) differs from the golden model; whether it
+    does."""
+    differs = np.any(got != expected, axis=2)
+    if not differs.any():
+        return False
+    ys, xs = np.nonzero(differs)
+    print(f"MISMATCH: {label}{differs.sum()} of {differs.size} output pixels differ from the "
+          f"golden model (first at row {ys[0]}, column {xs[0]}: board "
+          f"{got[ys[0], xs[0]].tolist()}, golden {expected[ys[0], xs[0]].tolist()}); "
+          f"diff image {diff_path}", file=sys.stderr)
+    return True
 
 
 def _non_negative_int(text):
@@ -230,6 +265,9 @@ def add_board_commands(subparsers, load_pipeline):
     p.add_argument("--retries", type=_non_negative_int, default=2,
                    help="times to resend a frame that failed the link's CRC, length or "
                         "status check or timed out (default: 2)")
-    p.add_argument("-o", "--output", help="output .npy (any format) or .png (uint8); a "
-                                          "<output>.diff.png marks differing pixels")
+    p.add_argument("-o", "--output",
+                   help="output .npy (any format), .png (uint8, 1 or 3 channels) or .npz "
+                        "(every output in one file); several outputs go to "
+                        "<stem>_<name><suffix> each; a <stem>.diff.png per output file "
+                        "marks differing pixels")
     p.set_defaults(func=lambda args: _cmd_run(args, load_pipeline))

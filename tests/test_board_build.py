@@ -14,7 +14,7 @@ from rasterflow.boards.platforms import BOARDS, get_board
 from rasterflow.boards.top import BoardTop
 from rasterflow.cli_boards import add_board_commands
 from rasterflow.spec import parse_spec
-from test_board_top import plus_one
+from test_board_top import blur_and_edges, plus_one
 
 REPORT_FIELDS = {"board", "device", "fmax_mhz", "clock_mhz", "luts", "ffs", "brams", "dsps",
                  "utilization", "bitstream", "build_seconds"}
@@ -72,6 +72,20 @@ def test_build_icebreaker_from_cli(tmp_path, capsys):
     check_report(report, "icebreaker", tmp_path / "b")
     assert report["clock_mhz"] == 12 and report["bitstream"].endswith(".bin")
     assert "icebreaker (iCE40UP5K):" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_build_icebreaker_with_two_outputs(tmp_path):
+    """A graph pipeline with a uint8 and an int16 output: the board top serialises the joined
+    output stream (3 bytes per pixel)."""
+    parser = argparse.ArgumentParser()
+    add_board_commands(parser.add_subparsers(required=True),
+                       lambda spec: blur_and_edges(16, 8))
+    report_path = tmp_path / "report.json"
+    args = parser.parse_args(["build", "spec.toml", "--board", "icebreaker", "--build-dir",
+                              str(tmp_path / "b"), "--report", str(report_path), "--quiet"])
+    assert args.func(args) == 0
+    check_report(json.loads(report_path.read_text()), "icebreaker", tmp_path / "b")
 
 
 @pytest.mark.slow

@@ -9,10 +9,13 @@ import pytest
 from PIL import Image
 
 from rasterflow.boards.emulator import BoardEmulator
-from rasterflow.boards.host import (BoardTimeoutError, FrameCheckError, frame_to_bytes,
-                                    input_stream, link_plan, run_on_board)
+from rasterflow.boards.host import (BoardTimeoutError, FrameCheckError, OutputLayout,
+                                    frame_to_bytes, input_stream, link_plan, run_on_board)
 from rasterflow.cli_boards import add_board_commands
-from test_board_top import fan_out_16, plus_one, random_frame, widen_int16
+from rasterflow.files import LABEL_HEIGHT
+from rasterflow.golden.pixel import PixelFormat
+from test_board_top import (blur_and_edges, blur_and_edges_bytes, fan_out_16, plus_one,
+                            random_frame, widen_int16)
 
 BAUD = 1_000_000
 
@@ -32,12 +35,45 @@ def test_link_plan_window_and_consumed_bound():
 def test_link_plan_downscaling_pipeline():
     # A 2:1 downscale with one line of latency: output row k depends on input row 2k.
     fmt = plus_one().input_format
-    downscale = SimpleNamespace(input_format=fmt, output_format=fmt, width=8, height=8,
-                                out_width=4, out_height=4, latency_lines=1)
+    out = SimpleNamespace(out_width=4, out_height=4)
+    downscale = SimpleNamespace(input_format=fmt, outputs=["out"], output_formats={"out": fmt},
+                                output=lambda name: out, width=8, height=8, latency_lines=1)
     plan = link_plan(downscale)
     assert plan.window_rows == 1 + 2 + 2 * 2
     assert plan.consumed_lower_bound(4) == 8            # out row 0 => in row 0
     assert plan.consumed_lower_bound(8) == 3 * 8        # out row 1 => in rows 0..2
+
+
+def test_output_layout_interleaves_the_outputs_per_pixel():
+    layout = OutputLayout({"blur": PixelFormat(1, "uint8"), "edges": PixelFormat(1, "int16")},
+                          height=1, width=2)
+    outputs = {"blur": np.array([[[1], [3]]], np.uint8),
+               "edges": np.array([[[-2], [0x0102]]], np.int16)}
+    assert layout.bytes_per_pixel == 3
+    assert layout.to_bytes(outputs) == b"\x01\xfe\xff\x03\x02\x01"
+    assert layout.to_bytes(outputs) == blur_and_edges_bytes(outputs["blur"], outputs["edges"])
+    back = layout.from_bytes(layout.to_bytes(outputs))
+    assert list(back) == ["blur", "edges"] and back["edges"].dtype == np.int16
+    for name in outputs:
+        np.testing.assert_array_equal(back[name], outputs[name])
+    assert layout.result(back) is back and layout.named(back) is back
+
+
+def test_output_layout_of_one_output_is_its_frame_bytes():
+    pipeline = widen_int16(4, 3)
+    layout = link_plan(pipeline).output
+    out = pipeline.golden(random_frame(pipeline))
+    assert layout.to_bytes({"widen_int16": out}) == frame_to_bytes(pipeline.output_format, out)
+    got = layout.result(layout.from_bytes(layout.to_bytes({"widen_int16": out})))
+    np.testing.assert_array_equal(got, out)
+    assert list(layout.named(got)) == ["widen_int16"]
+
+
+def test_link_plan_counts_every_output():
+    plan = link_plan(blur_and_edges(16, 12))
+    assert (plan.out_bytes_per_pixel, plan.out_row_bytes) == (3, 48)
+    assert plan.out_stream_bytes == 12 * 48 + 9
+    assert plan.output.stream_formats == blur_and_edges().output_formats
 
 
 def test_frame_bytes_are_little_endian_channel_first():
@@ -118,6 +154,18 @@ def test_run_on_board_gives_up_on_a_persistent_fault():
             run_on_board(pipeline, random_frame(pipeline), board.port, BAUD, timeout=1,
                          report=reports.append)
     assert len(reports) == 2 and board.frames == 3
+
+
+def test_run_on_board_returns_every_output():
+    pipeline = blur_and_edges(16, 12)
+    frame = random_frame(pipeline, seed=12)
+    with BoardEmulator(pipeline) as board:
+        got = run_on_board(pipeline, frame, board.port, BAUD, timeout=2)
+    assert list(got) == ["blur", "edges"]
+    for name, expected in pipeline.golden_outputs(frame).items():
+        np.testing.assert_array_equal(got[name], expected)
+        assert got[name].dtype == expected.dtype
+    assert board.window_violations == 0
 
 
 def test_run_on_board_rejects_wrong_frame_shape():
@@ -233,3 +281,111 @@ def test_cli_run_refuses_png_for_int16_output(tmp_path, capsys):
                   "--port", "/dev/null", "-o", str(tmp_path / "out.png")], pipeline)
     assert status == 1
     assert "use a .npy output path" in capsys.readouterr().err
+
+
+# --- CLI with a pipeline of several outputs ------------------------------------------------
+
+@pytest.fixture
+def graph_camera(tmp_path):
+    pipeline = blur_and_edges(16, 12)
+    frame = random_frame(pipeline, seed=13)
+    image = tmp_path / "in.png"
+    Image.fromarray(frame[:, :, 0]).save(image)
+    return pipeline, frame, image
+
+
+def test_cli_run_writes_every_output(tmp_path, graph_camera, capsys):
+    pipeline, frame, image = graph_camera
+    with BoardEmulator(pipeline) as board:
+        status = cli(["run", "s", str(image), "--board", "icebreaker", "--port", board.port,
+                      "-o", str(tmp_path / "out.npy")], pipeline)
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "bit-exact: outputs blur (12x16x1 uint8), edges (12x16x1 int16) match" in captured.out
+    golden = pipeline.golden_outputs(frame)
+    for name in ("blur", "edges"):
+        np.testing.assert_array_equal(np.load(tmp_path / f"out_{name}.npy"), golden[name][:, :, 0])
+        # A labelled golden | board | diff comparison, nothing marked red.
+        picture = np.asarray(Image.open(tmp_path / f"out_{name}.diff.png"))
+        assert picture.shape[0] == 12 + LABEL_HEIGHT
+        assert not np.all(picture[LABEL_HEIGHT:] == (255, 0, 0), axis=2).any()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.png", "out_blur.diff.png", "out_blur.npy", "out_edges.diff.png", "out_edges.npy"]
+
+
+def test_cli_run_every_output_into_one_npz(tmp_path, graph_camera, capsys):
+    pipeline, frame, image = graph_camera
+    with BoardEmulator(pipeline) as board:
+        status = cli(["run", "s", str(image), "--board", "icebreaker", "--port", board.port,
+                      "-o", str(tmp_path / "out.npz")], pipeline)
+    assert status == 0, capsys.readouterr().err
+    with np.load(tmp_path / "out.npz") as saved:
+        for name, expected in pipeline.golden_outputs(frame).items():
+            np.testing.assert_array_equal(saved[name], expected[:, :, 0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.png", "out.npz", "out_blur.diff.png", "out_edges.diff.png"]
+
+
+class WrongGoldenEdges:
+    """``pipeline`` whose golden edges differ from the board's in one pixel."""
+    def __init__(self, pipeline):
+        self._pipeline = pipeline
+
+    def __getattr__(self, name):
+        return getattr(self._pipeline, name)
+
+    def golden_outputs(self, frame):
+        outputs = self._pipeline.golden_outputs(frame)
+        outputs["edges"] = outputs["edges"].copy()
+        outputs["edges"][2, 3] += 1
+        return outputs
+
+
+def test_cli_run_names_the_output_that_differs(tmp_path, graph_camera, capsys):
+    pipeline, _, image = graph_camera
+    with BoardEmulator(pipeline) as board:
+        status = cli(["run", "s", str(image), "--board", "icebreaker", "--port", board.port,
+                      "-o", str(tmp_path / "out.npy")], WrongGoldenEdges(pipeline))
+    assert status == 1
+    err = capsys.readouterr().err
+    assert "MISMATCH: output 'edges': 1 of 192 output pixels differ from the golden model " \
+           "(first at row 2, column 3" in err
+    assert "'blur'" not in err
+    red = np.all(np.asarray(Image.open(tmp_path / "out_edges.diff.png")) == (255, 0, 0), axis=2)
+    assert red.sum() == 1
+    assert not np.all(np.asarray(Image.open(tmp_path / "out_blur.diff.png")) == (255, 0, 0),
+                      axis=2).any()
+
+
+def test_cli_run_graph_retries_transient_input_corruption(tmp_path, graph_camera, capsys):
+    pipeline, frame, image = graph_camera
+    with BoardEmulator(pipeline, corrupt_input_every=41, faulty_frames=1) as board:
+        status = cli(["run", "s", str(image), "--board", "icebreaker", "--port", board.port,
+                      "-o", str(tmp_path / "out.npy")], pipeline)
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "warning: attempt 1 of 3 failed: board status 0x01: input CRC bad" in captured.err
+    np.testing.assert_array_equal(np.load(tmp_path / "out_edges.npy"),
+                                  pipeline.golden_outputs(frame)["edges"][:, :, 0])
+
+
+def test_cli_run_graph_persistent_output_corruption_fails_without_output(tmp_path,
+                                                                        graph_camera, capsys):
+    pipeline, _, image = graph_camera
+    with BoardEmulator(pipeline, corrupt_output_every=37) as board:
+        status = cli(["run", "s", str(image), "--board", "icebreaker", "--port", board.port,
+                      "--retries", "1", "-o", str(tmp_path / "out.npy")], pipeline)
+    assert status == 1
+    err = capsys.readouterr().err
+    # 16 x 12 pixels of 3 bytes and the 5 bytes of length and status before the CRC.
+    assert err.count("output corrupted on the way back: CRC-32 of the 581 received bytes") == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+def test_cli_run_refuses_png_for_an_int16_output_of_several(tmp_path, graph_camera, capsys):
+    pipeline, _, image = graph_camera
+    status = cli(["run", "s", str(image), "--board", "icebreaker", "--port", "/dev/null",
+                  "-o", str(tmp_path / "out.png")], pipeline)
+    assert status == 1
+    assert "output 'edges' (" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]

@@ -15,8 +15,9 @@ from rasterflow.boards.host import (bytes_to_frame, check_answer, frame_to_bytes
 from rasterflow.boards.top import UARTBridge, ecp5_pll_config, ice40_pll_config
 from rasterflow.golden.pixel import PixelFormat
 from rasterflow.hdl.link import STATUS_INPUT_CRC_BAD
-from rasterflow.hdl.payload import pixel_stream_signature
-from rasterflow.hdl.serdes import BytesToPixels, PixelsToBytes, bytes_per_pixel
+from rasterflow.hdl.payload import pack_joined, pixel_stream_signature
+from rasterflow.hdl.serdes import BytesToPixels, LaneUnpacker, PixelsToBytes, bytes_per_pixel
+from rasterflow.spec import parse_spec
 from test_uart import drive_uart_byte, sample_uart_byte
 
 
@@ -71,6 +72,20 @@ class StandInPipeline:
     def offsets(self):
         return [1 + self.offset_step * k for k in range(self.output_format.channels)]
 
+    @property
+    def outputs(self):
+        return [self.name]
+
+    @property
+    def output_formats(self):
+        return {self.name: self.output_format}
+
+    def output(self, name):
+        return self      # has out_width and out_height
+
+    def golden_outputs(self, frame):
+        return {self.name: self.golden(frame)}
+
     def golden(self, frame):
         frame = np.asarray(frame, dtype=np.int64).reshape(self.height, self.width, -1)
         channels = self.output_format.channels
@@ -97,6 +112,24 @@ def fan_out_16(width=8, height=6):
     """Worst case for flow control: 1 byte in, 16 bytes out per pixel."""
     return StandInPipeline("fan_out_16", PixelFormat(1, "uint8"), PixelFormat(16, "int8"),
                            width, height, offset_step=17)
+
+
+def blur_and_edges(width=8, height=6, pixels_per_clock=1):
+    """A graph with two outputs of different formats: the input blurred (uint8) and its
+    Sobel x gradient (int16)."""
+    return parse_spec({"input": {"width": width, "height": height,
+                                 "pixels_per_clock": pixels_per_clock},
+                       "outputs": ["blur", "edges"],
+                       "stage": [{"name": "blur", "op": "gaussian", "ksize": 3},
+                                 {"name": "edges", "op": "sobel", "inputs": ["input"]}]})
+
+
+def blur_and_edges_bytes(blur, edges):
+    """The link bytes of the two outputs, spelled out: per pixel, blur's byte, then edges'
+    two bytes, little-endian two's complement."""
+    return np.concatenate([blur.reshape(-1, 1).astype(np.uint8),
+                           edges.astype("<i2").reshape(-1, 1).view(np.uint8)],
+                          axis=1).tobytes()
 
 
 def random_frame(pipeline, seed=0):
@@ -187,6 +220,68 @@ def test_serdes_round_trip(fmt, gaps):
     if not gaps:
         # Full throughput: after the pipeline fills, one byte leaves every clock.
         assert cycles[-1] - cycles[0] == len(stream_in) - 1
+
+
+JOINED = {"a": PixelFormat(1, "uint8"), "b": PixelFormat(2, "int16")}
+
+
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
+def test_joined_pixel_validation():
+    assert bytes_per_pixel(JOINED) == 5
+    with pytest.raises(ValueError, match="at least one format"):
+        PixelsToBytes({})
+    with pytest.raises(TypeError, match="mapping of names to PixelFormats, not 'int16'"):
+        LaneUnpacker({"a": PixelFormat(1, "uint8"), "b": "int16"}, 4, 2)
+    with pytest.raises(TypeError, match="PixelFormat"):
+        BytesToPixels(JOINED, 4, 2)
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_joined_pixels_to_bytes(lanes):
+    """A joined stream (``lanes`` pixels per transfer, a 3-pixel line so the last transfer
+    of each line has padding at 2 lanes) leaves as each field's pixel bytes in field order,
+    with ready stalls on the byte side."""
+    width, height = 3, 2
+    rng = np.random.default_rng(lanes)
+    frames = {name: rng.integers(fmt.min, fmt.max + 1, (height, width, fmt.channels))
+              for name, fmt in JOINED.items()}
+    words = pack_joined(JOINED, frames, lanes)
+    expected = np.concatenate(
+        [frames["a"].astype(np.uint8), frames["b"].astype("<i2").view(np.uint8)],
+        axis=2).tobytes()
+
+    m = Module()
+    m.submodules.p2b = p2b = PixelsToBytes(JOINED)
+    if lanes > 1:
+        m.submodules.unpack = unpack = LaneUnpacker(JOINED, width, lanes)
+        wiring.connect(m, unpack.o, p2b.i)
+        sink_port = unpack.i
+    else:
+        sink_port = p2b.i
+    out_bytes = []
+    chance = random.Random(lanes)
+
+    async def source(ctx):
+        for word in words:
+            ctx.set(sink_port.payload.as_value(), word)
+            ctx.set(sink_port.valid, 1)
+            await ctx.tick().until(sink_port.ready)
+            ctx.set(sink_port.valid, 0)
+
+    async def sink(ctx):
+        while len(out_bytes) < len(expected):
+            ready = chance.random() >= 0.3
+            ctx.set(p2b.o.ready, ready)
+            _, _, valid, payload = await ctx.tick().sample(p2b.o.valid, p2b.o.payload)
+            if valid and ready:
+                out_bytes.append(payload)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(source)
+    sim.add_testbench(sink)
+    sim.run()
+    assert bytes(out_bytes) == expected
 
 
 # --- PLL settings ------------------------------------------------------------------------
@@ -288,8 +383,9 @@ def run_bridge(pipeline, streams, *, divisor=4, tx_fifo_depth=8, respect_window=
 
 
 def split_answer(pipeline, answer):
-    """(output frame, status) of a complete answer whose trailer the host helpers agree
-    with: length and CRC as :func:`output_trailer` computes them."""
+    """(output, status) of a complete answer whose trailer the host helpers agree with:
+    length and CRC as :func:`output_trailer` computes them. The output is as
+    :func:`run_on_board` returns it: a frame, or ``{name: frame}`` for several outputs."""
     plan = link_plan(pipeline)
     assert len(answer) == plan.out_stream_bytes
     payload, trailer = answer[:plan.out_frame_bytes], answer[plan.out_frame_bytes:]
@@ -297,9 +393,7 @@ def split_answer(pipeline, answer):
     assert trailer == output_trailer(payload, status)
     if status == 0:
         assert check_answer(plan, answer) == payload
-    out = bytes_to_frame(pipeline.output_format, payload, pipeline.out_height,
-                         pipeline.out_width)
-    return out, status
+    return plan.output.result(plan.output.from_bytes(payload)), status
 
 
 def test_bridge_rejects_a_short_resync_time():
@@ -384,7 +478,6 @@ def test_ignoring_the_window_overflows_the_rx_fifo():
 def test_bridge_packs_lanes_for_a_multi_pixel_pipeline():
     """A pipeline taking 4 pixels per clock, 10 pixels wide (the last transfer of each line
     has 2 padding lanes): the bridge packs and unpacks lanes, and the bytes are exact."""
-    from rasterflow.spec import parse_spec
     pipeline = parse_spec({"input": {"width": 10, "height": 5, "pixels_per_clock": 4},
                            "stage": [{"op": "gaussian", "ksize": 3},
                                      {"op": "sobel", "dx": 1, "dy": 0}]})
@@ -394,4 +487,23 @@ def test_bridge_packs_lanes_for_a_multi_pixel_pipeline():
     out, status = split_answer(pipeline, answer)
     assert status == 0
     np.testing.assert_array_equal(out, pipeline.golden(frame))
+    assert flags == {"overflow": 0, "framing_error": 0, "frame_done": 1}
+
+
+@pytest.mark.parametrize("pixels_per_clock", [1, 2])
+def test_bridge_sends_every_output_of_a_graph(pixels_per_clock):
+    """Two outputs (uint8 and int16) leave as one joined stream: on the link each pixel is
+    blur's byte then edges' two, and both outputs are bit-exact; at 2 pixels per clock the
+    joined lanes are unpacked first."""
+    pipeline = blur_and_edges(pixels_per_clock=pixels_per_clock)
+    frame = random_frame(pipeline, seed=11)
+    (answer,), flags, _, _ = run_bridge(
+        pipeline, [input_stream(frame_to_bytes(pipeline.input_format, frame))])
+    golden = pipeline.golden_outputs(frame)
+    assert answer[:link_plan(pipeline).out_frame_bytes] == blur_and_edges_bytes(
+        golden["blur"], golden["edges"])
+    out, status = split_answer(pipeline, answer)
+    assert status == 0 and list(out) == ["blur", "edges"]
+    for name, expected in golden.items():
+        np.testing.assert_array_equal(out[name], expected)
     assert flags == {"overflow": 0, "framing_error": 0, "frame_done": 1}
