@@ -14,14 +14,25 @@ from fractions import Fraction
 import numpy as np
 
 from .border import BORDERS, pad
-from .filters import as_hwc, filter2d, sepfilter2d
+from .filters import MAX_KERNEL_SIDE, as_hwc, filter2d, sepfilter2d
 
 __all__ = [
+    "ODD_SIZES", "SOBEL_SIZES", "MAX_SOBEL_ORDER", "LAPLACIAN_SIZES", "MEDIAN_SIZES",
     "GAUSSIAN_FRACTION_BITS", "gaussian_kernel_float", "gaussian_kernel", "gaussian", "box",
     "sobel_kernels", "sobel", "scharr", "laplacian", "gradient_magnitude",
     "median", "MORPH_SHAPES", "structuring_element", "erode", "dilate",
     "THRESHOLD_TYPES", "threshold", "RGB2GRAY_WEIGHTS", "rgb2gray", "channel_min",
 ]
+
+#: ``ksize`` of ``gaussian``, ``box``, ``erode`` and ``dilate``: every odd size OpenCV takes,
+#: up to the largest kernel the filters have.
+ODD_SIZES = tuple(range(1, MAX_KERNEL_SIDE + 1, 2))
+#: ``ksize`` of OpenCV's Sobel kernels (1: a 3-tap derivative without smoothing).
+SOBEL_SIZES = (1, 3, 5, 7)
+#: Highest derivative order (``dx``, ``dy``) of the Sobel kernels.
+MAX_SOBEL_ORDER = 2
+#: ``ksize`` of ``median``: the sizes with a median network (``hdl/sorting.py``).
+MEDIAN_SIZES = (3, 5, 7)
 
 #: Fraction bits of :func:`gaussian_kernel` taps (OpenCV's ``ufixedpoint16`` for 8-bit input).
 GAUSSIAN_FRACTION_BITS = 8
@@ -120,7 +131,7 @@ def gaussian_kernel_float(ksize, sigma):
     operations in the same order, so the result is bit-identical to
     ``cv2.getGaussianKernel(ksize, sigma, cv2.CV_64F)`` (a list of ksize floats). ``ksize``
     odd 1..15; see :func:`gaussian_kernel` for the formula."""
-    _check_ksize(ksize, range(1, 16, 2))
+    _check_ksize(ksize, ODD_SIZES)
     if not isinstance(sigma, (int, float)) or not math.isfinite(sigma):
         raise ValueError(f"sigma must be a finite number, not {sigma!r}")
     if sigma <= 0 and ksize in _BINOMIAL_TAPS:
@@ -202,7 +213,7 @@ def box(img, ksize, normalize=True, border="reflect101"):
     """
     img = _check_uint8(img)
     _check_border(border)
-    _check_ksize(ksize, range(1, 16, 2))
+    _check_ksize(ksize, ODD_SIZES)
     ones = np.ones(ksize, dtype=np.int64)
     sums = sepfilter2d(img, ones, ones, border=border, output="int32")
     if not normalize:
@@ -235,11 +246,11 @@ def sobel_kernels(dx, dy, ksize=3):
     ``[1, -2, 1]``) and a single tap ``[1]`` (no smoothing) on an axis without one.
     """
     for name, order in (("dx", dx), ("dy", dy)):
-        if not isinstance(order, (int, np.integer)) or not 0 <= order <= 2:
-            raise ValueError(f"{name} must be 0, 1 or 2, not {order!r}")
+        if not isinstance(order, (int, np.integer)) or not 0 <= order <= MAX_SOBEL_ORDER:
+            raise ValueError(f"{name} must be in 0..{MAX_SOBEL_ORDER}, not {order!r}")
     if dx + dy < 1:
         raise ValueError(f"dx + dy must be at least 1, not dx={dx}, dy={dy}")
-    _check_ksize(ksize, (1, 3, 5, 7))
+    _check_ksize(ksize, SOBEL_SIZES)
     size_x = 3 if ksize == 1 and dx > 0 else ksize
     size_y = 3 if ksize == 1 and dy > 0 else ksize
     return _deriv_taps(dx, size_x), _deriv_taps(dy, size_y)
@@ -275,6 +286,7 @@ _LAPLACIAN_KERNELS = {
     1: np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.int64),
     3: np.array([[2, 0, 2], [0, -8, 0], [2, 0, 2]], dtype=np.int64),
 }
+LAPLACIAN_SIZES = tuple(_LAPLACIAN_KERNELS)
 
 
 def laplacian(img, ksize=1, border="reflect101"):
@@ -283,7 +295,7 @@ def laplacian(img, ksize=1, border="reflect101"):
     ``[[2,0,2],[0,-8,0],[2,0,2]]`` (ksize 3)``)``, exact integers."""
     img = _check_uint8(img)
     _check_border(border)
-    _check_ksize(ksize, (1, 3))
+    _check_ksize(ksize, LAPLACIAN_SIZES)
     return filter2d(img, _LAPLACIAN_KERNELS[ksize], border=border, output="int16")
 
 
@@ -337,7 +349,7 @@ def median(img, ksize):
     the ksize*ksize sorted values) of each window of the image padded with ``replicate``
     (medianBlur always replicates; it takes no border argument)."""
     img = _check_uint8(img)
-    _check_ksize(ksize, (3, 5, 7))
+    _check_ksize(ksize, MEDIAN_SIZES)
     hwc, was_2d = as_hwc(img)
     r = ksize // 2
     windows = _windows(pad(hwc, r, r, r, r, "replicate"), ksize, ksize)
@@ -359,7 +371,7 @@ def structuring_element(shape, ksize):
     """
     if shape not in MORPH_SHAPES:
         raise ValueError(f"shape must be one of {', '.join(MORPH_SHAPES)}, not {shape!r}")
-    _check_ksize(ksize, range(1, 16, 2))
+    _check_ksize(ksize, ODD_SIZES)
     r = c = ksize // 2
     element = np.zeros((ksize, ksize), dtype=np.uint8)
     if shape == "rect" or ksize == 1:

@@ -11,31 +11,47 @@ from ..golden.pixel import PixelFormat
 from .arith import bounded_shape, clamp, dot_latency, pipelined_dot, round_shift, rounded_bounds
 from .payload import lane, lanes_of, pixel_layout, pixel_stream_signature
 from .pipeline import SKID_LATENCY, SkidBuffer, StallPipeline
-from .window import ColumnScanner, RowWindow, column_stream_layout, window_stream_layout
+from .window import (MAX_KERNEL, ColumnScanner, RowWindow, column_stream_layout,
+                     window_stream_layout)
 
-__all__ = ["Filter2D", "SepFilter2D", "ColumnDot", "WindowDot", "check_taps", "ROUNDINGS"]
+__all__ = ["Filter2D", "SepFilter2D", "ColumnDot", "WindowDot", "check_taps", "ROUNDINGS",
+           "MAX_SHIFT", "MAX_TAP"]
 
 ROUNDINGS = ("half_even", "half_up")
 MAX_SHIFT = 32
+#: Largest tap magnitude (17-bit signed taps), for the hardware and the spec alike.
+MAX_TAP = (1 << 16) - 1
 
 
-def check_taps(name, taps, *, two_d):
-    """Validate a kernel (list of rows) or a tap list: integers, odd sizes 1..15."""
+def check_taps(taps, *, two_d):
+    """Raise ValueError unless ``taps`` is a kernel (``two_d``: a list of equally long rows)
+    or a tap list, of integers in -MAX_TAP..MAX_TAP, each side odd in 1..MAX_KERNEL.
+
+    The message says what is wrong, not which argument: the spec front end reports it under
+    the field's name, the hardware blocks under the argument's (:func:`_check_taps_argument`).
+    """
     rows = taps if two_d else [taps]
     if not isinstance(taps, (list, tuple)) or not taps or \
             any(not isinstance(r, (list, tuple)) for r in rows):
-        raise ValueError(f"{name} must be a {'list of lists' if two_d else 'list'} of integers, "
+        raise ValueError(f"must be a {'list of lists' if two_d else 'list'} of integers, "
                          f"not {taps!r}")
     for r in rows:
         for v in r:
-            if not isinstance(v, int) or isinstance(v, bool):
-                raise ValueError(f"{name} must hold integers, not {v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or abs(v) > MAX_TAP:
+                raise ValueError(f"taps must be integers in -{MAX_TAP}..{MAX_TAP}, not {v!r}")
     lengths = sorted({len(r) for r in rows})
     if len(lengths) != 1:
-        raise ValueError(f"{name} rows must all have the same length, not {lengths}")
+        raise ValueError(f"rows must all have the same length, not {lengths}")
     for what, n in (("width", lengths[0]), ("height", len(rows) if two_d else 1)):
-        if n % 2 == 0 or not 1 <= n <= 15:
-            raise ValueError(f"{name} {what} must be odd and in 1..15, not {n}")
+        if n % 2 == 0 or not 1 <= n <= MAX_KERNEL:
+            raise ValueError(f"{what} must be odd and in 1..{MAX_KERNEL}, not {n}")
+
+
+def _check_taps_argument(name, taps, *, two_d):
+    try:
+        check_taps(taps, two_d=two_d)
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
 
 
 def check_rounding(shift, rounding):
@@ -53,7 +69,7 @@ class ColumnDot(wiring.Component):
     Latency ``1 + ceil(log2 T)`` cycles (``T`` nonzero taps); one column per cycle.
     """
     def __init__(self, fmt: PixelFormat, taps, lanes=1):
-        check_taps("ky", list(taps), two_d=False)
+        _check_taps_argument("ky", list(taps), two_d=False)
         self.fmt = fmt
         self.taps = list(taps)
         self.lanes = lanes
@@ -197,7 +213,7 @@ class Filter2D(_WindowedStage):
     def __init__(self, fmt: PixelFormat, width, height, kernel, *, shift=0,
                  rounding="half_even", border="reflect101", border_value=0, output=None,
                  lanes=1):
-        check_taps("kernel", kernel, two_d=True)
+        _check_taps_argument("kernel", kernel, two_d=True)
         check_rounding(shift, rounding)
         output = output or PixelFormat(fmt.channels, "uint8")
         _check_output(fmt, output)
@@ -228,8 +244,8 @@ class SepFilter2D(_WindowedStage):
     def __init__(self, fmt: PixelFormat, width, height, kx, ky, *, shift=0,
                  rounding="half_even", border="reflect101", border_value=0, output=None,
                  lanes=1):
-        check_taps("kx", kx, two_d=False)
-        check_taps("ky", ky, two_d=False)
+        _check_taps_argument("kx", kx, two_d=False)
+        _check_taps_argument("ky", ky, two_d=False)
         check_rounding(shift, rounding)
         output = output or PixelFormat(fmt.channels, "uint8")
         _check_output(fmt, output)

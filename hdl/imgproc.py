@@ -24,7 +24,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..golden.imgproc import gaussian_kernel, sobel_kernels, structuring_element
+from ..golden.imgproc import (LAPLACIAN_SIZES, MAX_SOBEL_ORDER, MEDIAN_SIZES, MORPH_SHAPES,
+                              ODD_SIZES, SOBEL_SIZES, gaussian_kernel, sobel_kernels,
+                              structuring_element)
 from ..golden.pixel import PixelFormat
 from .arith import bounded_shape, dot_latency, pipelined_dot
 from .filters import ColumnDot, Filter2D, SepFilter2D, WindowDot, _WindowedStage
@@ -39,14 +41,13 @@ __all__ = ["GaussianBlur", "BoxFilter", "Sobel", "Scharr", "Laplacian", "Gradien
            "MedianBlur", "Morphology", "Erode", "Dilate", "ColumnDots", "GradientNorm",
            "pipelined_gradient_norm", "gradient_norm_latency",
            "ColumnSort", "WindowMedian", "ColumnReduce", "WindowReduce", "MORPH_SHAPES",
-           "MORPH_OPERATIONS", "GRADIENT_NORMS", "MEDIAN_SIZES", "SOBEL_SIZES",
-           "LAPLACIAN_KERNELS"]
+           "MORPH_OPERATIONS", "GRADIENT_NORMS", "ODD_SIZES", "MEDIAN_SIZES", "SOBEL_SIZES",
+           "MAX_SOBEL_ORDER", "LAPLACIAN_SIZES", "LAPLACIAN_KERNELS"]
 
-MORPH_SHAPES = ("rect", "cross", "ellipse")
+# The allowed sizes and shapes are the golden models' (ODD_SIZES, ...), imported above: the
+# hardware implements exactly what they compute.
 MORPH_OPERATIONS = ("erode", "dilate")
 GRADIENT_NORMS = ("l1", "l2")
-MEDIAN_SIZES = (3, 5, 7)
-SOBEL_SIZES = (1, 3, 5, 7)
 #: ``cv2.Laplacian`` kernels by ksize (1: the 4-neighbour kernel; 3: OpenCV's 3x3 one).
 LAPLACIAN_KERNELS = {
     1: [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
@@ -90,7 +91,7 @@ class GaussianBlur(SepFilter2D):
     def __init__(self, fmt: PixelFormat, width, height, ksize, sigma=0, *, border="reflect101",
                  lanes=1):
         _check_format(fmt, dtype="uint8")
-        _check_ksize(ksize, range(1, 16, 2))
+        _check_ksize(ksize, ODD_SIZES)
         if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or sigma < 0:
             raise ValueError(f"sigma must be a number >= 0, not {sigma!r}")
         self.taps = [int(t) for t in gaussian_kernel(ksize, sigma)]
@@ -110,7 +111,7 @@ class BoxFilter(_WindowedStage):
     def __init__(self, fmt: PixelFormat, width, height, ksize, *, normalize=True,
                  border="reflect101", lanes=1):
         _check_format(fmt, dtype="uint8")
-        _check_ksize(ksize, range(1, 16, 2))
+        _check_ksize(ksize, ODD_SIZES)
         if not isinstance(normalize, bool):
             raise ValueError(f"normalize must be a bool, not {normalize!r}")
         ones = [1] * ksize
@@ -141,8 +142,9 @@ class Sobel(SepFilter2D):
                  border="reflect101", lanes=1):
         _check_format(fmt, dtype="uint8")
         for name, order in (("dx", dx), ("dy", dy)):
-            if not isinstance(order, int) or isinstance(order, bool) or not 0 <= order <= 2:
-                raise ValueError(f"{name} must be 0, 1 or 2, not {order!r}")
+            if not isinstance(order, int) or isinstance(order, bool) or \
+                    not 0 <= order <= MAX_SOBEL_ORDER:
+                raise ValueError(f"{name} must be in 0..{MAX_SOBEL_ORDER}, not {order!r}")
         if dx + dy < 1:
             raise ValueError(f"dx + dy must be at least 1, not dx={dx}, dy={dy}")
         _check_ksize(ksize, SOBEL_SIZES)
@@ -173,7 +175,7 @@ class Laplacian(Filter2D):
     def __init__(self, fmt: PixelFormat, width, height, ksize=1, *, border="reflect101",
                  lanes=1):
         _check_format(fmt, dtype="uint8")
-        _check_ksize(ksize, (1, 3))
+        _check_ksize(ksize, LAPLACIAN_SIZES)
         super().__init__(fmt, width, height, LAPLACIAN_KERNELS[ksize], border=border,
                          output=PixelFormat(fmt.channels, "int16"), lanes=lanes)
 
@@ -394,7 +396,7 @@ class ColumnSort(wiring.Component):
     """
     def __init__(self, fmt: PixelFormat, size):
         _check_format(fmt)
-        _check_ksize(size, range(1, 16, 2), "size")
+        _check_ksize(size, ODD_SIZES, "size")
         self.fmt, self.size = fmt, size
         self.network = batcher_network(size)
         self.comparators = len(self.network)
@@ -491,7 +493,7 @@ class ColumnReduce(wiring.Component):
     Latency ``max(1, ceil(ceil(log2 K) / 2))`` cycles; one column per cycle."""
     def __init__(self, fmt: PixelFormat, size, operation):
         _check_format(fmt)
-        _check_ksize(size, range(1, 16, 2), "size")
+        _check_ksize(size, ODD_SIZES, "size")
         _check_choice("operation", operation, ("min", "max"))
         self.fmt, self.size, self.operation = fmt, size, operation
         self.latency = reduce_latency(size)
@@ -520,7 +522,7 @@ class WindowReduce(wiring.Component):
     take part. Latency ``max(1, ceil(ceil(log2 N) / 2))`` cycles for ``N`` taps."""
     def __init__(self, fmt: PixelFormat, kernel_width, operation, mask=None):
         _check_format(fmt)
-        _check_ksize(kernel_width, range(1, 16, 2), "kernel_width")
+        _check_ksize(kernel_width, ODD_SIZES, "kernel_width")
         _check_choice("operation", operation, ("min", "max"))
         if mask is not None:
             mask = [[bool(v) for v in row] for row in mask]
@@ -567,7 +569,7 @@ class Morphology(_WindowedStage):
     def __init__(self, fmt: PixelFormat, width, height, ksize, *, shape="rect",
                  operation="erode", lanes=1):
         _check_format(fmt)
-        _check_ksize(ksize, range(1, 16, 2))
+        _check_ksize(ksize, ODD_SIZES)
         _check_choice("shape", shape, MORPH_SHAPES)
         _check_choice("operation", operation, MORPH_OPERATIONS)
         self.shape, self.operation = shape, operation

@@ -3,27 +3,30 @@
 Op modules (this one, ``stages_imgproc``, ``stages_arithm``, ``stages_cnn``) register their
 stages in :data:`STAGES` with :func:`register_stage`; :mod:`rasterflow.ops` imports them all.
 
-Each stage is a frozen dataclass of its spec parameters. A :class:`~rasterflow.pipeline.Pipeline`
-binds it to its input (:meth:`Stage.bind`), which checks the parameters against the pixel
-format and frame size it receives and says what it produces.
+Each stage is a frozen dataclass of its spec parameters, each declared once with
+:func:`~rasterflow.params.param` (type, default, allowed values, doc); constructing a stage
+checks them all. A :class:`~rasterflow.pipeline.Pipeline` binds it to its input
+(:meth:`Stage.bind`), which checks the parameters against the pixel format and frame size it
+receives and says what it produces.
 """
-import dataclasses
+import copy
+import functools
 from dataclasses import dataclass
 from typing import ClassVar
 
 from .errors import SpecError
 from .golden import filters as golden_filters
 from .golden.pixel import DTYPES, PixelFormat
-from .hdl.filters import Filter2D, ROUNDINGS, SepFilter2D
+from .hdl.filters import MAX_SHIFT, MAX_TAP, ROUNDINGS, Filter2D, SepFilter2D, check_taps
 from .hdl.top import INPUT
 from .hdl.window import BORDERS, MAX_KERNEL
-from .params import check_choice, check_int, from_table
+from .params import check_params, from_table, param, params_of
 
 __all__ = ["Stage", "Bound", "STAGES", "INPUT", "GRAPH_KEYS", "register_stage",
-           "stage_from_table", "Filter2DStage", "SepFilter2DStage"]
+           "stage_from_table", "border_param", "check_window_fits", "Filter2DStage",
+           "SepFilter2DStage"]
 
 STAGES = {}
-MAX_TAP = (1 << 16) - 1
 #: Keys of a ``[[stage]]`` table that place it in the graph rather than configure its op.
 GRAPH_KEYS = ("name", "inputs")
 
@@ -77,12 +80,18 @@ class Stage:
     #: :meth:`bind_join` and fed one ``joined_stream_layout`` stream.
     arity: ClassVar[int] = 1
 
+    def __post_init__(self):
+        """Check the declared parameters; a stage with rules across parameters extends this
+        (calling it first)."""
+        check_params(self)
+
     @classmethod
     def from_spec(cls, table, where, *, base_dir=None):
         return from_table(cls, table, where)
 
     def to_table(self):
-        return {"op": self.op, **dataclasses.asdict(self)}
+        return {"op": self.op, **{name: copy.deepcopy(getattr(self, name))
+                                  for name in params_of(type(self))}}
 
     def bind(self, in_format: PixelFormat, width, height) -> Bound:
         raise NotImplementedError
@@ -98,24 +107,6 @@ class Stage:
         raise NotImplementedError
 
 
-def check_taps(field, taps, *, two_d):
-    rows = taps if two_d else [taps]
-    shape = "a list of lists of integers" if two_d else "a list of integers"
-    if not isinstance(taps, list) or not taps or any(not isinstance(r, list) for r in rows):
-        raise SpecError(field, f"must be {shape}, not {taps!r}")
-    for r in rows:
-        for v in r:
-            if not isinstance(v, int) or isinstance(v, bool) or abs(v) > MAX_TAP:
-                raise SpecError(field, f"taps must be integers in -{MAX_TAP}..{MAX_TAP}, "
-                                       f"not {v!r}")
-    if len({len(r) for r in rows}) != 1:
-        raise SpecError(field, "rows must all have the same length")
-    sizes = [("width", len(rows[0]))] + ([("height", len(rows))] if two_d else [])
-    for what, n in sizes:
-        if n % 2 == 0 or not 1 <= n <= MAX_KERNEL:
-            raise SpecError(field, f"{what} must be odd and in 1..{MAX_KERNEL}, not {n}")
-
-
 def check_window_fits(width, height, kernel_width, kernel_height):
     for field, n, k in (("input.width", width, kernel_width),
                         ("input.height", height, kernel_height)):
@@ -123,17 +114,40 @@ def check_window_fits(width, height, kernel_width, kernel_height):
             raise SpecError(field, f"must be at least {k // 2 + 1} for a {k}-tap window, not {n}")
 
 
+# Parameters several ops share, declared once (functions: see params.param).
+
+def border_param():
+    return param("reflect101", choices=BORDERS,
+                 doc="where a window leaves the image: OpenCV's border mode")
+
+
+_TAPS = f"integers in -{MAX_TAP}..{MAX_TAP}"
+
+
+def _taps_param(two_d, doc):
+    return param(check=functools.partial(check_taps, two_d=two_d), doc=doc)
+
+
+def _shift_param():
+    return param(0, lo=0, hi=MAX_SHIFT, doc="the exact sum is divided by ``2**shift``")
+
+
+def _rounding_param():
+    return param("half_even", choices=ROUNDINGS, doc="how ``sum / 2**shift`` is rounded")
+
+
+def _border_value_param():
+    return param(0, doc='the value outside the image when border is "constant" (in the input '
+                        'type\'s range)')
+
+
+def _output_param():
+    return param("uint8", choices=tuple(DTYPES), doc="output pixel type (saturated)")
+
+
 @dataclass(frozen=True)
 class _LinearFilter(Stage):
-    """Options shared by ``filter2d`` and ``sepfilter2d``."""
-
-    def _check_options(self):
-        check_int("shift", self.shift, 0, 32)
-        check_choice("rounding", self.rounding, ROUNDINGS)
-        check_choice("border", self.border, BORDERS)
-        check_choice("output", self.output, tuple(DTYPES))
-        if not isinstance(self.border_value, int) or isinstance(self.border_value, bool):
-            raise SpecError("border_value", f"must be an integer, not {self.border_value!r}")
+    """Binding shared by ``filter2d`` and ``sepfilter2d``."""
 
     def _bind(self, in_format, width, height, kernel_width, kernel_height):
         check_window_fits(width, height, kernel_width, kernel_height)
@@ -150,16 +164,13 @@ class Filter2DStage(_LinearFilter):
     """``filter2d``: integer kernel correlation, ``round(sum / 2**shift)``, saturate."""
     op: ClassVar[str] = "filter2d"
     supports_lanes: ClassVar[bool] = True
-    kernel: list
-    shift: int = 0
-    rounding: str = "half_even"
-    border: str = "reflect101"
-    border_value: int = 0
-    output: str = "uint8"
-
-    def __post_init__(self):
-        check_taps("kernel", self.kernel, two_d=True)
-        self._check_options()
+    kernel: list = _taps_param(True, f"the kernel: rows of {_TAPS}, odd width and height "
+                                     f"in 1..{MAX_KERNEL}")
+    shift: int = _shift_param()
+    rounding: str = _rounding_param()
+    border: str = border_param()
+    border_value: int = _border_value_param()
+    output: str = _output_param()
 
     def bind(self, in_format, width, height):
         return self._bind(in_format, width, height, len(self.kernel[0]), len(self.kernel))
@@ -182,18 +193,14 @@ class SepFilter2DStage(_LinearFilter):
     """``sepfilter2d``: ``kx`` along rows then ``ky`` along columns, one exact rounding."""
     op: ClassVar[str] = "sepfilter2d"
     supports_lanes: ClassVar[bool] = True
-    kx: list
-    ky: list
-    shift: int = 0
-    rounding: str = "half_even"
-    border: str = "reflect101"
-    border_value: int = 0
-    output: str = "uint8"
-
-    def __post_init__(self):
-        check_taps("kx", self.kx, two_d=False)
-        check_taps("ky", self.ky, two_d=False)
-        self._check_options()
+    kx: list = _taps_param(False, f"taps along a row: {_TAPS}, an odd count in 1..{MAX_KERNEL}")
+    ky: list = _taps_param(False, f"taps along a column: {_TAPS}, an odd count in "
+                                  f"1..{MAX_KERNEL}")
+    shift: int = _shift_param()
+    rounding: str = _rounding_param()
+    border: str = border_param()
+    border_value: int = _border_value_param()
+    output: str = _output_param()
 
     def bind(self, in_format, width, height):
         return self._bind(in_format, width, height, len(self.kx), len(self.ky))

@@ -6,7 +6,6 @@
 two uint8 streams (``cv2.addWeighted``); ``bitwise_not`` takes one stream. A join stage
 reads its ``inputs`` in order (``a``, ``b``); its hardware gets them as one joined stream.
 """
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -17,12 +16,12 @@ from .golden.pixel import PixelFormat
 from .hdl import arithm as hdl
 from .hdl import blend as hdl_blend
 from .hdl.pipeline import per_lane
-from .params import check_choice
+from .params import param
 from .stages import Bound, Stage, register_stage
+from .stages_imgproc import norm_param
 
 __all__ = ["JoinStage", "AddWeightedStage", "MagnitudeStage", "BitwiseNotStage"]
 
-MAGNITUDE_NORMS = ("l1", "l2")
 MAX_WEIGHT = 1e6
 
 
@@ -94,10 +93,7 @@ class MagnitudeStage(JoinStage):
     ``min(255, |gx| + |gy|)`` or ``l2`` (rounded exact square root, saturated)."""
     op: ClassVar[str] = "magnitude"
     input_dtypes: ClassVar[tuple] = ("int16",)
-    norm: str = "l1"
-
-    def __post_init__(self):
-        check_choice("norm", self.norm, MAGNITUDE_NORMS)
+    norm: str = norm_param()
 
     def output_format(self, fmt):
         return PixelFormat(fmt.channels, "uint8")
@@ -115,17 +111,9 @@ class AddWeightedStage(JoinStage):
     """``add_weighted``: ``cv2.addWeighted(a, alpha, b, beta, gamma)`` on uint8."""
     op: ClassVar[str] = "add_weighted"
     input_dtypes: ClassVar[tuple] = ("uint8",)
-    alpha: float
-    beta: float
-    gamma: float = 0.0
-
-    def __post_init__(self):
-        for name in ("alpha", "beta", "gamma"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or \
-                    not math.isfinite(value) or abs(value) > MAX_WEIGHT:
-                raise SpecError(name, f"must be a number in -{MAX_WEIGHT:g}..{MAX_WEIGHT:g}, "
-                                      f"not {value!r}")
+    alpha: float = param(lo=-MAX_WEIGHT, hi=MAX_WEIGHT, doc="weight of ``a``")
+    beta: float = param(lo=-MAX_WEIGHT, hi=MAX_WEIGHT, doc="weight of ``b``")
+    gamma: float = param(0.0, lo=-MAX_WEIGHT, hi=MAX_WEIGHT, doc="added to the weighted sum")
 
     def golden(self, frames, bound):
         return golden_blend.add_weighted(*frames, self.alpha, self.beta, self.gamma)

@@ -53,7 +53,6 @@ Array fields are references ``"FILE.npz:KEY"`` into a sidecar ``.npz`` (resolved
 the spec's directory); a missing file, key, or an array of the wrong dtype or shape is a
 :class:`SpecError` naming the field. Python code may pass arrays directly (``arrays=``).
 """
-import dataclasses
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,11 +62,12 @@ import numpy as np
 
 from .errors import SpecError
 from .golden import cnn as golden_cnn
+from .golden.cnn import INT8_MAX, INT8_MIN
 from .golden.pixel import PixelFormat
 from .hdl.activation import RequantActivation
 from .hdl.conv import Conv2DUnit, conv_geometry
 from .hdl.pool import MaxPoolUnit, pool_taps
-from .params import check_choice, check_int
+from .params import SidecarArray, check_int, from_table, param, params_of
 from .stages import Bound, Stage, register_stage
 
 __all__ = ["Conv2DStage", "DepthwiseConv2DStage", "LeakyReluStage", "ReluStage",
@@ -77,6 +77,8 @@ __all__ = ["Conv2DStage", "DepthwiseConv2DStage", "LeakyReluStage", "ReluStage",
 INT8 = "int8"
 PADDINGS = ("same", "valid")
 MAX_CHANNELS = 1024
+MAX_M0 = (1 << 31) - 1
+MAX_SHIFT = 31
 
 
 def resolve_array(ref, field_name, base_dir):
@@ -102,15 +104,9 @@ def resolve_array(ref, field_name, base_dir):
         raise SpecError(field_name, f"cannot read sidecar {path}: {error}") from None
 
 
-def _int_list(field_name, value, count, lo, hi):
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if not isinstance(value, list) or len(value) != count:
+def _check_count(field_name, value, count):
+    if len(value) != count:
         raise SpecError(field_name, f"must be a list of {count} integers, not {value!r}")
-    for v in value:
-        if not isinstance(v, int) or isinstance(v, bool) or not lo <= v <= hi:
-            raise SpecError(field_name, f"must hold integers in {lo}..{hi}, not {v!r}")
-    return value
 
 
 def _check_array(field_name, array, dtype, ndim, what):
@@ -121,9 +117,7 @@ def _check_array(field_name, array, dtype, ndim, what):
     return array
 
 
-def _check_activation(stage):
-    check_int("act_min", stage.act_min, -128, 127)
-    check_int("act_max", stage.act_max, -128, 127)
+def _check_activation_order(stage):
     if stage.act_min > stage.act_max:
         raise SpecError("act_max", f"must be at least act_min ({stage.act_min}), not {stage.act_max}")
 
@@ -149,61 +143,72 @@ def _geometry(width, height, kernel, stride, padding):
     return out_w, out_h
 
 
-class _SpecStage(Stage):
-    """Key checking for stages with an ``arrays`` slot that TOML may not set."""
-    ARRAY_FIELDS: ClassVar[tuple] = ()
+# Parameters several layers share, declared once (functions: see params.param).
 
-    @classmethod
-    def from_spec(cls, table, where, *, base_dir=None):
-        if not isinstance(table, dict):
-            raise SpecError(where, f"must be a table, not {type(table).__name__}")
-        fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name != "arrays"}
-        for key in table:
-            if key not in fields:
-                raise SpecError(f"{where}.{key}",
-                                f"unknown key; allowed keys: {', '.join(sorted(fields))}")
-        for name, f in fields.items():
-            if name not in table and f.default is dataclasses.MISSING:
-                raise SpecError(f"{where}.{name}", "is required")
-        try:
-            arrays = {name: resolve_array(table[name], name, base_dir)
-                      for name in cls.ARRAY_FIELDS}
-            return cls(**table, arrays=arrays) if cls.ARRAY_FIELDS else cls(**table)
-        except SpecError as error:
-            raise error.within(where) from None
+def _zero_point_param(which):
+    return param(lo=INT8_MIN, hi=INT8_MAX, doc=f"zero point of the {which}")
 
-    def to_table(self):
-        table = {"op": self.op}
-        for f in dataclasses.fields(self):
-            if f.name != "arrays":
-                table[f.name] = getattr(self, f.name)
-        return table
+
+def _clamp_param(default, end):
+    return param(default, lo=INT8_MIN, hi=INT8_MAX, doc=f"{end} output (fused activation clamp)")
+
+
+def _m0_param(doc):
+    return param(lo=0, hi=MAX_M0, doc=f"{doc} (TFLite QuantizeMultiplier, Q0.31)")
+
+
+def _shift_param(doc):
+    return param(lo=-MAX_SHIFT, hi=MAX_SHIFT, doc=f"{doc} (TFLite's signed exponent)")
+
+
+def _padding_param(default):
+    return param(default, choices=PADDINGS, doc="TFLite padding")
+
+
+def _array_params(cls):
+    return [name for name, p in params_of(cls).items() if p.type is SidecarArray]
+
+
+class _LayerStage(Stage):
+    """A stage whose golden model is its TFLite ``layer``."""
 
     def golden(self, frame, bound):
         return self.layer(np.asarray(frame))
 
 
 @dataclass(frozen=True)
-class _ConvBase(_SpecStage):
-    weights: object
-    bias: object
-    m0: list
-    shift: list
-    in_zp: int
-    out_zp: int
-    stride: int = 1
-    padding: str = "same"
-    act_min: int = -128
-    act_max: int = 127
-    pe: int = 0
-    simd: int = 0
+class _ConvBase(_LayerStage):
+    """A convolution. Its array parameters are ndarrays or sidecar references with the
+    arrays in ``arrays`` (``from_spec`` resolves them)."""
+    weights: SidecarArray = param(doc="int8 weights [Cout, K, K, Cin] (depthwise_conv2d: "
+                                      "[K, K, C]), K odd in 1..15")
+    bias: SidecarArray = param(doc="int32 bias [Cout]")
+    m0: list = _m0_param("requantization multiplier per output channel")
+    shift: list = _shift_param("requantization shift per output channel")
+    in_zp: int = _zero_point_param("input")
+    out_zp: int = _zero_point_param("output")
+    stride: int = param(1, lo=1, hi=15, doc="stride on both axes")
+    padding: str = _padding_param("same")
+    act_min: int = _clamp_param(-128, "lowest")
+    act_max: int = _clamp_param(127, "highest")
+    pe: int = param(0, doc="output channels computed in parallel, 0..Cout (0: 1)")
+    simd: int = param(0, doc="products per PE per cycle, 0..K*K*Cin (depthwise K*K; 0: all)")
     arrays: dict = field(default=None, repr=False, compare=False)
-    ARRAY_FIELDS: ClassVar[tuple] = ("weights", "bias")
     DEPTHWISE: ClassVar[bool] = False
 
+    @classmethod
+    def from_spec(cls, table, where, *, base_dir=None):
+        try:
+            arrays = {name: resolve_array(table[name], name, base_dir)
+                      for name in _array_params(cls) if name in table}
+        except SpecError as error:
+            raise error.within(where) from None
+        return from_table(cls, table, where, arrays=arrays)
+
     def __post_init__(self):
+        super().__post_init__()
         arrays = dict(self.arrays or {})
-        for name in self.ARRAY_FIELDS:
+        for name in _array_params(type(self)):
             if name not in arrays:
                 value = getattr(self, name)
                 if isinstance(value, np.ndarray):
@@ -226,13 +231,9 @@ class _ConvBase(_SpecStage):
         if bias.shape != (channels,):
             raise SpecError("bias", f"must have {channels} entries (one per output channel), "
                                     f"not {bias.shape[0]}")
-        _int_list("m0", self.m0, channels, 0, (1 << 31) - 1)
-        _int_list("shift", self.shift, channels, -31, 31)
-        check_int("in_zp", self.in_zp, -128, 127)
-        check_int("out_zp", self.out_zp, -128, 127)
-        check_int("stride", self.stride, 1, 15)
-        check_choice("padding", self.padding, PADDINGS)
-        _check_activation(self)
+        _check_count("m0", self.m0, channels)
+        _check_count("shift", self.shift, channels)
+        _check_activation_order(self)
         terms = kernel * kernel * (1 if self.DEPTHWISE else weights.shape[3])
         check_int("pe", self.pe, 0, channels)
         check_int("simd", self.simd, 0, terms)
@@ -286,22 +287,18 @@ class DepthwiseConv2DStage(_ConvBase):
 
 @register_stage
 @dataclass(frozen=True)
-class LeakyReluStage(_SpecStage):
+class LeakyReluStage(_LayerStage):
     """``leaky_relu``: TFLite LEAKY_RELU int8 (identity and alpha multipliers)."""
     op: ClassVar[str] = "leaky_relu"
-    in_zp: int
-    out_zp: int
-    identity_m0: int
-    identity_shift: int
-    alpha_m0: int
-    alpha_shift: int
+    in_zp: int = _zero_point_param("input")
+    out_zp: int = _zero_point_param("output")
+    identity_m0: int = _m0_param("multiplier of inputs >= the zero point")
+    identity_shift: int = _shift_param("shift of inputs >= the zero point")
+    alpha_m0: int = _m0_param("multiplier of inputs below the zero point (times alpha)")
+    alpha_shift: int = _shift_param("shift of inputs below the zero point")
 
     def __post_init__(self):
-        check_int("in_zp", self.in_zp, -128, 127)
-        check_int("out_zp", self.out_zp, -128, 127)
-        for name in ("identity", "alpha"):
-            check_int(f"{name}_m0", getattr(self, f"{name}_m0"), 0, (1 << 31) - 1)
-            check_int(f"{name}_shift", getattr(self, f"{name}_shift"), -31, 31)
+        super().__post_init__()
         object.__setattr__(self, "layer", golden_cnn.LeakyRelu(
             self.in_zp, self.out_zp, self.identity_m0, self.identity_shift, self.alpha_m0,
             self.alpha_shift))
@@ -317,20 +314,17 @@ class LeakyReluStage(_SpecStage):
 
 
 @dataclass(frozen=True)
-class _ReluBase(_SpecStage):
-    in_zp: int
-    out_zp: int
-    m0: int
-    shift: int
-    act_min: int = -128
-    act_max: int = 127
+class _ReluBase(_LayerStage):
+    in_zp: int = _zero_point_param("input")
+    out_zp: int = _zero_point_param("output")
+    m0: int = _m0_param("requantization multiplier")
+    shift: int = _shift_param("requantization shift")
+    act_min: int = _clamp_param(-128, "lowest")
+    act_max: int = _clamp_param(127, "highest")
 
     def __post_init__(self):
-        check_int("in_zp", self.in_zp, -128, 127)
-        check_int("out_zp", self.out_zp, -128, 127)
-        check_int("m0", self.m0, 0, (1 << 31) - 1)
-        check_int("shift", self.shift, -31, 31)
-        _check_activation(self)
+        super().__post_init__()
+        _check_activation_order(self)
         object.__setattr__(self, "layer", golden_cnn.Relu(
             self.in_zp, self.out_zp, self.m0, self.shift, self.act_min, self.act_max))
 
@@ -367,20 +361,18 @@ class ReluN1To1Stage(_ReluBase):
 
 @register_stage
 @dataclass(frozen=True)
-class MaxPoolStage(_SpecStage):
+class MaxPoolStage(_LayerStage):
     """``max_pool``: TFLite MAX_POOL_2D int8 (window clipped to the image)."""
     op: ClassVar[str] = "max_pool"
-    size: int = 2
-    stride: int = 2
-    padding: str = "valid"
-    act_min: int = -128
-    act_max: int = 127
+    size: int = param(2, lo=1, hi=8, doc="window side")
+    stride: int = param(2, lo=1, hi=8, doc="stride on both axes")
+    padding: str = _padding_param("valid")
+    act_min: int = _clamp_param(-128, "lowest")
+    act_max: int = _clamp_param(127, "highest")
 
     def __post_init__(self):
-        check_int("size", self.size, 1, 8)
-        check_int("stride", self.stride, 1, 8)
-        check_choice("padding", self.padding, PADDINGS)
-        _check_activation(self)
+        super().__post_init__()
+        _check_activation_order(self)
         object.__setattr__(self, "layer", golden_cnn.MaxPool2D(
             self.size, self.stride, self.padding, self.act_min, self.act_max))
 

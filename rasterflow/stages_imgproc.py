@@ -6,7 +6,6 @@ the OpenCV call; its hardware is a block of :mod:`rasterflow.hdl.imgproc` or
 (e.g. ``gradient_magnitude`` needs uint8, so ``sobel -> gradient_magnitude`` is an error) and
 raises :class:`SpecError` naming the allowed values.
 """
-import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -16,21 +15,36 @@ from .golden.pixel import PixelFormat
 from .hdl import imgproc as hdl
 from .hdl import pointwise
 from .hdl.pipeline import per_lane
-from .hdl.window import BORDERS
-from .params import check_choice, check_int
-from .stages import Bound, Stage, check_window_fits, register_stage
+from .params import param
+from .stages import Bound, Stage, border_param, check_window_fits, register_stage
 
-__all__ = ["GaussianStage", "BoxStage", "SobelStage", "ScharrStage", "LaplacianStage",
+__all__ = ["norm_param", "GaussianStage", "BoxStage", "SobelStage", "ScharrStage", "LaplacianStage",
            "GradientMagnitudeStage", "MedianStage", "ErodeStage", "DilateStage",
            "ThresholdStage", "RGB2GrayStage", "ChannelMinStage"]
 
-ODD_SIZES = tuple(range(3, 16, 2))
 MAX_SIGMA = 1000.0
 
 
-def _check_bool(field, value):
-    if not isinstance(value, bool):
-        raise SpecError(field, f"must be true or false, not {value!r}")
+# Parameters several ops share, declared once (functions: see params.param).
+
+def _ksize_param(default, sizes):
+    return param(default, choices=sizes, doc="window side (a ksize x ksize window)")
+
+
+def _sobel_ksize_param():
+    return param(3, choices=hdl.SOBEL_SIZES,
+                 doc="Sobel aperture (1: a 3-tap derivative without smoothing)")
+
+
+def _order_param(default, top, axis):
+    return param(default, lo=0, hi=top, doc=f"derivative order along {axis}")
+
+
+def norm_param():
+    """The gradient magnitude's norm (``gradient_magnitude``, ``magnitude``)."""
+    return param("l1", choices=hdl.GRADIENT_NORMS,
+                 doc="``l1``: ``min(255, |gx| + |gy|)``; ``l2``: the rounded square root of "
+                     "``gx**2 + gy**2``, saturated")
 
 
 def _require_input(op, in_format, *, dtypes=None, channels=None):
@@ -57,17 +71,10 @@ class GaussianStage(Stage):
     """``gaussian``: ``cv2.GaussianBlur`` on uint8 (OpenCV's integer Q0.8 taps)."""
     op: ClassVar[str] = "gaussian"
     supports_lanes: ClassVar[bool] = True
-    ksize: int = 3
-    sigma: float = 0
-    border: str = "reflect101"
-
-    def __post_init__(self):
-        check_choice("ksize", self.ksize, ODD_SIZES)
-        if not isinstance(self.sigma, (int, float)) or isinstance(self.sigma, bool) or \
-                not math.isfinite(self.sigma) or not 0 <= self.sigma <= MAX_SIGMA:
-            raise SpecError("sigma", f"must be a number in 0..{MAX_SIGMA:g} (0 = OpenCV's "
-                                     f"default for ksize), not {self.sigma!r}")
-        check_choice("border", self.border, BORDERS)
+    ksize: int = _ksize_param(3, hdl.ODD_SIZES)
+    sigma: float = param(0, lo=0, hi=MAX_SIGMA, note="0 = OpenCV's default for ksize",
+                         doc="standard deviation of the Gaussian, in pixels")
+    border: str = border_param()
 
     def bind(self, in_format, width, height):
         _require_input(self.op, in_format, dtypes=("uint8",))
@@ -87,14 +94,9 @@ class BoxStage(Stage):
     """``box``: ``cv2.blur`` (normalize, uint8) or the int32 window sum (``boxFilter``)."""
     op: ClassVar[str] = "box"
     supports_lanes: ClassVar[bool] = True
-    ksize: int = 3
-    normalize: bool = True
-    border: str = "reflect101"
-
-    def __post_init__(self):
-        check_choice("ksize", self.ksize, ODD_SIZES)
-        _check_bool("normalize", self.normalize)
-        check_choice("border", self.border, BORDERS)
+    ksize: int = _ksize_param(3, hdl.ODD_SIZES)
+    normalize: bool = param(True, doc="the mean (uint8) instead of the sum (int32)")
+    border: str = border_param()
 
     def bind(self, in_format, width, height):
         _require_input(self.op, in_format, dtypes=("uint8",))
@@ -109,28 +111,22 @@ class BoxStage(Stage):
                              normalize=self.normalize, border=self.border, lanes=bound.lanes)
 
 
-def _check_orders(dx, dy):
-    check_int("dx", dx, 0, 2)
-    check_int("dy", dy, 0, 2)
-    if dx + dy < 1:
-        raise SpecError("dx", "dx + dy must be at least 1 (dx, dy in 0..2)")
-
-
 @register_stage
 @dataclass(frozen=True)
 class SobelStage(Stage):
     """``sobel``: ``cv2.Sobel(img, CV_16S, dx, dy, ksize)`` on uint8 -> int16."""
     op: ClassVar[str] = "sobel"
     supports_lanes: ClassVar[bool] = True
-    dx: int = 1
-    dy: int = 0
-    ksize: int = 3
-    border: str = "reflect101"
+    dx: int = _order_param(1, hdl.MAX_SOBEL_ORDER, "x")
+    dy: int = _order_param(0, hdl.MAX_SOBEL_ORDER, "y")
+    ksize: int = _sobel_ksize_param()
+    border: str = border_param()
 
     def __post_init__(self):
-        _check_orders(self.dx, self.dy)
-        check_choice("ksize", self.ksize, hdl.SOBEL_SIZES)
-        check_choice("border", self.border, BORDERS)
+        super().__post_init__()
+        if self.dx + self.dy < 1:
+            raise SpecError("dx", f"dx + dy must be at least 1 (dx, dy in "
+                                  f"0..{hdl.MAX_SOBEL_ORDER})")
 
     def bind(self, in_format, width, height):
         _require_input(self.op, in_format, dtypes=("uint8",))
@@ -152,16 +148,14 @@ class ScharrStage(Stage):
     """``scharr``: ``cv2.Scharr(img, CV_16S, dx, dy)`` on uint8 -> int16."""
     op: ClassVar[str] = "scharr"
     supports_lanes: ClassVar[bool] = True
-    dx: int = 1
-    dy: int = 0
-    border: str = "reflect101"
+    dx: int = _order_param(1, 1, "x")
+    dy: int = _order_param(0, 1, "y")
+    border: str = border_param()
 
     def __post_init__(self):
-        check_int("dx", self.dx, 0, 1)
-        check_int("dy", self.dy, 0, 1)
+        super().__post_init__()
         if self.dx + self.dy != 1:
             raise SpecError("dx", "(dx, dy) must be (1, 0) or (0, 1)")
-        check_choice("border", self.border, BORDERS)
 
     def bind(self, in_format, width, height):
         _require_input(self.op, in_format, dtypes=("uint8",))
@@ -182,12 +176,9 @@ class LaplacianStage(Stage):
     """``laplacian``: ``cv2.Laplacian(img, CV_16S, ksize)`` on uint8, ksize 1 or 3 -> int16."""
     op: ClassVar[str] = "laplacian"
     supports_lanes: ClassVar[bool] = True
-    ksize: int = 1
-    border: str = "reflect101"
-
-    def __post_init__(self):
-        check_choice("ksize", self.ksize, (1, 3))
-        check_choice("border", self.border, BORDERS)
+    ksize: int = param(1, choices=hdl.LAPLACIAN_SIZES,
+                       doc="1: the 4-neighbour kernel; 3: OpenCV's 3x3 kernel")
+    border: str = border_param()
 
     def bind(self, in_format, width, height):
         _require_input(self.op, in_format, dtypes=("uint8",))
@@ -210,14 +201,9 @@ class GradientMagnitudeStage(Stage):
     square root, saturated) -> uint8."""
     op: ClassVar[str] = "gradient_magnitude"
     supports_lanes: ClassVar[bool] = True
-    norm: str = "l1"
-    ksize: int = 3
-    border: str = "reflect101"
-
-    def __post_init__(self):
-        check_choice("norm", self.norm, hdl.GRADIENT_NORMS)
-        check_choice("ksize", self.ksize, hdl.SOBEL_SIZES)
-        check_choice("border", self.border, BORDERS)
+    norm: str = norm_param()
+    ksize: int = _sobel_ksize_param()
+    border: str = border_param()
 
     def bind(self, in_format, width, height):
         _require_input(self.op, in_format, dtypes=("uint8",))
@@ -243,10 +229,7 @@ class MedianStage(Stage):
     """``median``: ``cv2.medianBlur(img, ksize)`` on uint8 (replicate border)."""
     op: ClassVar[str] = "median"
     supports_lanes: ClassVar[bool] = True
-    ksize: int = 3
-
-    def __post_init__(self):
-        check_choice("ksize", self.ksize, hdl.MEDIAN_SIZES)
+    ksize: int = _ksize_param(3, hdl.MEDIAN_SIZES)
 
     def bind(self, in_format, width, height):
         _require_input(self.op, in_format, dtypes=("uint8",))
@@ -262,12 +245,9 @@ class MedianStage(Stage):
 
 @dataclass(frozen=True)
 class _MorphologyStage(Stage):
-    ksize: int = 3
-    shape: str = "rect"
-
-    def __post_init__(self):
-        check_choice("ksize", self.ksize, ODD_SIZES)
-        check_choice("shape", self.shape, hdl.MORPH_SHAPES)
+    ksize: int = _ksize_param(3, hdl.ODD_SIZES)
+    shape: str = param("rect", choices=hdl.MORPH_SHAPES,
+                       doc="structuring element (``cv2.getStructuringElement``)")
 
     def bind(self, in_format, width, height):
         return _same_size(self, in_format, width, height, in_format, self.ksize)
@@ -305,14 +285,10 @@ class ThresholdStage(Stage):
     """``threshold``: ``cv2.threshold(img, level, maxval, THRESH_<type>)`` on uint8."""
     op: ClassVar[str] = "threshold"
     supports_lanes: ClassVar[bool] = True
-    level: int
-    maxval: int = 255
-    type: str = "binary"
-
-    def __post_init__(self):
-        check_int("level", self.level, -(1 << 31), (1 << 31) - 1)
-        check_int("maxval", self.maxval, 0, 255)
-        check_choice("type", self.type, pointwise.THRESHOLD_TYPES)
+    level: int = param(lo=-(1 << 31), hi=(1 << 31) - 1, doc="the threshold (``thresh``)")
+    maxval: int = param(255, lo=0, hi=255, doc="the value of pixels that pass (uint8)")
+    type: str = param("binary", choices=pointwise.THRESHOLD_TYPES,
+                      doc="``THRESH_<type>``: what passes and what it becomes")
 
     def bind(self, in_format, width, height):
         _require_input(self.op, in_format, dtypes=("uint8",))

@@ -38,8 +38,9 @@ import numpy as np
 
 from .errors import RasterflowError, SpecError
 from .files import atomic_write_bytes, atomic_write_text, write_json
+from .params import TYPE_NAMES, allowed_values, params_of
 from .spec import InputSpec, parse_spec
-from .stages import STAGES
+from .stages import GRAPH_KEYS, STAGES
 
 __all__ = ["SweepError", "Axis", "SweepResult", "parse_vary", "parse_values", "set_field",
            "combinations", "normalized_spec", "tool_versions", "design_key",
@@ -99,25 +100,46 @@ def _input_fields():
     return {f.name for f in dataclasses.fields(InputSpec)}
 
 
+def _stage_class(table):
+    return STAGES.get(table.get("op")) if isinstance(table, dict) else None
+
+
 def _stage_fields(table):
-    cls = STAGES.get(table.get("op")) if isinstance(table, dict) else None
-    return {f.name for f in dataclasses.fields(cls) if f.init} if cls else set()
+    cls = _stage_class(table)
+    return set(params_of(cls)) if cls else set()
+
+
+def _check_stage_field(key, table, name):
+    """Raise SweepError unless stage table ``table`` may have key ``name``: a parameter its
+    op declares, ``op`` or a graph key. A table without a known op is the spec check's."""
+    cls = _stage_class(table)
+    if cls is None or name in params_of(cls) or name == "op" or name in GRAPH_KEYS:
+        return
+    listing = "; ".join(f"{p.name} ({allowed_values(p) or TYPE_NAMES[p.type]})"
+                        for p in params_of(cls).values())
+    has = f"its parameters: {listing}" if listing else "it has no parameters"
+    raise SweepError(f"--vary {key}: {cls.op} has no parameter {name!r}; {has}")
 
 
 def set_field(doc, key, value):
     """Set field ``key`` of spec document ``doc`` (in place) to ``value``.
 
     ``input.FIELD`` and ``stage[i].FIELD`` address one table; a bare ``FIELD`` every stage
-    whose op has it, and ``[input]`` if ``InputSpec`` has it. Raises :class:`SweepError` if
-    ``key`` addresses nothing.
+    whose op has it, and ``[input]`` if ``InputSpec`` has it. Raises :class:`SweepError`
+    (listing the fields there are and their allowed values) if ``key`` addresses nothing.
+    Values are not checked here: a combination with an invalid one is a row with its error.
     """
     stages = doc.get("stage") if isinstance(doc.get("stage"), list) else []
     if match := STAGE_FIELD.match(key):
-        index = int(match.group(1))
+        index, name = int(match.group(1)), match.group(2)
         if index >= len(stages):
             raise SweepError(f"--vary {key}: the spec has {len(stages)} stage(s)")
-        stages[index][match.group(2)] = value
+        _check_stage_field(key, stages[index], name)
+        stages[index][name] = value
     elif match := INPUT_FIELD.match(key):
+        if match.group(1) not in _input_fields():
+            raise SweepError(f"--vary {key}: [input] has no field {match.group(1)!r}; its "
+                             f"fields: {', '.join(sorted(_input_fields()))}")
         doc.setdefault("input", {})[match.group(1)] = value
     elif re.fullmatch(r"\w+", key):
         targets = [table for table in stages if key in _stage_fields(table)]
