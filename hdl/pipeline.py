@@ -151,8 +151,12 @@ class LaneParallel(wiring.Component):
     ``out_field`` of the output gain a lane dimension; other fields (``emit``, ``sof``,
     ``eol``) are fed to every copy and taken from copy 0.
 
-    Latency and throughput: those of one copy; resources: ``lanes`` copies.
+    Latency and throughput: those of one copy; resources: ``lanes`` copies. A stall-all
+    datapath emits item ``n`` ``latency`` cycles after taking it, needing no later input, so
+    its ``schedule_delay`` is 0.
     """
+    schedule_delay = 0
+
     def __init__(self, make, lanes, in_field, out_field):
         if not isinstance(lanes, int) or lanes < 2:
             raise ValueError(f"lanes must be an integer of at least 2, not {lanes!r}")

@@ -75,7 +75,7 @@ class PipelineTop(wiring.Component):
         self.skews = {}     # (node or "output", input position) -> depth
         for node in nodes:
             self.arrival[node.name] = self._join_arrival(node.name, node.inputs) + \
-                node.part.latency + getattr(node.part, "schedule_delay", 0) + SKID_LATENCY
+                node.part.latency + node.part.schedule_delay + SKID_LATENCY
         self.latency_cycles = self._join_arrival("output", self.outputs)
         out_signature = (pixel_stream_signature(self._formats[outputs[0]], lanes)
                          if len(outputs) == 1 else
