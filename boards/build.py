@@ -42,7 +42,6 @@ __all__ = ["HIDE_INDEXED_NAMES", "BuildError", "DesignDoesNotFit", "ProgrammerEr
 BUILD_NAME = "top"
 REPORT_KEYS = ("logic", "ff", "bram", "dsp")
 MULTIPLIER_SCRIPT = "multipliers.ys"
-LUT_MULTIPLIER_ATTR = "rasterflow_lut_multiplier"
 
 
 class BuildError(RuntimeError):
@@ -235,33 +234,19 @@ HIDE_INDEXED_NAMES = "rename -hide w:*]"
 
 
 def _synth_overrides(family, top_name):
-    """Amaranth build overrides that run synthesis with DSP inference and the multiplier
-    script (``MULTIPLIER_SCRIPT``, written by :func:`_multiplier_script`).
-
-    iCE40: ``synth_ice40 -dsp`` turns a ``$__soft_mul`` cell back into ``$mul`` after DSP
-    mapping and maps it to LUTs; the script marks the LUT cells by attribute right after
-    reading (where the RTLIL names still hold), and they are retyped between flattening and
-    the coarse pass, so synthesis runs in two parts around that point. ECP5: ``synth_ecp5``
-    maps ``$macc`` cells to LUT adders, never to DSP blocks, so the script turns the LUT
-    cells into ``$macc`` (``alumacc``) right after reading.
-    """
-    overrides = {"script_after_read": f"script {MULTIPLIER_SCRIPT}\n{HIDE_INDEXED_NAMES}",
-                 "synth_opts": family.synth_opts}
-    if family.name == "ice40":
-        overrides["synth_opts"] += " -run :coarse"
-        overrides["script_after_synth"] = (
-            f"chtype -set $__soft_mul a:{LUT_MULTIPLIER_ATTR}\n"
-            f"synth_ice40 {family.synth_opts} -top {top_name} -run coarse:")
-    return overrides
+    """Amaranth build overrides: the multiplier script (``MULTIPLIER_SCRIPT``, written by
+    :func:`_multiplier_script`) and :data:`HIDE_INDEXED_NAMES` right after reading the design,
+    then the family's synthesis (:meth:`Family.synth_overrides
+    <rasterflow.boards.families.Family.synth_overrides>`)."""
+    return {"script_after_read": f"script {MULTIPLIER_SCRIPT}\n{HIDE_INDEXED_NAMES}",
+            **family.synth_overrides(top_name)}
 
 
 def _multiplier_script(family, in_luts):
     selection = " ".join(m.selector for m in in_luts)
     if not selection:
         return "# every multiplier may use a DSP block\n"
-    if family.name == "ice40":
-        return f"setattr -set {LUT_MULTIPLIER_ATTR} 1 {selection}\n"
-    return f"proc\nalumacc {selection}\n"
+    return family.multiplier_script(selection)
 
 
 def _yosys_cell_counts(report_path):
@@ -288,15 +273,9 @@ def _yosys_cell_counts(report_path):
     return counts
 
 
-def _yosys_usage(board, counts):
-    usage = {}
-    for key, prefixes in board.family_info.yosys_cells.items():
-        usage[key] = sum(n for cell, n in counts.items()
-                         if any(cell.startswith(p) for p in prefixes))
-    if board.family == "ecp5":
-        # Each CCU2C carry cell occupies two LUT4s of a slice.
-        usage["logic"] += 2 * counts.get("CCU2C", 0)
-    return usage
+def _yosys_usage(family, report_path):
+    """Report resource key -> cells used, from a Yosys log."""
+    return family.yosys_usage(_yosys_cell_counts(report_path))
 
 
 def _over_budget(board, usage, source):
@@ -323,12 +302,17 @@ def _log_tail(path, lines=25):
         return "(no log)"
 
 
+def _placed(build_dir, family):
+    """Whether nextpnr has written the placed design for the packer."""
+    return (build_dir / f"{BUILD_NAME}.{family.placed_suffix}").exists()
+
+
 def _failed_stage(build_dir, family):
     """``(tool, log)`` of the build script's step that stopped it: the script runs Yosys,
     then nextpnr (which writes its log when it starts), then the packer (on nextpnr's
     output)."""
     nextpnr_log = build_dir / f"{BUILD_NAME}.tim"
-    if any((build_dir / f"{BUILD_NAME}.{suffix}").exists() for suffix in ("asc", "config")):
+    if _placed(build_dir, family):
         packer = next(var for var in family.tools if var.endswith("PACK"))
         return packer.lower(), build_dir / "build.log"
     if nextpnr_log.exists():
@@ -432,12 +416,11 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
             while process.poll() is None:
                 if nextpnr_log.exists() and yosys_usage is None:
                     # nextpnr has started, so Yosys has finished: check its counts first.
-                    yosys_usage = _yosys_usage(board, _yosys_cell_counts(yosys_log))
+                    yosys_usage = _yosys_usage(family, yosys_log)
                     too_big = _over_budget(board, yosys_usage, "Yosys cell counts")
                     if too_big:
                         raise too_big
-                stage = ("pack bitstream" if (build_dir / f"{BUILD_NAME}.asc").exists()
-                         or (build_dir / f"{BUILD_NAME}.config").exists()
+                stage = ("pack bitstream" if _placed(build_dir, family)
                          else "place & route (nextpnr)" if nextpnr_log.exists()
                          else "synthesis (yosys)")
                 display.show(stage)
@@ -451,8 +434,7 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
         # Yosys' counts first, whether or not the poll above saw nextpnr start: the verdict
         # must not depend on how fast nextpnr failed.
         if yosys_usage is None and yosys_log.exists():
-            too_big = _over_budget(board, _yosys_usage(board, _yosys_cell_counts(yosys_log)),
-                                   "Yosys cell counts")
+            too_big = _over_budget(board, _yosys_usage(family, yosys_log), "Yosys cell counts")
             if too_big:
                 raise too_big
         log_text = nextpnr_log.read_text(errors="replace") if nextpnr_log.exists() else ""
@@ -472,7 +454,7 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
         raise BuildError(f"build for {board.name} produced no bitstream at {bitstream}")
 
     if yosys_usage is None:
-        yosys_usage = _yosys_usage(board, _yosys_cell_counts(yosys_log))
+        yosys_usage = _yosys_usage(family, yosys_log)
     nextpnr = json.loads(report_json.read_text())
     used = {}
     for key in REPORT_KEYS:

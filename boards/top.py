@@ -30,8 +30,8 @@ pipeline run ahead of the slow TX UART.
 """
 import math
 
-from amaranth.hdl import (ClockDomain, ClockSignal, Elaboratable, Instance, Module,
-                          ResetInserter, ResetSignal, Signal)
+from amaranth.hdl import (ClockDomain, ClockSignal, Elaboratable, Module, ResetInserter,
+                          ResetSignal, Signal)
 from amaranth.lib import cdc, fifo, io, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -41,12 +41,10 @@ from ..hdl.uart import UARTReceiver, UARTTransmitter, check_divisor, uart_diviso
 from .host import RESYNC_GAP, link_plan
 from .platforms import get_board
 
-__all__ = ["UARTBridge", "BoardTop", "ice40_pll_config", "ecp5_pll_config"]
+__all__ = ["UARTBridge", "BoardTop"]
 
 #: Default TX FIFO depth in bytes: one iCE40 EBR (512 x 8 bit).
 DEFAULT_TX_FIFO_DEPTH = 512
-#: Largest relative error accepted between the requested and the PLL's clock frequency.
-PLL_MAX_ERROR = 0.01
 
 
 class UARTBridge(wiring.Component):
@@ -168,69 +166,13 @@ class UARTBridge(wiring.Component):
         return m
 
 
-def ice40_pll_config(f_in, f_out):
-    """SB_PLL40 (SIMPLE feedback) settings closest to ``f_out``: ``(params, achieved_hz)``.
-
-    Limits from the iCE40 sysCLOCK PLL guide (as used by icepll): PFD 10-133 MHz,
-    VCO 533-1066 MHz, output 16-275 MHz.
-    """
-    best = None
-    for divr in range(16):
-        f_pfd = f_in / (divr + 1)
-        if not 10e6 <= f_pfd <= 133e6:
-            continue
-        for divf in range(128):
-            f_vco = f_pfd * (divf + 1)
-            if not 533e6 <= f_vco <= 1066e6:
-                continue
-            for divq in range(1, 7):
-                f = f_vco / 2 ** divq
-                if 16e6 <= f <= 275e6 and (best is None or abs(f - f_out) < abs(best[0] - f_out)):
-                    best = (f, divr, divf, divq, f_pfd)
-    _check_pll("iCE40", f_in, f_out, best and best[0])
-    f, divr, divf, divq, f_pfd = best
-    filter_range = next(i + 1 for i, limit in enumerate((17e6, 26e6, 44e6, 66e6, 101e6, math.inf))
-                        if f_pfd < limit)
-    return dict(DIVR=divr, DIVF=divf, DIVQ=divq, FILTER_RANGE=filter_range), f
-
-
-def ecp5_pll_config(f_in, f_out):
-    """EHXPLLL (CLKOP feedback) settings closest to ``f_out``: ``(params, achieved_hz)``.
-
-    Limits as used by ecppll: PFD 3.125-400 MHz, VCO 400-800 MHz, output 10-400 MHz.
-    """
-    best = None
-    for clki_div in range(1, 129):
-        f_pfd = f_in / clki_div
-        if not 3.125e6 <= f_pfd <= 400e6:
-            continue
-        for clkfb_div in range(1, 81):
-            f = f_pfd * clkfb_div
-            if not 10e6 <= f <= 400e6:
-                continue
-            clkop_div = math.ceil(400e6 / f)
-            if f * clkop_div <= 800e6 and clkop_div <= 128 and (
-                    best is None or abs(f - f_out) < abs(best[0] - f_out)):
-                best = (f, clki_div, clkfb_div, clkop_div)
-    _check_pll("ECP5", f_in, f_out, best and best[0])
-    f, clki_div, clkfb_div, clkop_div = best
-    return dict(CLKI_DIV=clki_div, CLKFB_DIV=clkfb_div, CLKOP_DIV=clkop_div,
-                CLKOP_CPHASE=(clkop_div - 1) // 2), f
-
-
-def _check_pll(family, f_in, f_out, achieved):
-    if achieved is None or abs(achieved - f_out) / f_out > PLL_MAX_ERROR:
-        got = "nothing" if achieved is None else f"{achieved / 1e6:.3f} MHz"
-        raise ValueError(f"{family} PLL cannot make {f_out / 1e6:g} MHz from "
-                         f"{f_in / 1e6:g} MHz (closest: {got})")
-
-
 class BoardTop(Elaboratable):
     """:class:`UARTBridge` on a board from :data:`rasterflow.boards.platforms.BOARDS`.
 
     ``baud`` defaults to the board's ``default_baud``; the UART divisor is computed from the
     real ``sync`` frequency (the PLL's achieved frequency when ``clock_hz`` asks for a clock
-    other than the oscillator's), the resync time from :data:`rasterflow.boards.host.RESYNC_GAP`.
+    other than the oscillator's; the board's family makes the PLL), the resync time from
+    :data:`rasterflow.boards.host.RESYNC_GAP`.
     Status LEDs (those the board has): ``heartbeat`` (about
     1 Hz: the clock runs), ``error`` (RX overflow or framing error, latched), ``frame_done``
     (toggles per output frame).
@@ -244,12 +186,9 @@ class BoardTop(Elaboratable):
         self.pll_config = None
         if clock_hz is None or clock_hz == self.oscillator_hz:
             self.clock_hz = self.oscillator_hz
-        elif self.board.family == "ice40":
-            self.pll_config, self.clock_hz = ice40_pll_config(self.oscillator_hz, clock_hz)
-        elif self.board.family == "ecp5":
-            self.pll_config, self.clock_hz = ecp5_pll_config(self.oscillator_hz, clock_hz)
         else:
-            raise ValueError(f"no PLL support for family {self.board.family!r}")
+            self.pll_config, self.clock_hz = self.board.family_info.pll_config(
+                self.oscillator_hz, clock_hz)
         self.divisor = uart_divisor(self.clock_hz, self.baud)
         self.bridge = UARTBridge(pipeline, self.divisor,
                                  resync_clocks=math.ceil(RESYNC_GAP * self.clock_hz),
@@ -282,35 +221,9 @@ class BoardTop(Elaboratable):
     def _add_pll_domain(self, m, platform):
         clk = Signal()
         locked = Signal()
-        config = self.pll_config
-        if self.board.family == "ice40":
-            # The iCEBreaker's oscillator pin is the PLL's dedicated pad input.
-            clk_pad = platform.request(self.board.clock, 0, dir="-")
-            m.submodules.pll = Instance(
-                "SB_PLL40_PAD",
-                p_FEEDBACK_PATH="SIMPLE", p_PLLOUT_SELECT="GENCLK",
-                p_DIVR=config["DIVR"], p_DIVF=config["DIVF"], p_DIVQ=config["DIVQ"],
-                p_FILTER_RANGE=config["FILTER_RANGE"],
-                i_PACKAGEPIN=clk_pad.io, i_RESETB=1, i_BYPASS=0,
-                o_PLLOUTGLOBAL=clk, o_LOCK=locked)
-        else:
-            m.submodules.clk_in = clk_in = io.Buffer("i", platform.request(self.board.clock, 0,
-                                                                             dir="-"))
-            m.submodules.pll = Instance(
-                "EHXPLLL",
-                a_FREQUENCY_PIN_CLKI=f"{self.oscillator_hz / 1e6:g}",
-                a_FREQUENCY_PIN_CLKOP=f"{self.clock_hz / 1e6:g}",
-                a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1",
-                a_MFG_GMCREF_SEL="2",
-                p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
-                p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
-                p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
-                p_CLKI_DIV=config["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED",
-                p_CLKOP_DIV=config["CLKOP_DIV"], p_CLKOP_CPHASE=config["CLKOP_CPHASE"],
-                p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP", p_CLKFB_DIV=config["CLKFB_DIV"],
-                i_RST=0, i_STDBY=0, i_CLKI=clk_in.i, o_CLKOP=clk, i_CLKFB=clk,
-                i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
-                i_PLLWAKESYNC=0, i_ENCLKOP=0, o_LOCK=locked)
+        self.board.family_info.add_pll(
+            m, platform.request(self.board.clock, 0, dir="-"), self.pll_config,
+            f_in=self.oscillator_hz, f_out=self.clock_hz, clk=clk, locked=locked)
         platform.add_clock_constraint(clk, self.clock_hz)
 
         # Hold reset until the PLL has locked and then 15 us more: iCE40 block RAMs read as

@@ -13,11 +13,28 @@ same cycle undefined, which is why only ``collision_free`` memories take that pa
 caller guarantees that it never *uses* such a read: the tests check that formally for the
 window generator, and the ``DP16KD`` model in ``sim/models`` returns a scrambled word on a
 collision, so a design that used one would fail its bit-exact simulations).
+
+*Which primitive:* the elaboration ``platform`` says, as ``platform.line_memory_primitive``
+(one of :data:`LINE_MEMORY_PRIMITIVES`; :class:`LineMemoryTarget` spells out that protocol);
+``platform=None``, as in Amaranth's simulator, is ``"generic"``. Hardware stays below the
+board code: it never learns which FPGA family or board it is built for, only this one fact,
+which whoever makes the platform sets from the family (board platforms from
+``rasterflow.boards.platforms.Board.make_platform``, simulation targets from
+``rasterflow.sim.session.FamilyTarget``). A named attribute of our own, rather than Amaranth's
+``platform.family``, because that one is not ours to define: it is ``"ecp5"`` on ECP5 but
+``"iCE40"`` on iCE40 and absent from a simulation stand-in.
 """
+from typing import Protocol
+
 from amaranth.hdl import Cat, ClockSignal, Const, Instance, Shape, Signal
 from amaranth.lib.memory import Memory
 
-__all__ = ["line_memory", "dp16kd_geometry", "DP16KD_MIN_DEPTH"]
+__all__ = ["LINE_MEMORY_PRIMITIVES", "LineMemoryTarget", "line_memory", "dp16kd_geometry",
+           "DP16KD_MIN_DEPTH"]
+
+#: What line memories can be built from: ``"generic"`` (Yosys infers the block RAM) or
+#: ``"dp16kd"`` (ECP5 ``DP16KD`` blocks with their output register).
+LINE_MEMORY_PRIMITIVES = ("generic", "dp16kd")
 
 #: ``(data width, words)`` configurations of one ``DP16KD`` port (18 Kbit with parity bits).
 DP16KD_CONFIGS = ((18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
@@ -25,6 +42,12 @@ DP16KD_CONFIGS = ((18, 1024), (9, 2048), (4, 4096), (2, 8192), (1, 16384))
 DP16KD_LOW_ADDRESS_BITS = {18: 4, 9: 3, 4: 2, 2: 1, 1: 0}
 #: Shallower memories stay with Yosys (it maps them to LUT RAM, which has no slow read).
 DP16KD_MIN_DEPTH = 128
+
+
+class LineMemoryTarget(Protocol):
+    """What :func:`line_memory` reads from a non-``None`` elaboration platform."""
+    #: One of :data:`LINE_MEMORY_PRIMITIVES`.
+    line_memory_primitive: str
 
 
 def dp16kd_geometry(width, depth):
@@ -49,12 +72,13 @@ def line_memory(m, name, shape, depth, *, write_en, write_addr, write_data, read
     data path. ``collision_free=True`` states that the caller never uses the word of a read
     made while the same address is written; the memory then maps to bare block RAM
     (Yosys's ``no_rw_check``),
-    and on an ECP5 ``platform`` (``platform.family == "ecp5"``) to ``DP16KD`` blocks with
-    their output register when ``depth >= DP16KD_MIN_DEPTH``.
+    and on a ``platform`` (a :class:`LineMemoryTarget`) whose ``line_memory_primitive`` is
+    ``"dp16kd"`` to ``DP16KD`` blocks with their output register when
+    ``depth >= DP16KD_MIN_DEPTH``.
     """
     width = Shape.cast(shape).width
-    if (collision_free and getattr(platform, "family", None) == "ecp5"
-            and depth >= DP16KD_MIN_DEPTH):
+    if (collision_free and platform is not None
+            and platform.line_memory_primitive == "dp16kd" and depth >= DP16KD_MIN_DEPTH):
         return _dp16kd_line_memory(m, name, shape, width, depth, write_en=write_en,
                                    write_addr=write_addr, write_data=write_data,
                                    read_en=read_en, read_addr=read_addr, out_en=out_en)

@@ -7,6 +7,7 @@ import numpy as np
 from amaranth.back import verilog as verilog_backend
 from tqdm import tqdm
 
+from ..boards.families import FAMILIES
 from ..hdl.payload import (pack_joined, pack_pixels, transfers_per_line, unpack_joined,
                            unpack_pixels)
 from .amaranth_sim import run_stream
@@ -14,9 +15,13 @@ from .amaranth_sim import run_stream
 __all__ = ["SIMULATORS", "FAMILY_MODELS", "FamilyTarget", "SimResult", "simulate",
            "pipeline_verilog"]
 
-#: Device families the hardware can be elaborated for, with the Verilog simulation models
-#: (in ``sim/models``) of the primitives it then instantiates.
-FAMILY_MODELS = {"generic": (), "ecp5": ("DP16KD.v",)}
+#: What the hardware can be elaborated for, with the Verilog simulation models (in
+#: ``sim/models``) of the primitives it then instantiates: ``"generic"`` (no device
+#: primitives) and each registered family whose netlists have primitives of their own. A
+#: family without any (iCE40) elaborates exactly as ``"generic"``, so it is not offered.
+FAMILY_MODELS = {"generic": (), **{name: family.simulation_models
+                                   for name, family in FAMILIES.items()
+                                   if family.simulation_models}}
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 
 SIMULATORS = ("amaranth", "verilator")
@@ -70,20 +75,24 @@ class SimResult:
 
 
 class FamilyTarget:
-    """Stands in for a build platform while elaborating for a device family: hardware picks
-    device primitives by ``platform.family`` (see ``hdl/bram.py``)."""
+    """Stands in for a build platform while elaborating for ``family`` (a key of
+    :data:`FAMILY_MODELS`): it carries what hardware reads from a platform, the family's
+    ``line_memory_primitive`` (see :class:`rasterflow.hdl.bram.LineMemoryTarget`)."""
     def __init__(self, family):
         if family not in FAMILY_MODELS:
             raise ValueError(f"family must be one of {', '.join(FAMILY_MODELS)}, "
                              f"not {family!r}")
         self.family = family
+        self.line_memory_primitive = (FAMILIES[family].line_memory_primitive
+                                      if family in FAMILIES else "generic")
 
 
 def pipeline_verilog(pipeline, top=None, *, family="generic", with_models=False):
     """Verilog text of ``pipeline``'s hardware (``top`` from :meth:`Pipeline.hardware`).
 
-    ``family="ecp5"`` elaborates with that family's primitives (``DP16KD`` line memories);
-    ``with_models`` appends the primitives' simulation models, for Verilator.
+    ``family`` (a key of :data:`FAMILY_MODELS`) elaborates with that family's primitives
+    (``"ecp5"``: ``DP16KD`` line memories); ``with_models`` appends the primitives'
+    simulation models, for Verilator.
     """
     top = top if top is not None else pipeline.hardware()
     platform = None if family == "generic" else FamilyTarget(family)

@@ -12,7 +12,8 @@ from amaranth.sim import Simulator
 
 from rasterflow.boards.host import (bytes_to_frame, check_answer, frame_to_bytes, input_stream,
                                     link_plan, output_trailer)
-from rasterflow.boards.top import UARTBridge, ecp5_pll_config, ice40_pll_config
+from rasterflow.boards.families import FAMILIES
+from rasterflow.boards.top import UARTBridge
 from rasterflow.golden.pixel import PixelFormat
 from rasterflow.hdl.link import STATUS_INPUT_CRC_BAD
 from rasterflow.hdl.payload import pack_joined, pixel_stream_signature
@@ -285,6 +286,10 @@ def test_joined_pixels_to_bytes(lanes):
 
 
 # --- PLL settings ------------------------------------------------------------------------
+
+ice40_pll_config = FAMILIES["ice40"].pll_config
+ecp5_pll_config = FAMILIES["ecp5"].pll_config
+
 
 def test_pll_configs_match_vendor_tools():
     # Reference values from icepll (-i 12 -o 24) and ecppll (-i 25 -o 50).

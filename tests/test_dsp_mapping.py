@@ -9,7 +9,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from rasterflow.boards.build import Multiplier, build, plan_multipliers, rtlil_multipliers
-from rasterflow.boards.platforms import FAMILIES
+from rasterflow.boards.families import FAMILIES
 from rasterflow.golden.pixel import PixelFormat
 from rasterflow.hdl.payload import pixel_stream_signature
 
@@ -62,6 +62,17 @@ class ProductsPipeline:
 
     out_width = property(lambda self: self.width)
     out_height = property(lambda self: self.height)
+
+    @property
+    def outputs(self):
+        return [self.name]
+
+    @property
+    def output_formats(self):
+        return {self.name: self.output_format}
+
+    def output(self, name):
+        return self      # has out_width and out_height
 
     def hardware(self):
         return PairProducts(self.pairs)
