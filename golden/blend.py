@@ -3,7 +3,8 @@
 What OpenCV computes
 --------------------
 ``cv2.addWeighted(a, alpha, b, beta, gamma)`` on two uint8 images of one shape
-(``modules/core/src/arithm.simd.hpp``: ``add_weighted_loop``, ``op_add_weighted``):
+(``modules/core/src/arithm.simd.hpp``: ``add_weighted_loop``, ``op_add_weighted``; read in
+OpenCV 4.x, whose formulas 5.1 matches on every pair in the tests):
 
 1. The weights become float32, rounded to nearest (``(float)scalars[i]``): ``α, β, γ``.
 2. Each value ``a, b`` takes one of two code paths, both in float32:
@@ -12,11 +13,13 @@ What OpenCV computes
 
          r = fma(a, α, fma(b, β, γ))                 two roundings
 
-   * scalar path (``a*alpha + b*beta + gamma`` as GCC contracts it)::
+   * scalar path (``a*alpha + b*beta + gamma``, compiled with the first product and sum
+     contracted into one fused multiply-add)::
 
          r = fl(fma(a, α, fl(b * β)) + γ)            three roundings
 
-   where ``fma`` rounds ``x * y + z`` once and ``fl`` rounds to float32.
+   where ``fma`` rounds ``x * y + z`` once and ``fl`` rounds to float32. (For
+   ``β == 1, γ == 0`` OpenCV runs ``op_add_scale``, ``fma(a, α, b)``: the same numbers.)
 3. ``out = saturate(rint(r))``: round half to even (``cvRound``), then clamp to 0..255;
    results beyond the int32 range and infinities saturate too (to 0 below, 255 above).
 
@@ -47,8 +50,8 @@ Pure numpy: no OpenCV, no hardware imports.
 """
 import numpy as np
 
-__all__ = ["FLOAT32_MAX", "float32_weights", "fma32", "scalar_tail", "add_weighted",
-           "add_weighted_vector", "add_weighted_scalar"]
+__all__ = ["FLOAT32_MAX", "VECTOR_STEP", "BLOCKED_ABOVE", "BLOCK", "float32_weights", "fma32",
+           "scalar_tail", "add_weighted", "add_weighted_vector", "add_weighted_scalar"]
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 
@@ -67,7 +70,7 @@ def float32_weights(alpha, beta, gamma):
     weights = []
     for name, value in (("alpha", alpha), ("beta", beta), ("gamma", gamma)):
         if not isinstance(value, (int, float, np.integer, np.floating)) or \
-                isinstance(value, (bool, np.bool_)) or not abs(float(value)) <= FLOAT32_MAX:
+                isinstance(value, (bool, np.bool_)) or not abs(value) <= FLOAT32_MAX:
             raise ValueError(f"{name} must be a real number in -{FLOAT32_MAX!r}.."
                              f"{FLOAT32_MAX!r} (finite as a float32), not {value!r}")
         weights.append(np.float32(value))

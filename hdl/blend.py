@@ -31,7 +31,7 @@ import math
 from fractions import Fraction
 
 import numpy as np
-from amaranth.hdl import C, Cat, Module, Mux, unsigned
+from amaranth.hdl import C, Cat, Module, Mux, Shape, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -49,8 +49,6 @@ __all__ = ["AddWeighted", "fraction_bits", "term_tables", "ROUNDING_BITS", "MAX_
 ROUNDING_BITS = 25
 #: Beyond this many fraction bits ``a * α`` keeps a sticky bit (see the module docstring).
 MAX_FRACTION_BITS = 34
-#: Register stages: ROM read, sum, rounding decision, saturation.
-LATENCY = 4
 
 
 def fraction_bits(alpha):
@@ -88,10 +86,9 @@ def _bounds(table):
 class AddWeighted(wiring.Component):
     """``cv2.addWeighted(a, alpha, b, beta, gamma)`` on uint8, per channel: OpenCV's vector
     path, ``saturate(rint(fma(a, α, fma(b, β, γ))))`` in float32, exactly (see the module
-    docstring). cv2 itself runs a scalar formula on the trailing values of some image sizes,
-    which differs when ``gamma != 0``
-    (:func:`~rasterflow.golden.blend.scalar_tail`); equal to
-    :func:`~rasterflow.golden.blend.add_weighted_vector` for every input.
+    docstring); equal to :func:`~rasterflow.golden.blend.add_weighted_vector` for every
+    input. cv2 itself runs a scalar formula on the trailing values of some image sizes,
+    which differs when ``gamma != 0`` (:func:`~rasterflow.golden.blend.scalar_tail`).
 
     Parameters
     ----------
@@ -106,14 +103,22 @@ class AddWeighted(wiring.Component):
 
     Latency, throughput, memory
     ---------------------------
-    Latency 4 cycles (ROM read, sum, rounding decision, saturation); one pixel per cycle;
-    ``schedule_delay`` 0. Per channel: two ROMs of 256 words (``a * α`` and
-    ``fma(b, β, γ)`` with ``F`` fraction bits and a sticky bit, about ``F + 12`` bits wide
-    for weights of magnitude up to 4 and ``|gamma| <= 255``: 38 bits each for
-    ``alpha, beta = 1.5, -0.5`` or ``0.5, 0.5``), one adder of the sum's width, and that
-    width + 20 bits of registers.
+    Latency 7 cycles: ROM read, ROM output register (block RAM clock-to-out stays out of
+    the adder), the sum in two halves (two short carry chains), bit tests of the fraction,
+    rounding decision, saturation. One pixel per cycle; ``schedule_delay`` 0.
+
+    Per channel: two ROMs of 256 words, ``floor(x * 2**F)`` (``F + 7`` to ``F + 11`` bits
+    for weights of magnitude up to 4 and ``|gamma| <= 255``) and a sticky bit where some
+    word needs one; an adder of ``F + 8`` to ``F + 12`` bits; about 100 LUTs and 200
+    flip-flops. Yosys drops the ROM bits no word sets: a channel takes 4 iCE40
+    ``SB_RAM40_4K`` or 2 ECP5 ``DP16KD`` for ``0.1, 0.2, 0.3`` (``F = 27``, words of 32 and
+    33 bits), 2 of either for the unsharp mask ``1.5, -0.5, 0``. The ROMs are inferred
+    block RAM, which on ECP5 leaves the ``DP16KD`` output register unused (see
+    :mod:`rasterflow.hdl.bram`): its clock-to-out bounds the clock near 138 MHz there.
     """
     schedule_delay = 0
+    #: The per-channel steps, one register stage each.
+    _STEPS = ("_look_up", "_hold", "_sum_low", "_sum_high", "_test", "_decide", "_saturate")
 
     def __init__(self, fmt_a: PixelFormat, fmt_b: PixelFormat, *, alpha, beta, gamma):
         _check_format("fmt_a", fmt_a, dtype="uint8")
@@ -126,29 +131,24 @@ class AddWeighted(wiring.Component):
         self.fraction_bits, self.a_terms, self.b_terms = term_tables(*weights)
         self.fmt_a, self.fmt_b = fmt_a, fmt_b
         self.out_fmt = PixelFormat(fmt_a.channels, "uint8")
-        self.latency = LATENCY
+        self.latency = len(self._STEPS)
         super().__init__({"i": In(joined_stream_signature({"a": fmt_a, "b": fmt_b})),
                           "o": Out(pixel_stream_signature(self.out_fmt))})
 
     def elaborate(self, platform):
         m = Module()
         pipe = StallPipeline(m, self.i, self.o, frame_markers=True)
-        channels = range(self.out_fmt.channels)
-        terms = [self._look_up(m, pipe, ch) for ch in channels]
-        pipe.stage()
-        sums = [self._sum(pipe, ch, *terms[ch]) for ch in channels]
-        pipe.stage()
-        decisions = [self._decide(pipe, ch, *sums[ch]) for ch in channels]
-        pipe.stage()
-        out = [self._saturate(pipe, ch, *decisions[ch]) for ch in channels]
-        pipe.stage()
-        m.d.comb += [self.o.payload.data[ch].eq(value) for ch, value in enumerate(out)]
+        values = [() for _ in range(self.out_fmt.channels)]
+        for step in self._STEPS:
+            values = [getattr(self, step)(m, pipe, ch, *v) for ch, v in enumerate(values)]
+            pipe.stage()
+        m.d.comb += [self.o.payload.data[ch].eq(out) for ch, (out,) in enumerate(values)]
         pipe.finish()
         return m
 
     def _rom(self, m, pipe, name, table, address):
-        """``(value, sticky)`` of ``table[address]``, a ROM read when the pipeline advances
-        (stage 1); the sticky bit is stored only if some word sets it."""
+        """``(value, sticky)`` of ``table[address]``, a ROM read when the pipeline advances;
+        the sticky bit is stored only if some word sets it."""
         fields = {"value": bounded_shape(*_bounds(table))}
         if any(sticky for _, sticky in table):
             fields["sticky"] = 1
@@ -160,53 +160,99 @@ class AddWeighted(wiring.Component):
         return port.data.value, port.data.sticky if "sticky" in fields else C(0, 1)
 
     def _look_up(self, m, pipe, ch):
+        """``a * α`` and ``fma(b, β, γ)``, each as ``(value, sticky)``."""
         data_in = self.i.payload.data
-        return (self._rom(m, pipe, f"a_terms_c{ch}", self.a_terms, data_in.a[ch]),
-                self._rom(m, pipe, f"b_terms_c{ch}", self.b_terms, data_in.b[ch]))
+        return (*self._rom(m, pipe, f"a_terms_c{ch}", self.a_terms, data_in.a[ch]),
+                *self._rom(m, pipe, f"b_terms_c{ch}", self.b_terms, data_in.b[ch]))
 
-    def _sum(self, pipe, ch, a_term, b_term):
+    def _hold(self, m, pipe, ch, *terms):
+        """The ROM words, registered, values extended to the sum's width."""
+        names = ("a_value", "a_sticky", "b_value", "b_sticky")
+        shapes = (self._sum_shape(), 1, self._sum_shape(), 1)
+        return tuple(pipe.register(term, name=f"{name}_c{ch}", shape=shape)
+                     for name, term, shape in zip(names, terms, shapes))
+
+    def _sum_low(self, m, pipe, ch, a_value, a_sticky, b_value, b_sticky):
+        """The sum of the low halves with its carry, and the high halves: two short carry
+        chains instead of one long one. All are bits of words of the sum's width, whose
+        sum modulo ``2**width`` is the exact one (it lies in the sum's range)."""
+        split = self._split()
+        return (pipe.register(a_value[:split] + b_value[:split], name=f"sum_low_c{ch}"),
+                pipe.register(a_value[split:], name=f"a_high_c{ch}"),
+                pipe.register(b_value[split:], name=f"b_high_c{ch}"),
+                pipe.register(a_sticky | b_sticky, name=f"sticky_s3_c{ch}"))
+
+    def _sum_high(self, m, pipe, ch, low, a_high, b_high, sticky):
         """``floor(S * 2**F)`` and ``S``'s sticky bit (at most one term has one that
-        matters); each term is a ``(value, sticky)`` pair."""
-        (a_lo, a_hi), (b_lo, b_hi) = _bounds(self.a_terms), _bounds(self.b_terms)
-        # At least F + 8 bits, for the slices of _decide.
-        shape = bounded_shape(min(a_lo + b_lo, 0),
-                              max(a_hi + b_hi, (256 << self.fraction_bits) - 1))
-        total = pipe.register(a_term[0] + b_term[0], name=f"sum_c{ch}", shape=shape)
-        sticky = pipe.register(a_term[1] | b_term[1], name=f"sticky_c{ch}")
-        return total, sticky
+        matters)."""
+        split = self._split()
+        high = (a_high + b_high + low[split])[:len(a_high)]
+        return (pipe.register(Cat(low[:split], high), name=f"sum_c{ch}",
+                              shape=self._sum_shape()),
+                pipe.register(sticky, name=f"sticky_s4_c{ch}"))
 
-    def _decide(self, pipe, ch, total, sticky):
-        """``n = floor(S)`` (low 8 bits), whether ``rint(fl(S))`` is ``n + 1``, and whether
-        ``S`` lies below 0 or at or beyond 256."""
+    def _sum_shape(self):
+        """The sum's bounds, widened to at least ``F + 8`` bits for the slices of _test."""
+        (a_lo, a_hi), (b_lo, b_hi) = _bounds(self.a_terms), _bounds(self.b_terms)
+        return bounded_shape(min(a_lo + b_lo, 0),
+                             max(a_hi + b_hi, (256 << self.fraction_bits) - 1))
+
+    def _split(self):
+        return Shape.cast(self._sum_shape()).width // 2
+
+    def _test(self, m, pipe, ch, total, sticky):
+        """``n = floor(S)`` (low 8 bits), ``S``'s bit of weight 1/2, per bit length ``k``
+        of ``n`` whether ``fl(S)`` would be ``n + 1/2`` (:func:`_captured`), which ``k`` is
+        ``n``'s, and whether ``S`` lies below 0 or at or beyond 256."""
         frac = self.fraction_bits
         n = total[frac:frac + 8]
-        half, below_half = total[frac - 1], total[:frac - 1]
-        captured = _captured(n, half, below_half, sticky, frac)
-        return (pipe.register(n, name=f"n_c{ch}"),
-                pipe.register(Mux(captured, n[0], half), name=f"up_c{ch}"),
-                pipe.register(total < 0, name=f"negative_c{ch}"),
-                pipe.register(total >= (256 << frac), name=f"over_c{ch}"))
+        half = total[frac - 1]
+        negative = total < 0
+        return (pipe.register(n, name=f"n_s5_c{ch}"),
+                pipe.register(half, name=f"half_c{ch}"),
+                pipe.register(_captured(half, total[:frac - 1], sticky, frac),
+                              name=f"captured_c{ch}"),
+                pipe.register(_bit_length(n), name=f"length_c{ch}"),
+                pipe.register(negative, name=f"negative_s5_c{ch}"),
+                pipe.register(~negative & (total[frac + 8:] != 0), name=f"over_s5_c{ch}"))
 
-    def _saturate(self, pipe, ch, n, up, negative, over):
+    def _decide(self, m, pipe, ch, n, half, captured, length, negative, over):
+        """Whether ``rint(fl(S))`` is ``n + 1``: to the even neighbour if ``fl(S)`` is
+        ``n + 1/2``, else up when ``S`` is above it."""
+        tie = (captured & length).any()
+        return (pipe.register(n, name=f"n_s6_c{ch}"),
+                pipe.register(Mux(tie, n[0], half), name=f"up_c{ch}"),
+                pipe.register(negative, name=f"negative_s6_c{ch}"),
+                pipe.register(over, name=f"over_s6_c{ch}"))
+
+    def _saturate(self, m, pipe, ch, n, up, negative, over):
         rounded = n + up
         value = Mux(negative, 0, Mux(over | rounded[8], 255, rounded[:8]))
-        return pipe.register(value, name=f"out_c{ch}", shape=unsigned(8))
+        return (pipe.register(value, name=f"out_c{ch}", shape=unsigned(8)),)
 
 
-def _captured(n, half, below_half, sticky, frac_bits):
-    """Whether ``fl(S)`` is the half-integer ``n + 1/2``, from ``S``'s fraction (its bit of
-    weight 1/2, the ``F - 1`` bits below and the sticky bit) and ``n``'s bit length ``k``:
-    ``S`` within ``2**j`` units of ``2**-F`` of ``n + 1/2``, ``j = F - 25 + k``; for
+def _bit_length(n):
+    """One-hot ``n``'s bit length ``k`` (bit ``k``): 0 for ``n = 0``."""
+    return Cat(n == 0, *(n[k - 1] & (n[k:] == 0) for k in range(1, len(n) + 1)))
+
+
+def _captured(half, below_half, sticky, frac_bits):
+    """Per bit length ``k`` of ``n`` (bit ``k``, 0..8), whether ``fl(S)`` is ``n + 1/2``,
+    from ``S``'s fraction (its bit of weight 1/2, the ``F - 1`` bits below and the sticky
+    bit): ``S`` within ``2**j`` units of ``2**-F`` of ``n + 1/2``, ``j = F - 25 + k``; for
     ``n = 0``, only above it (below 1/2 the answer is 0 either way)."""
-    # Above n + 1/2, the distance in units is below_half + (a fraction if sticky): at most
-    # 2**j exactly when 2 * below_half + sticky is at most 2**(j + 1). Below, it is
-    # 2**(F - 1) - below_half - (a fraction): at most 2**j when below_half >= 2**(F-1) - 2**j.
+    # Above n + 1/2, the distance in units is below_half plus a fraction if sticky: at most
+    # 2**j exactly when lifted = 2 * below_half + sticky is at most 2**(j + 1), that is, has
+    # no bit above j + 1, and bit j + 1 clear or nothing below it. Below n + 1/2, the
+    # distance is 2**(F - 1) - below_half less that fraction: at most 2**j when
+    # below_half >= 2**(F - 1) - 2**j, that is, has every bit from j up. Bit tests rather
+    # than comparisons: no carry chains.
     lifted = Cat(sticky, below_half)
 
-    def within(j):
-        return Mux(half, lifted <= (2 << j), below_half >= (1 << (frac_bits - 1)) - (1 << j))
+    def at_most(j):
+        return (lifted[j + 2:] == 0) & (~lifted[j + 1] | (lifted[:j + 1] == 0))
 
-    result = half & (lifted <= (2 << (frac_bits - 25)))
-    for k in range(1, 9):       # the highest set bit of n decides
-        result = Mux(n[k - 1], within(frac_bits - 26 + k), result)
-    return result
+    first = frac_bits - 25
+    return Cat(half & at_most(first),
+               *(Mux(half, at_most(first + k), below_half[first + k:].all())
+                 for k in range(1, 9)))

@@ -1,9 +1,10 @@
 """AddWeighted hardware vs golden.blend, in Amaranth's simulator.
 
 Every (a, b) pair for three weight sets, through random input gaps and output stalls,
-compared value for value with ``sof``/``eol``; for random weights, the pairs whose sum lies
-nearest a half-integer (where the float32 rounding decides); a 3-channel frame; the exact
-latency and one pixel per cycle unstalled; parameter validation.
+compared value for value with ``sof``/``eol``; sums swept across every rounding bound (with
+and without a sticky bit); for random weights, the pairs whose sum lies nearest a
+half-integer; a 3-channel frame; the exact latency and one pixel per cycle unstalled;
+parameter validation.
 """
 import random
 
@@ -111,7 +112,7 @@ def test_every_pair_equals_golden(weights):
 
 def test_sticky_products_equal_golden():
     """A weight with more than MAX_FRACTION_BITS fraction bits: ``a * α`` keeps a sticky
-    bit; ``γ`` puts sums next to the 1/2 boundary. A random quarter of the pairs."""
+    bit; ``γ`` puts sums next to the 1/2 boundary. An eighth of the pairs, at random."""
     dut = AddWeighted(GRAY, GRAY, alpha=1e-8, beta=3e-9, gamma=0.5 + 2 ** -25)
     assert dut.fraction_bits == MAX_FRACTION_BITS
     assert any(sticky for _, sticky in dut.a_terms)
@@ -134,8 +135,7 @@ def hard_pairs(weights, count):
 
 weight_values = st.one_of(st.floats(-4, 4), st.integers(-64, 64).map(lambda k: k / 16),
                           st.floats(1e-9, 1e-3), st.sampled_from([1 / 3, 0.1, 0.7]))
-gamma_values = st.one_of(st.floats(-300, 300), st.integers(-600, 600).map(lambda k: k / 2),
-                         st.integers(0, 255).map(lambda k: k + 0.5 + 2 ** -24))
+gamma_values = st.one_of(st.floats(-300, 300), st.integers(-600, 600).map(lambda k: k / 2))
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -152,6 +152,26 @@ def test_random_weights_near_ties_equal_golden(alpha, beta, gamma, seed):
     check(dut, a, b, seed=seed)
 
 
+#: ``alpha`` for ``beta, gamma = 1, 1/2``: the ``b`` term is ``b + 1/2`` exactly and ``a * α``
+#: is the distance from it, in steps of ``|α|``, above (``α > 0``) or below: ``2**-28`` crosses
+#: the capture bounds of ``n = b < 16`` (2**-25..2**-21) at ``a = 8..128``, ``2**-24`` those of
+#: ``n >= 1`` (2**-24..2**-17) at ``a = 1..128``, both landing on each bound exactly. The last
+#: pair has 40 fraction bits, so ``a * α`` keeps a sticky bit and lands just beyond a bound at
+#: ``a = 2**k < 64``.
+BOUNDARY_ALPHAS = [2 ** -28, -2 ** -28, 2 ** -24, -2 ** -24, 2 ** -24 + 2 ** -40,
+                   -2 ** -24 - 2 ** -40]
+#: ``b`` at both ends of every bit length.
+EDGES = [0, 1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 63, 64, 127, 128, 254, 255]
+
+
+@pytest.mark.parametrize("alpha", BOUNDARY_ALPHAS)
+def test_rounding_boundaries_equal_golden(alpha):
+    """Every ``a`` against each ``b`` of :data:`EDGES`, a row per ``b``."""
+    a = np.tile(np.arange(256, dtype=np.uint8), (len(EDGES), 1))[:, :, None]
+    b = np.repeat(np.array(EDGES, dtype=np.uint8)[:, None], 256, axis=1)[:, :, None]
+    check(AddWeighted(GRAY, GRAY, alpha=alpha, beta=1, gamma=0.5), a, b, seed=5)
+
+
 def test_three_channels_equal_golden():
     rng = np.random.default_rng(11)
     a, b = rng.integers(0, 256, (2, 6, 50, 3), dtype=np.uint8)
@@ -165,7 +185,7 @@ def test_latency_and_throughput():
     """Unstalled, the first output comes ``latency`` cycles after the first input, and
     ``N`` pixels leave within ``N + latency`` cycles of the first input."""
     dut = AddWeighted(GRAY, GRAY, alpha=0.5, beta=0.5, gamma=0)
-    assert (dut.latency, dut.schedule_delay) == (4, 0)
+    assert (dut.latency, dut.schedule_delay) == (7, 0)
     count = 20
     words = [dut.i.payload.shape().const({"sof": k == 0}).as_value().value
              for k in range(count)]

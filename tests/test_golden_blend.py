@@ -40,6 +40,9 @@ PARAMETERS = [
     pytest.param((0.5, 1.0, 0.0), id="beta-one"),
     pytest.param((0.001, 0.999, 0.4999), id="near-half"),
     pytest.param((1e-8, 1e-8, 0.5 + 2 ** -25), id="tiny-weights"),
+    pytest.param((2 ** -28, 1.0, 0.5), id="rounding-bounds-above"),
+    pytest.param((-2 ** -24, 1.0, 0.5), id="rounding-bounds-below"),
+    pytest.param((2 ** -24 + 2 ** -40, 1.0, 0.5), id="rounding-bounds-sticky"),
     pytest.param((1e9, 1e9, 0.0), id="beyond-int32"),
     pytest.param((0.5, 0.5, 3e9), id="large-gamma"),
     pytest.param((-0.5, -0.5, -3e9), id="large-negative-gamma"),
@@ -238,7 +241,8 @@ U8 = np.zeros((2, 3), np.uint8)
     (lambda: add_weighted(U8, U8.astype(np.float32), 1, 1, 0), r"b must be a uint8 image"),
     (lambda: add_weighted(U8.reshape(-1), U8.reshape(-1), 1, 1, 0),
      r"a must be a uint8 image, H x W or H x W x C, not uint8 of shape \(6,\)"),
-    (lambda: add_weighted(U8, U8.T, 1, 1, 0), r"b must have the shape of a, \(2, 3\), not \(3, 2\)"),
+    (lambda: add_weighted(U8, U8.T, 1, 1, 0),
+     r"b must have the shape of a, \(2, 3\), not \(3, 2\)"),
     (lambda: add_weighted_vector(U8, U8[:, :, None], 1, 1, 0), r"b must have the shape of a"),
     (lambda: add_weighted(U8, U8, math.inf, 1, 0), r"alpha must be a real number in "
      r"-3\.4028234663852886e\+38\.\.3\.4028234663852886e\+38 \(finite as a float32\), not inf"),
@@ -247,6 +251,7 @@ U8 = np.zeros((2, 3), np.uint8)
     (lambda: add_weighted(U8, U8, True, 1, 0), r"alpha must be a real number .* not True"),
     (lambda: add_weighted(U8, U8, 1, "1", 0), r"beta must be a real number .* not '1'"),
     (lambda: float32_weights(1, 1, None), r"gamma must be a real number .* not None"),
+    (lambda: float32_weights(10 ** 400, 1, 0), r"alpha must be a real number .* not 1000"),
 ])
 def test_arguments_are_validated(call, message):
     with pytest.raises(ValueError, match=message):
