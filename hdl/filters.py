@@ -3,19 +3,22 @@
 Both compute an exact integer weighted sum, then ``round(sum / 2**shift)`` (``half_even`` or
 ``half_up``) and saturate to the output type, per channel.
 """
+from dataclasses import dataclass
+
 from amaranth.hdl import Module
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from ..golden.pixel import PixelFormat
 from .arith import bounded_shape, clamp, dot_latency, pipelined_dot, round_shift, rounded_bounds
-from .payload import lane, lanes_of, pixel_layout, pixel_stream_signature
+from .payload import lane, lanes_of, pixel_layout, pixel_stream_signature, transfers_per_line
 from .pipeline import SKID_LATENCY, SkidBuffer, StallPipeline
 from .window import (MAX_KERNEL, ColumnScanner, RowWindow, column_stream_layout,
                      window_stream_layout)
 
 __all__ = ["Filter2D", "SepFilter2D", "ColumnDot", "WindowDot", "check_taps", "ROUNDINGS",
-           "MAX_SHIFT", "MAX_TAP"]
+           "MAX_SHIFT", "MAX_TAP", "SharedWindow", "SharedColumnScanner", "ColumnCrop",
+           "CroppedRowWindow", "column_source", "make_row_window"]
 
 ROUNDINGS = ("half_even", "half_up")
 MAX_SHIFT = 32
@@ -159,6 +162,147 @@ class WindowDot(wiring.Component):
         return m
 
 
+@dataclass(frozen=True)
+class SharedWindow:
+    """The line buffers that several windowed stages reading one stream share: one
+    :class:`ColumnScanner` of ``kernel_height x kernel_width`` (each stage's window fits
+    inside, centred) with one vertical ``border`` (and ``border_value``). A stage built with
+    ``share=`` takes the scanner's column stream instead of pixels, crops its columns to its
+    own height (:class:`ColumnCrop`) and its row window to its own width
+    (:class:`CroppedRowWindow`); border handling selects rows and columns by their image
+    position alone, so the centre of a larger window with the same border is the smaller
+    window itself."""
+    kernel_height: int
+    kernel_width: int
+    border: str
+    border_value: int = 0
+
+    def check_fits(self, kernel_height, kernel_width, border, border_value):
+        """Raise ValueError unless a ``kernel_height x kernel_width`` window with this border
+        is the centre of the shared one."""
+        if (border, border_value) != (self.border, self.border_value) or \
+                kernel_height > self.kernel_height or kernel_width > self.kernel_width:
+            raise ValueError(f"a {kernel_height}x{kernel_width} window with border {border!r} "
+                             f"({border_value}) does not fit the shared {self!r}")
+
+
+class SharedColumnScanner(wiring.Component):
+    """The :class:`ColumnScanner` of a :class:`SharedWindow` and the :class:`SkidBuffer` a
+    :class:`_WindowedStage` puts after its own scanner; its column stream is forked to the
+    stages that share it.
+
+    Latency: the scanner's 3 cycles plus the skid buffer's 1; ``schedule_delay`` 0 (each
+    sharing stage counts the window schedule). Throughput one tick per cycle. Memory:
+    ``kernel_height - 1`` lines, once for all the stages that share it.
+    """
+    schedule_delay = 0
+
+    def __init__(self, fmt, width, height, share, lanes=1):
+        self.scanner = ColumnScanner(fmt, width, height, share.kernel_height,
+                                     share.kernel_width, border=share.border,
+                                     border_value=share.border_value, lanes=lanes)
+        self.skid = SkidBuffer(self.scanner.o.payload.shape())
+        self.latency = self.scanner.latency + SKID_LATENCY
+        super().__init__({"i": In(pixel_stream_signature(fmt, lanes)),
+                          "o": Out(stream.Signature(self.scanner.o.payload.shape()))})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.scanner, m.submodules.skid = self.scanner, self.skid
+        connect(m, wiring.flipped(self.i), self.scanner.i)
+        connect(m, self.scanner.o, self.skid.i)
+        connect(m, self.skid.o, wiring.flipped(self.o))
+        return m
+
+
+class ColumnCrop(wiring.Component):
+    """The centre ``kernel_height`` rows of a :class:`SharedWindow`'s columns.
+
+    Stands where a sharing stage's own :class:`ColumnScanner` would, with the shared
+    scanner's schedule (``kernel_height``, ``groups``, ``drain_ticks`` are the shared
+    window's). Latency 0 (wiring); one transfer per cycle; no memory.
+    """
+    latency = 0
+
+    def __init__(self, fmt, width, share, kernel_height, lanes=1):
+        self.kernel_height = share.kernel_height
+        self.groups = transfers_per_line(width, lanes)
+        self.drain_ticks = -(-(share.kernel_width // 2) // lanes)
+        self.offset = (share.kernel_height - kernel_height) // 2
+        self.lanes = lanes
+
+        def columns(rows):
+            return column_stream_layout(lanes_of(data.ArrayLayout(pixel_layout(fmt), rows),
+                                                 lanes))
+        super().__init__({"i": In(stream.Signature(columns(share.kernel_height))),
+                          "o": Out(stream.Signature(columns(kernel_height)))})
+
+    def elaborate(self, platform):
+        m = Module()
+        rows = len(lane(self.o.payload.column, 0, self.lanes))
+        for p in range(self.lanes):
+            source, sink = (lane(x.payload.column, p, self.lanes) for x in (self.i, self.o))
+            m.d.comb += [sink[j].eq(source[j + self.offset]) for j in range(rows)]
+        m.d.comb += [self.o.payload.emit.eq(self.i.payload.emit),
+                     self.o.valid.eq(self.i.valid), self.i.ready.eq(self.o.ready)]
+        return m
+
+
+class CroppedRowWindow(wiring.Component):
+    """A :class:`RowWindow` as wide as a :class:`SharedWindow` (its ``emit`` schedule is the
+    shared scanner's), cropped to the centre ``kernel_width`` columns.
+
+    Latency 1 cycle (the row window's); one transfer per cycle; the shared width's registers.
+    """
+    def __init__(self, element_shape, width, height, kernel_width, shared_width, *,
+                 border="reflect101", constant_column=0, lanes=1):
+        self.window = RowWindow(element_shape, width, height, shared_width, border=border,
+                                constant_column=constant_column, lanes=lanes)
+        self.latency = self.window.latency
+        self.offset = (shared_width - kernel_width) // 2
+        self.kernel_width, self.lanes = kernel_width, lanes
+        super().__init__({
+            "i": In(stream.Signature(self.window.i.payload.shape())),
+            "o": Out(stream.Signature(window_stream_layout(element_shape, kernel_width,
+                                                           lanes))),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.window = window = self.window
+        connect(m, wiring.flipped(self.i), window.i)
+        for p in range(self.lanes):
+            source, sink = (lane(x.payload.window, p, self.lanes) for x in (window.o, self.o))
+            m.d.comb += [sink[dx].eq(source[dx + self.offset])
+                         for dx in range(self.kernel_width)]
+        m.d.comb += [self.o.payload.sof.eq(window.o.payload.sof),
+                     self.o.payload.eol.eq(window.o.payload.eol),
+                     self.o.valid.eq(window.o.valid), window.o.ready.eq(self.o.ready)]
+        return m
+
+
+def column_source(fmt, width, height, kernel_height, kernel_width, *, border,
+                  border_value=0, lanes=1, share=None):
+    """The first part of a windowed stage: its own :class:`ColumnScanner`, or with ``share``
+    a :class:`ColumnCrop` of the shared scanner's columns."""
+    if share is None:
+        return ColumnScanner(fmt, width, height, kernel_height, kernel_width, border=border,
+                             border_value=border_value, lanes=lanes)
+    share.check_fits(kernel_height, kernel_width, border, border_value)
+    return ColumnCrop(fmt, width, share, kernel_height, lanes)
+
+
+def make_row_window(element_shape, width, height, kernel_width, *, border, constant_column=0,
+               lanes=1, share=None):
+    """A windowed stage's :class:`RowWindow`, or with ``share`` a :class:`CroppedRowWindow`
+    as wide as the shared window."""
+    if share is None:
+        return RowWindow(element_shape, width, height, kernel_width, border=border,
+                         constant_column=constant_column, lanes=lanes)
+    return CroppedRowWindow(element_shape, width, height, kernel_width, share.kernel_width,
+                            border=border, constant_column=constant_column, lanes=lanes)
+
+
 class _WindowedStage(wiring.Component):
     """Pixel stream in, pixel stream out: a :class:`ColumnScanner` and a datapath chain.
 
@@ -168,21 +312,28 @@ class _WindowedStage(wiring.Component):
     stall-all enable depends only on its own output register and the next skid buffer's
     ``ready`` register: no combinational ``ready`` path crosses a part, and no enable fans out
     over more than one part. Latency: the parts' latencies plus one cycle per skid buffer.
+
+    A stage sharing its line buffers (``parts[0]`` a :class:`ColumnCrop`) takes the
+    :class:`SharedColumnScanner`'s column stream as ``i``; that component has the scanner
+    and its skid buffer, so neither counts here.
     """
     def __init__(self, fmt, output, parts, lanes=1, *, skid_all=True):
         self.fmt, self.out_fmt = fmt, output
         scanner = parts[0]
+        shared = isinstance(scanner, ColumnCrop)
         self._parts = []
         for index, part in enumerate(parts[:-1]):
             self._parts.append(part)
-            if index == 0 or skid_all:
+            if (index == 0 and not shared) or (index > 0 and skid_all):
                 self._parts.append(SkidBuffer(part.o.payload.shape()))
         self._parts.append(parts[-1])
         skids = len(self._parts) - len(parts)
         self.latency = sum(p.latency for p in parts) + skids * SKID_LATENCY
         # Transfers between a frame's last input and its last output, beside the latency.
         self.schedule_delay = (scanner.kernel_height // 2) * scanner.groups + scanner.drain_ticks
-        super().__init__({"i": In(pixel_stream_signature(fmt, lanes)),
+        source = stream.Signature(scanner.i.payload.shape()) if shared else \
+            pixel_stream_signature(fmt, lanes)
+        super().__init__({"i": In(source),
                           "o": Out(pixel_stream_signature(output, lanes))})
 
     def elaborate(self, platform):
@@ -212,18 +363,18 @@ class Filter2D(_WindowedStage):
     """
     def __init__(self, fmt: PixelFormat, width, height, kernel, *, shift=0,
                  rounding="half_even", border="reflect101", border_value=0, output=None,
-                 lanes=1):
+                 lanes=1, share=None):
         _check_taps_argument("kernel", kernel, two_d=True)
         check_rounding(shift, rounding)
         output = output or PixelFormat(fmt.channels, "uint8")
         _check_output(fmt, output)
         ky, kx = len(kernel), len(kernel[0])
         column = data.ArrayLayout(pixel_layout(fmt), ky)
-        scanner = ColumnScanner(fmt, width, height, ky, kx, border=border,
-                                border_value=border_value, lanes=lanes)
-        row_window = RowWindow(column, width, height, kx, border=border,
-                               constant_column=[[border_value] * fmt.channels] * ky,
-                               lanes=lanes)
+        scanner = column_source(fmt, width, height, ky, kx, border=border,
+                                border_value=border_value, lanes=lanes, share=share)
+        row_window = make_row_window(column, width, height, kx, border=border,
+                                     constant_column=[[border_value] * fmt.channels] * ky,
+                                     lanes=lanes, share=share)
         weights = [[kernel[dy][dx] for dy in range(ky)] for dx in range(kx)]
         dot = WindowDot(column, kx, weights, (fmt.min, fmt.max), fmt.channels,
                         shift=shift, rounding=rounding, output=output, lanes=lanes)
@@ -243,18 +394,19 @@ class SepFilter2D(_WindowedStage):
     """
     def __init__(self, fmt: PixelFormat, width, height, kx, ky, *, shift=0,
                  rounding="half_even", border="reflect101", border_value=0, output=None,
-                 lanes=1):
+                 lanes=1, share=None):
         _check_taps_argument("kx", kx, two_d=False)
         _check_taps_argument("ky", ky, two_d=False)
         check_rounding(shift, rounding)
         output = output or PixelFormat(fmt.channels, "uint8")
         _check_output(fmt, output)
-        scanner = ColumnScanner(fmt, width, height, len(ky), len(kx), border=border,
-                                border_value=border_value, lanes=lanes)
+        scanner = column_source(fmt, width, height, len(ky), len(kx), border=border,
+                                border_value=border_value, lanes=lanes, share=share)
         column_dot = ColumnDot(fmt, ky, lanes)
-        row_window = RowWindow(column_dot.out_element, width, height, len(kx), border=border,
-                               constant_column=[sum(ky) * border_value] * fmt.channels,
-                               lanes=lanes)
+        row_window = make_row_window(column_dot.out_element, width, height, len(kx),
+                                     border=border,
+                                     constant_column=[sum(ky) * border_value] * fmt.channels,
+                                     lanes=lanes, share=share)
         dot = WindowDot(column_dot.out_element, len(kx), list(kx), column_dot.bounds,
                         fmt.channels, shift=shift, rounding=rounding, output=output,
                         lanes=lanes)

@@ -29,13 +29,14 @@ from ..golden.imgproc import (LAPLACIAN_SIZES, MAX_SOBEL_ORDER, MEDIAN_SIZES, MO
                               structuring_element)
 from ..golden.pixel import PixelFormat
 from .arith import bounded_shape, dot_latency, pipelined_dot
-from .filters import ColumnDot, Filter2D, SepFilter2D, WindowDot, _WindowedStage
+from .filters import (ColumnDot, Filter2D, SepFilter2D, WindowDot, _WindowedStage, column_source,
+                      make_row_window)
 from .payload import channel_shape, pixel_layout, pixel_stream_signature
 from .pipeline import StallPipeline, one_lane, per_lane
 from .pointwise import ConstantDivide
 from .sorting import (batcher_network, maximum, median_network, minimum, network_latency,
                       pipelined_network, pipelined_reduce, reduce_latency)
-from .window import ColumnScanner, RowWindow, column_stream_layout, window_stream_layout
+from .window import column_stream_layout, window_stream_layout
 
 __all__ = ["GaussianBlur", "BoxFilter", "Sobel", "Scharr", "Laplacian", "GradientMagnitude",
            "MedianBlur", "Morphology", "Erode", "Dilate", "ColumnDots", "GradientNorm",
@@ -89,14 +90,15 @@ class GaussianBlur(SepFilter2D):
     schedule; one pixel per cycle; memory ``k - 1`` lines of ``W`` pixels.
     """
     def __init__(self, fmt: PixelFormat, width, height, ksize, sigma=0, *, border="reflect101",
-                 lanes=1):
+                 lanes=1, share=None):
         _check_format(fmt, dtype="uint8")
         _check_ksize(ksize, ODD_SIZES)
         if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or sigma < 0:
             raise ValueError(f"sigma must be a number >= 0, not {sigma!r}")
         self.taps = [int(t) for t in gaussian_kernel(ksize, sigma)]
         super().__init__(fmt, width, height, self.taps, self.taps, shift=16,
-                         rounding="half_up", border=border, output=fmt, lanes=lanes)
+                         rounding="half_up", border=border, output=fmt, lanes=lanes,
+                         share=share)
 
 
 class BoxFilter(_WindowedStage):
@@ -109,7 +111,7 @@ class BoxFilter(_WindowedStage):
     lines of ``W`` pixels.
     """
     def __init__(self, fmt: PixelFormat, width, height, ksize, *, normalize=True,
-                 border="reflect101", lanes=1):
+                 border="reflect101", lanes=1, share=None):
         _check_format(fmt, dtype="uint8")
         _check_ksize(ksize, ODD_SIZES)
         if not isinstance(normalize, bool):
@@ -117,10 +119,12 @@ class BoxFilter(_WindowedStage):
         ones = [1] * ksize
         sums = PixelFormat(fmt.channels, "int32")
         output = fmt if normalize else sums
-        scanner = ColumnScanner(fmt, width, height, ksize, ksize, border=border, lanes=lanes)
+        scanner = column_source(fmt, width, height, ksize, ksize, border=border, lanes=lanes,
+                                share=share)
         column_dot = ColumnDot(fmt, ones, lanes)
-        row_window = RowWindow(column_dot.out_element, width, height, ksize, border=border,
-                               constant_column=[0] * fmt.channels, lanes=lanes)
+        row_window = make_row_window(column_dot.out_element, width, height, ksize,
+                                     border=border, constant_column=[0] * fmt.channels,
+                                     lanes=lanes, share=share)
         dot = WindowDot(column_dot.out_element, ksize, ones, column_dot.bounds, fmt.channels,
                         shift=0, rounding="half_even", output=sums, lanes=lanes)
         parts = [scanner, column_dot, row_window, dot]
@@ -139,7 +143,7 @@ class Sobel(SepFilter2D):
     ``len(ky) - 1`` lines.
     """
     def __init__(self, fmt: PixelFormat, width, height, dx, dy, ksize=3, *,
-                 border="reflect101", lanes=1):
+                 border="reflect101", lanes=1, share=None):
         _check_format(fmt, dtype="uint8")
         for name, order in (("dx", dx), ("dy", dy)):
             if not isinstance(order, int) or isinstance(order, bool) or \
@@ -151,7 +155,7 @@ class Sobel(SepFilter2D):
         kx, ky = sobel_kernels(dx, dy, ksize)
         self.kx, self.ky = [int(t) for t in kx], [int(t) for t in ky]
         super().__init__(fmt, width, height, self.kx, self.ky, border=border,
-                         output=PixelFormat(fmt.channels, "int16"), lanes=lanes)
+                         output=PixelFormat(fmt.channels, "int16"), lanes=lanes, share=share)
 
 
 class Scharr(SepFilter2D):
@@ -159,25 +163,25 @@ class Scharr(SepFilter2D):
     ``[3, 10, 3]`` across it, saturated to int16. Latency as :class:`SepFilter2D`
     (3 x 3 taps); memory 2 lines."""
     def __init__(self, fmt: PixelFormat, width, height, dx, dy, *, border="reflect101",
-                 lanes=1):
+                 lanes=1, share=None):
         _check_format(fmt, dtype="uint8")
         if (dx, dy) not in ((1, 0), (0, 1)):
             raise ValueError(f"(dx, dy) must be (1, 0) or (0, 1), not ({dx!r}, {dy!r})")
         deriv, smooth = [-1, 0, 1], [3, 10, 3]
         kx, ky = (deriv, smooth) if dx else (smooth, deriv)
         super().__init__(fmt, width, height, kx, ky, border=border,
-                         output=PixelFormat(fmt.channels, "int16"), lanes=lanes)
+                         output=PixelFormat(fmt.channels, "int16"), lanes=lanes, share=share)
 
 
 class Laplacian(Filter2D):
     """``cv2.Laplacian(img, CV_16S, ksize)`` on uint8, ksize 1 or 3 (:data:`LAPLACIAN_KERNELS`),
     saturated to int16. Latency as :class:`Filter2D` (3 x 3 kernel); memory 2 lines."""
     def __init__(self, fmt: PixelFormat, width, height, ksize=1, *, border="reflect101",
-                 lanes=1):
+                 lanes=1, share=None):
         _check_format(fmt, dtype="uint8")
         _check_ksize(ksize, LAPLACIAN_SIZES)
         super().__init__(fmt, width, height, LAPLACIAN_KERNELS[ksize], border=border,
-                         output=PixelFormat(fmt.channels, "int16"), lanes=lanes)
+                         output=PixelFormat(fmt.channels, "int16"), lanes=lanes, share=share)
 
 
 # --- Gradient magnitude -------------------------------------------------------------------
@@ -357,7 +361,7 @@ class GradientMagnitude(_WindowedStage):
     schedule; one pixel per cycle; memory ``K - 1`` lines of ``W`` pixels.
     """
     def __init__(self, fmt: PixelFormat, width, height, *, ksize=3, norm="l1",
-                 border="reflect101", lanes=1):
+                 border="reflect101", lanes=1, share=None):
         _check_format(fmt, dtype="uint8")
         _check_ksize(ksize, SOBEL_SIZES)
         _check_choice("norm", norm, GRADIENT_NORMS)
@@ -371,12 +375,14 @@ class GradientMagnitude(_WindowedStage):
 
         deriv_x, smooth_x, smooth_y, deriv_y = map(centred, (deriv_x, smooth_x, smooth_y,
                                                              deriv_y))
-        scanner = ColumnScanner(fmt, width, height, size, size, border=border, lanes=lanes)
+        scanner = column_source(fmt, width, height, size, size, border=border, lanes=lanes,
+                                share=share)
         columns = per_lane(lambda: ColumnDots(fmt, [smooth_y, deriv_y]), lanes,
                            "column", "column")
         sums = one_lane(columns)
-        row_window = RowWindow(sums.out_element, width, height, size, border=border,
-                               constant_column=[[0] * fmt.channels] * 2, lanes=lanes)
+        row_window = make_row_window(sums.out_element, width, height, size, border=border,
+                                     constant_column=[[0] * fmt.channels] * 2, lanes=lanes,
+                                     share=share)
         norm_part = per_lane(
             lambda: GradientNorm(sums.out_element, size, deriv_x, smooth_x, sums.bounds,
                                  fmt.channels, norm), lanes, "window", "data")
@@ -466,16 +472,16 @@ class MedianBlur(_WindowedStage):
     schedule; one pixel per cycle; memory ``k - 1`` lines of ``W`` pixels and ``k - 1``
     registers of sorted columns.
     """
-    def __init__(self, fmt: PixelFormat, width, height, ksize, *, lanes=1):
+    def __init__(self, fmt: PixelFormat, width, height, ksize, *, lanes=1, share=None):
         _check_format(fmt)
         _check_ksize(ksize, MEDIAN_SIZES)
-        scanner = ColumnScanner(fmt, width, height, ksize, ksize, border="replicate",
-                                lanes=lanes)
+        scanner = column_source(fmt, width, height, ksize, ksize, border="replicate",
+                                lanes=lanes, share=share)
         column_sort = per_lane(lambda: ColumnSort(fmt, ksize), lanes, "column", "column")
         column = data.ArrayLayout(pixel_layout(fmt), ksize)
-        row_window = RowWindow(column, width, height, ksize, border="replicate",
-                               constant_column=[[0] * fmt.channels] * ksize,   # unused
-                               lanes=lanes)
+        row_window = make_row_window(column, width, height, ksize, border="replicate",
+                                     constant_column=[[0] * fmt.channels] * ksize,  # unused
+                                     lanes=lanes, share=share)
         median = per_lane(lambda: WindowMedian(fmt, ksize), lanes, "window", "data")
         self.comparators = {"column": one_lane(column_sort).comparators,
                             "window": one_lane(median).comparators,
@@ -567,7 +573,7 @@ class Morphology(_WindowedStage):
     one pixel per cycle; memory ``k - 1`` lines of ``W`` pixels.
     """
     def __init__(self, fmt: PixelFormat, width, height, ksize, *, shape="rect",
-                 operation="erode", lanes=1):
+                 operation="erode", lanes=1, share=None):
         _check_format(fmt)
         _check_ksize(ksize, ODD_SIZES)
         _check_choice("shape", shape, MORPH_SHAPES)
@@ -575,21 +581,23 @@ class Morphology(_WindowedStage):
         self.shape, self.operation = shape, operation
         reduce = "min" if operation == "erode" else "max"
         outside = fmt.max if operation == "erode" else fmt.min
-        scanner = ColumnScanner(fmt, width, height, ksize, ksize, border="constant",
-                                border_value=outside, lanes=lanes)
+        scanner = column_source(fmt, width, height, ksize, ksize, border="constant",
+                                border_value=outside, lanes=lanes, share=share)
         if shape == "rect":
             column_reduce = per_lane(lambda: ColumnReduce(fmt, ksize, reduce), lanes,
                                      "column", "column")
-            row_window = RowWindow(pixel_layout(fmt), width, height, ksize, border="constant",
-                                   constant_column=[outside] * fmt.channels, lanes=lanes)
+            row_window = make_row_window(pixel_layout(fmt), width, height, ksize,
+                                         border="constant",
+                                         constant_column=[outside] * fmt.channels,
+                                         lanes=lanes, share=share)
             parts = [scanner, column_reduce, row_window,
                      per_lane(lambda: WindowReduce(fmt, ksize, reduce), lanes, "window", "data")]
         else:
             self.element = [[int(v) for v in row] for row in structuring_element(shape, ksize)]
             column = data.ArrayLayout(pixel_layout(fmt), ksize)
-            row_window = RowWindow(column, width, height, ksize, border="constant",
-                                   constant_column=[[outside] * fmt.channels] * ksize,
-                                   lanes=lanes)
+            row_window = make_row_window(column, width, height, ksize, border="constant",
+                                         constant_column=[[outside] * fmt.channels] * ksize,
+                                         lanes=lanes, share=share)
             parts = [scanner, row_window,
                      per_lane(lambda: WindowReduce(fmt, ksize, reduce, self.element), lanes,
                               "window", "data")]
@@ -598,13 +606,13 @@ class Morphology(_WindowedStage):
 
 class Erode(Morphology):
     """:class:`Morphology` with ``operation="erode"``."""
-    def __init__(self, fmt, width, height, ksize, *, shape="rect", lanes=1):
+    def __init__(self, fmt, width, height, ksize, *, shape="rect", lanes=1, share=None):
         super().__init__(fmt, width, height, ksize, shape=shape, operation="erode",
-                         lanes=lanes)
+                         lanes=lanes, share=share)
 
 
 class Dilate(Morphology):
     """:class:`Morphology` with ``operation="dilate"``."""
-    def __init__(self, fmt, width, height, ksize, *, shape="rect", lanes=1):
+    def __init__(self, fmt, width, height, ksize, *, shape="rect", lanes=1, share=None):
         super().__init__(fmt, width, height, ksize, shape=shape, operation="dilate",
-                         lanes=lanes)
+                         lanes=lanes, share=share)

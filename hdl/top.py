@@ -33,9 +33,10 @@ def join_names(count):
 @dataclass(frozen=True)
 class TopNode:
     """One stage of the graph for :class:`PipelineTop`: its ``name``, its hardware ``part``
-    (``i``: a pixel stream, or for ``len(inputs) > 1`` a joined stream of the inputs under
-    :func:`join_names`; ``o``: a pixel stream), the names of the streams it reads and the
-    format it produces."""
+    (``i``: the stream it reads, or for ``len(inputs) > 1`` a joined stream of the inputs
+    under :func:`join_names`; ``o``: a pixel stream), the names of the streams it reads and
+    the pixel format it produces (``None`` for a node whose ``o`` is not a pixel stream, such
+    as shared line buffers' column stream: it cannot be joined or be an output)."""
     name: str
     part: wiring.Component
     inputs: tuple
@@ -70,6 +71,8 @@ class PipelineTop(wiring.Component):
         self.outputs = list(outputs)
         self.guard = FrameGuard(in_format, width, height, lanes=lanes)
         self._formats = {INPUT: in_format, **{n.name: n.out_format for n in nodes}}
+        self._shapes = {INPUT: pixel_stream_layout(in_format, lanes),
+                        **{n.name: n.part.o.payload.shape() for n in nodes}}
         self._readers = self._count_readers()
         self.arrival = {INPUT: self.guard.latency + SKID_LATENCY}
         self.skews = {}     # (node or "output", input position) -> depth
@@ -118,18 +121,18 @@ class PipelineTop(wiring.Component):
         m.d.comb += [self.error.eq(self.guard.error), self.errors.eq(self.guard.errors),
                      self.last_fault.eq(self.guard.last_fault)]
         connect(m, wiring.flipped(self.i), self.guard.i)
-        sources = _Sources(m, self._readers, self.lanes)
-        input_skid = SkidBuffer(pixel_stream_layout(self._formats[INPUT], self.lanes))
+        sources = _Sources(m, self._readers)
+        input_skid = SkidBuffer(self._shapes[INPUT])
         m.submodules.input_skid = input_skid
         connect(m, self.guard.o, input_skid.i)
-        sources.add(INPUT, input_skid.o, self._formats[INPUT])
-        for index, node in enumerate(self.nodes):
+        sources.add(INPUT, input_skid.o, self._shapes[INPUT])
+        for node in self.nodes:
             m.submodules[f"stage_{node.name}"] = node.part
             self._feed(m, sources, node.name, node.inputs, node.part.i)
-            skid = SkidBuffer(pixel_stream_layout(node.out_format, self.lanes))
+            skid = SkidBuffer(self._shapes[node.name])
             m.submodules[f"skid_{node.name}"] = skid
             connect(m, node.part.o, skid.i)
-            sources.add(node.name, skid.o, node.out_format)
+            sources.add(node.name, skid.o, self._shapes[node.name])
         self._feed(m, sources, "output", self.outputs, wiring.flipped(self.o))
         return m
 
@@ -146,7 +149,7 @@ class PipelineTop(wiring.Component):
             source = sources.take(name)
             depth = self.skews.get((key, position))
             if depth:
-                skew = SkewBuffer(pixel_stream_layout(self._formats[name], self.lanes), depth)
+                skew = SkewBuffer(self._shapes[name], depth)
                 m.submodules[f"skew_{key}_{field}"] = skew
                 connect(m, source, skew.i)
                 source = skew.o
@@ -157,16 +160,16 @@ class PipelineTop(wiring.Component):
 class _Sources:
     """Every stream of the graph by name, forked when it has several readers; each reader
     takes the next branch."""
-    def __init__(self, m, readers, lanes):
-        self._m, self._readers, self._lanes = m, readers, lanes
+    def __init__(self, m, readers):
+        self._m, self._readers = m, readers
         self._branches = {}
 
-    def add(self, name, source, fmt):
+    def add(self, name, source, shape):
         count = self._readers[name]
         if count <= 1:
             self._branches[name] = [source]
             return
-        fork = Fork(pixel_stream_layout(fmt, self._lanes), count)
+        fork = Fork(shape, count)
         self._m.submodules[f"fork_{name}"] = fork
         connect(self._m, source, fork.i)
         self._branches[name] = list(fork.o)

@@ -11,6 +11,7 @@ from .errors import InputError, SpecError
 from .ops import STAGES
 from .params import check_name
 from .stages import INPUT, Stage
+from .hdl.filters import SharedColumnScanner, SharedWindow
 from .hdl.top import PipelineTop, TopNode
 
 __all__ = ["Node", "Pipeline"]
@@ -60,6 +61,31 @@ class Pipeline:
             self.bound.append(bound)
             self._bound_by_name[node.name] = bound
         self._check_output_sizes()
+        self._share_line_buffers()
+
+    def _share_line_buffers(self):
+        """Give the line-buffer stages that read one stream with one vertical border a
+        :class:`~rasterflow.hdl.filters.SharedWindow` as tall and wide as the largest of
+        their windows, so their hardware keeps ``max(Ky) - 1`` lines for all of them. (The
+        frame fits the shared window: its height fits the tallest window, its width the
+        widest, as each stage's binding checked.)"""
+        groups = {}
+        for bound in self.bound:
+            window = bound.stage.window(bound) if bound.stage.arity == 1 else None
+            if window is not None:
+                key = (bound.inputs[0], window.border, window.border_value)
+                groups.setdefault(key, []).append((bound, window))
+        for (_, border, border_value), members in groups.items():
+            if len(members) < 2:
+                continue
+            share = SharedWindow(max(w.kernel_height for _, w in members),
+                                 max(w.kernel_width for _, w in members), border, border_value)
+            for bound, _ in members:
+                self._replace(dataclasses.replace(bound, share=share))
+
+    def _replace(self, bound):
+        self.bound[self.bound.index(self._bound_by_name[bound.name])] = bound
+        self._bound_by_name[bound.name] = bound
 
     def _check_output_sizes(self):
         sizes = {name: (b.out_width, b.out_height) for name, b in
@@ -187,11 +213,29 @@ class Pipeline:
         return self.golden_outputs(frame)[name]
 
     def hardware(self):
-        """The graph's :class:`~rasterflow.hdl.top.PipelineTop`; its ``parts`` follow
-        :attr:`bound`."""
-        nodes = [TopNode(b.name, b.hardware(), b.inputs, b.out_format) for b in self.bound]
+        """The graph's :class:`~rasterflow.hdl.top.PipelineTop`: a node per stage (in the
+        order of :attr:`bound`), and before the first stage of each group sharing line buffers
+        a node of their :class:`~rasterflow.hdl.filters.SharedColumnScanner`."""
+        nodes, scanners = [], {}
+        for b in self.bound:
+            inputs = b.inputs
+            if b.share is not None:
+                key = (b.inputs[0], b.share)
+                if key not in scanners:
+                    scanners[key] = self._scanner_node(b.inputs[0], b.share, len(scanners))
+                    nodes.append(scanners[key])
+                inputs = (scanners[key].name,)
+            nodes.append(TopNode(b.name, b.hardware(), inputs, b.out_format))
         return PipelineTop(self.input_format, self.width, self.height, self.lanes, nodes,
                            self.outputs)
+
+    def _scanner_node(self, source, share, index):
+        fmt, width, height = self._source(source)
+        taken = {INPUT, *self._bound_by_name}
+        name = next(f"lines{k}_{source}" for k in range(index, index + len(taken) + 1)
+                    if f"lines{k}_{source}" not in taken)
+        return TopNode(name, SharedColumnScanner(fmt, width, height, share, self.lanes),
+                       (source,), None)
 
     @property
     def latency_cycles(self):

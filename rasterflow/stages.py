@@ -17,7 +17,8 @@ from typing import ClassVar
 from .errors import SpecError
 from .golden import filters as golden_filters
 from .golden.pixel import DTYPES, PixelFormat
-from .hdl.filters import MAX_SHIFT, MAX_TAP, ROUNDINGS, Filter2D, SepFilter2D, check_taps
+from .hdl.filters import (MAX_SHIFT, MAX_TAP, ROUNDINGS, Filter2D, SepFilter2D, SharedWindow,
+                          check_taps)
 from .hdl.top import INPUT
 from .hdl.window import BORDERS, MAX_KERNEL
 from .params import check_params, from_table, param, params_of
@@ -64,6 +65,7 @@ class Bound:
     name: str = None      # the stage's name in the graph
     inputs: tuple = ()    # the names of the streams it reads
     in_formats: tuple = ()
+    share: SharedWindow = None   # the line buffers it shares with other readers of its input
 
     def golden(self, *frames):
         return self.stage.golden(frames[0] if len(frames) == 1 else list(frames), self)
@@ -99,6 +101,12 @@ class Stage:
     def bind_join(self, sources) -> Bound:
         """Bind a join stage to its inputs, ``[(format, width, height), ...]``."""
         raise NotImplementedError
+
+    def window(self, bound) -> SharedWindow:
+        """The ``Ky x Kx`` window and vertical border the stage's hardware scans its input
+        with, if it is a line-buffer stage that can share them (``bound.share``) with other
+        readers of the same stream; else ``None``."""
+        return None
 
     def golden(self, frame, bound: Bound):
         raise NotImplementedError
@@ -175,6 +183,10 @@ class Filter2DStage(_LinearFilter):
     def bind(self, in_format, width, height):
         return self._bind(in_format, width, height, len(self.kernel[0]), len(self.kernel))
 
+    def window(self, bound):
+        return SharedWindow(len(self.kernel), len(self.kernel[0]), self.border,
+                            self.border_value)
+
     def golden(self, frame, bound):
         return golden_filters.filter2d(frame, self.kernel, shift=self.shift,
                                        rounding=self.rounding, border=self.border,
@@ -184,7 +196,7 @@ class Filter2DStage(_LinearFilter):
         return Filter2D(bound.in_format, bound.width, bound.height, self.kernel,
                         shift=self.shift, rounding=self.rounding, border=self.border,
                         border_value=self.border_value, output=bound.out_format,
-                        lanes=bound.lanes)
+                        lanes=bound.lanes, share=bound.share)
 
 
 @register_stage
@@ -205,6 +217,9 @@ class SepFilter2DStage(_LinearFilter):
     def bind(self, in_format, width, height):
         return self._bind(in_format, width, height, len(self.kx), len(self.ky))
 
+    def window(self, bound):
+        return SharedWindow(len(self.ky), len(self.kx), self.border, self.border_value)
+
     def golden(self, frame, bound):
         return golden_filters.sepfilter2d(frame, self.kx, self.ky, shift=self.shift,
                                           rounding=self.rounding, border=self.border,
@@ -214,4 +229,4 @@ class SepFilter2DStage(_LinearFilter):
         return SepFilter2D(bound.in_format, bound.width, bound.height, self.kx, self.ky,
                            shift=self.shift, rounding=self.rounding, border=self.border,
                            border_value=self.border_value, output=bound.out_format,
-                           lanes=bound.lanes)
+                           lanes=bound.lanes, share=bound.share)

@@ -115,6 +115,20 @@ class AddWeightedStage(JoinStage):
     beta: float = param(lo=-MAX_WEIGHT, hi=MAX_WEIGHT, doc="weight of ``b``")
     gamma: float = param(0.0, lo=-MAX_WEIGHT, hi=MAX_WEIGHT, doc="added to the weighted sum")
 
+    def bind_join(self, sources):
+        bound = super().bind_join(sources)
+        values = bound.width * bound.height * bound.in_format.channels
+        tail = golden_blend.scalar_tail(values)
+        if tail and golden_blend.float32_weights(self.alpha, self.beta, self.gamma)[2] != 0:
+            # The hardware computes OpenCV's vector path for every value; the two paths
+            # differ only when gamma is not 0.
+            raise SpecError("gamma", f"must be 0 for a {bound.width}x{bound.height}x"
+                                     f"{bound.in_format.channels} frame: OpenCV computes the "
+                                     f"last {tail} of its {values} values on a scalar path "
+                                     f"that rounds differently when gamma is not 0, which the "
+                                     f"hardware does not reproduce")
+        return bound
+
     def golden(self, frames, bound):
         return golden_blend.add_weighted(*frames, self.alpha, self.beta, self.gamma)
 

@@ -13,6 +13,7 @@ from .errors import SpecError
 from .golden import imgproc as golden
 from .golden.pixel import PixelFormat
 from .hdl import imgproc as hdl
+from .hdl.filters import SharedWindow
 from .hdl import pointwise
 from .hdl.pipeline import per_lane
 from .params import param
@@ -85,7 +86,11 @@ class GaussianStage(Stage):
 
     def hardware(self, bound):
         return hdl.GaussianBlur(bound.in_format, bound.width, bound.height, self.ksize,
-                                self.sigma, border=self.border, lanes=bound.lanes)
+                                self.sigma, border=self.border, lanes=bound.lanes,
+                                share=bound.share)
+
+    def window(self, bound):
+        return SharedWindow(self.ksize, self.ksize, self.border)
 
 
 @register_stage
@@ -108,7 +113,11 @@ class BoxStage(Stage):
 
     def hardware(self, bound):
         return hdl.BoxFilter(bound.in_format, bound.width, bound.height, self.ksize,
-                             normalize=self.normalize, border=self.border, lanes=bound.lanes)
+                             normalize=self.normalize, border=self.border, lanes=bound.lanes,
+                             share=bound.share)
+
+    def window(self, bound):
+        return SharedWindow(self.ksize, self.ksize, self.border)
 
 
 @register_stage
@@ -139,7 +148,11 @@ class SobelStage(Stage):
 
     def hardware(self, bound):
         return hdl.Sobel(bound.in_format, bound.width, bound.height, self.dx, self.dy,
-                         self.ksize, border=self.border, lanes=bound.lanes)
+                         self.ksize, border=self.border, lanes=bound.lanes, share=bound.share)
+
+    def window(self, bound):
+        kx, ky = golden.sobel_kernels(self.dx, self.dy, self.ksize)
+        return SharedWindow(len(ky), len(kx), self.border)
 
 
 @register_stage
@@ -167,7 +180,10 @@ class ScharrStage(Stage):
 
     def hardware(self, bound):
         return hdl.Scharr(bound.in_format, bound.width, bound.height, self.dx, self.dy,
-                          border=self.border, lanes=bound.lanes)
+                          border=self.border, lanes=bound.lanes, share=bound.share)
+
+    def window(self, bound):
+        return SharedWindow(3, 3, self.border)
 
 
 @register_stage
@@ -190,7 +206,10 @@ class LaplacianStage(Stage):
 
     def hardware(self, bound):
         return hdl.Laplacian(bound.in_format, bound.width, bound.height, self.ksize,
-                             border=self.border, lanes=bound.lanes)
+                             border=self.border, lanes=bound.lanes, share=bound.share)
+
+    def window(self, bound):
+        return SharedWindow(3, 3, self.border)
 
 
 @register_stage
@@ -217,7 +236,11 @@ class GradientMagnitudeStage(Stage):
     def hardware(self, bound):
         return hdl.GradientMagnitude(bound.in_format, bound.width, bound.height,
                                      ksize=self.ksize, norm=self.norm, border=self.border,
-                                     lanes=bound.lanes)
+                                     lanes=bound.lanes, share=bound.share)
+
+    def window(self, bound):
+        size = max(3, self.ksize)
+        return SharedWindow(size, size, self.border)
 
 
 # --- Order statistics and morphology ------------------------------------------------------
@@ -240,7 +263,10 @@ class MedianStage(Stage):
 
     def hardware(self, bound):
         return hdl.MedianBlur(bound.in_format, bound.width, bound.height, self.ksize,
-                              lanes=bound.lanes)
+                              lanes=bound.lanes, share=bound.share)
+
+    def window(self, bound):
+        return SharedWindow(self.ksize, self.ksize, "replicate")   # cv2.medianBlur's border
 
 
 @dataclass(frozen=True)
@@ -257,7 +283,14 @@ class _MorphologyStage(Stage):
 
     def hardware(self, bound):
         return hdl.Morphology(bound.in_format, bound.width, bound.height, self.ksize,
-                              shape=self.shape, operation=self.op, lanes=bound.lanes)
+                              shape=self.shape, operation=self.op, lanes=bound.lanes,
+                              share=bound.share)
+
+    def window(self, bound):
+        # OpenCV's default border never wins: the type's max for erode, min for dilate.
+        fmt = bound.in_format
+        return SharedWindow(self.ksize, self.ksize, "constant",
+                            fmt.max if self.op == "erode" else fmt.min)
 
 
 @register_stage

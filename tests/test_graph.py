@@ -4,8 +4,12 @@ import numpy as np
 import pytest
 import tomli_w
 
+from amaranth.back import rtlil
+
 from rasterflow import cli
+from rasterflow.boards.build import rtlil_memories
 from rasterflow.errors import SpecError
+from rasterflow.hdl.filters import SharedWindow
 from rasterflow.hdl import top as hdl_top
 from rasterflow.sim.session import simulate
 from rasterflow.spec import parse_spec
@@ -139,6 +143,58 @@ def check_graph(doc, *, frames=2, seed=0, stall=0.3):
 ])
 def test_graph_hardware_is_exact(doc):
     check_graph(doc)
+
+
+def line_memories(pipeline):
+    """``{scanner module: [bits of each line memory]}`` in the pipeline's RTLIL."""
+    found = {}
+    for module, name, bits, _ in rtlil_memories(rtlil.convert(pipeline.hardware())):
+        if name.startswith("line"):
+            found.setdefault(module, []).append(bits)
+    return found
+
+
+FAN_OUT = graph({"name": "gx", "op": "sobel", "dx": 1, "dy": 0},
+                {"name": "gy", "op": "sobel", "dx": 0, "dy": 1, "ksize": 5, "inputs": ["input"]},
+                {"name": "blur", "op": "gaussian", "ksize": 5, "inputs": ["input"]},
+                outputs=["gx", "gy", "blur"], width=20, height=9)
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_window_stages_reading_one_stream_share_its_line_buffers(lanes):
+    """Sobel 3x3, Sobel 5x5 and Gaussian 5x5 of one input keep max(K) - 1 = 4 lines, not
+    2 + 4 + 4, and stay exact (bit for bit under stalls, cycle for cycle without)."""
+    doc = {**FAN_OUT, "input": {**FAN_OUT["input"], "pixels_per_clock": lanes}}
+    pipeline, _ = check_graph(doc)
+    assert {b.share for b in pipeline.bound} == {SharedWindow(5, 5, "reflect101")}
+    assert list(line_memories(pipeline).values()) == [[20 * 8] * 4]
+
+
+@pytest.mark.parametrize("stages, scanners", [
+    pytest.param([{"name": "a", "op": "gaussian"},
+                  {"name": "b", "op": "gaussian", "border": "constant", "inputs": ["input"]}],
+                 2, id="different-borders"),
+    pytest.param([{"name": "a", "op": "erode", "ksize": 3},
+                  {"name": "b", "op": "dilate", "ksize": 3, "inputs": ["input"]}],
+                 2, id="erode-dilate-outside-values-differ"),
+    pytest.param([{"name": "a", "op": "erode", "ksize": 3},
+                  {"name": "b", "op": "erode", "ksize": 5, "shape": "cross", "inputs": ["input"]}],
+                 1, id="two-erodes"),
+    pytest.param([{"name": "a", "op": "median", "ksize": 5},
+                  {"name": "b", "op": "box", "ksize": 3, "border": "replicate",
+                   "inputs": ["input"]}],
+                 1, id="median-box-replicate"),
+])
+def test_line_buffers_are_shared_only_under_one_border(stages, scanners):
+    pipeline, _ = check_graph(graph(*stages, outputs=["a", "b"], width=11, height=7))
+    assert len(line_memories(pipeline)) == scanners
+
+
+def test_add_weighted_with_gamma_is_exact_where_opencv_has_no_scalar_tail():
+    check_graph(graph(BLUR, {**UNSHARP, "alpha": 0.1, "beta": 0.2, "gamma": 0.3},
+                      width=8, height=4))
+    with pytest.raises(SpecError, match=r"stage\[1\]\.gamma: must be 0 for a 5x5x1 frame"):
+        parse_spec(graph(BLUR, {**UNSHARP, "gamma": 0.3}, width=5, height=5))
 
 
 def test_skew_buffer_depth_is_exact(monkeypatch):
