@@ -9,6 +9,11 @@ For each kernel size K and line width W it builds a K x K ``filter2d`` pipeline 
   ``(K-1) * W * bits`` minimum,
 * Verilator simulation speed in pixels per second of wall time.
 
+Then, for the graph examples (``examples/*.toml`` with a stage reading a named input), the
+line-buffer bits of the whole graph against the minimum: per stream that window stages read,
+``(max K - 1) * W * bits`` (what one shared set of line buffers holds), beside what separate
+line buffers per stage would take.
+
 Usage: ``python bench/bench_filters.py [--kernels 3,5,7] [--widths 64,640] [--json OUT]``
 """
 import argparse
@@ -22,12 +27,41 @@ from amaranth.back import rtlil
 from rasterflow.boards.build import rtlil_memories
 from rasterflow.files import write_json
 from rasterflow.sim.session import simulate
-from rasterflow.spec import parse_spec
+from rasterflow.spec import load_spec, parse_spec
 
 
-def memory_bits(top):
-    """Bits of every memory in the design, read from its RTLIL."""
-    return sum(bits for _, _, bits, _ in rtlil_memories(rtlil.convert(top)))
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def memory_bits(top, prefix=""):
+    """Bits of every memory in the design (whose name starts with ``prefix``), read from its
+    RTLIL."""
+    return sum(bits for _, name, bits, _ in rtlil_memories(rtlil.convert(top))
+               if name.startswith(prefix))
+
+
+def graph_line_buffers(pipeline):
+    """Line-buffer bits of a graph pipeline's hardware, the minimum for its window stages,
+    and what one set of line buffers per stage would take."""
+    windows = {}
+    for bound in pipeline.bound:
+        window = bound.stage.window(bound)
+        if window is not None:
+            windows.setdefault(bound.inputs[0], []).append((bound, window.kernel_height))
+    minimum = separate = 0
+    for members in windows.values():
+        bound = members[0][0]
+        line = bound.width * bound.in_format.bits * bound.in_format.channels
+        minimum += (max(k for _, k in members) - 1) * line
+        separate += sum(k - 1 for _, k in members) * line
+    return {"name": pipeline.name, "line_buffer_bits": memory_bits(pipeline.hardware(), "line"),
+            "line_buffer_min_bits": minimum, "separate_line_buffer_bits": separate}
+
+
+def graph_examples():
+    """The example specs whose stages read named inputs."""
+    return [load_spec(path) for path in sorted(EXAMPLES.glob("*.toml"))
+            if "inputs" in path.read_text()]
 
 
 def bench_case(kernel_size, width, *, height, frames, simulator):
@@ -87,8 +121,13 @@ def main(argv=None):
                   f"{row['line_buffer_bits']:>8} {row['line_buffer_min_bits']:>8} "
                   f"{row['line_buffer_ratio']:>6.2f} {row['sim_pixels_per_second']:>10,.0f} "
                   f"{str(row['bit_exact']):>6}", flush=True)
+    graphs = [graph_line_buffers(pipeline) for pipeline in graph_examples()]
+    print(f"\n{'graph':>10} {'LB bits':>8} {'min bits':>8} {'separate':>9}")
+    for row in graphs:
+        print(f"{row['name']:>10} {row['line_buffer_bits']:>8} {row['line_buffer_min_bits']:>8} "
+              f"{row['separate_line_buffer_bits']:>9}")
     if args.json:
-        write_json(Path(args.json), {"filters": rows})
+        write_json(Path(args.json), {"filters": rows, "graphs": graphs})
         print(f"wrote {args.json}")
     return 0 if all(r["bit_exact"] for r in rows) else 1
 
