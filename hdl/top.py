@@ -68,6 +68,7 @@ class PipelineTop(wiring.Component):
         self.lanes = lanes
         self.nodes = list(nodes)
         self.parts = [node.part for node in nodes]
+        self.parts_by_name = {node.name: node.part for node in nodes}
         self.outputs = list(outputs)
         self.guard = FrameGuard(in_format, width, height, lanes=lanes)
         self._formats = {INPUT: in_format, **{n.name: n.out_format for n in nodes}}

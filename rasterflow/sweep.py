@@ -236,7 +236,9 @@ def pipeline_pixels_per_cycle(pipeline):
     """Pipeline input pixels per clock in steady state (see the module docstring)."""
     default = getattr(pipeline.input, "pixels_per_clock", 1)
     frames_per_cycle = []
-    for bound, part in zip(pipeline.bound, pipeline.hardware().parts):
+    parts = pipeline.hardware().parts_by_name
+    for bound in pipeline.bound:
+        part = parts[bound.name]
         in_pixels = bound.width * bound.height
         rate = getattr(part, "pixels_per_cycle", None)
         interval = getattr(part, "initiation_interval", None)

@@ -243,3 +243,19 @@ def test_cli_writes_one_file_per_output(tmp_path):
                        str(tmp_path / "g.png")])
     assert status == 2      # edges is int16: no PNG for it, and nothing is written
     assert not list(tmp_path.glob("g_*.png"))
+
+
+def test_sweep_takes_graphs():
+    """A sweep's cache key and throughput model work on a graph listed out of order."""
+    from rasterflow.sweep import design_key, pipeline_pixels_per_cycle, tool_versions
+    doc = graph(UNSHARP, {**BLUR, "inputs": ["input"]}, outputs=["sharp"],
+                pixels_per_clock=2)
+    pipeline = parse_spec(doc)
+    assert pipeline_pixels_per_cycle(pipeline) == 2
+    versions = tool_versions()
+    key = design_key(pipeline, "icebreaker", versions)
+    assert design_key(parse_spec(pipeline.to_dict()), "icebreaker", versions) == key
+    brighter = graph(UNSHARP, {**BLUR, "inputs": ["input"]}, outputs=["sharp"],
+                     pixels_per_clock=2)
+    brighter["stage"][0]["gamma"] = 4
+    assert design_key(parse_spec(brighter), "icebreaker", versions) != key
