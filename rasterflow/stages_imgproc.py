@@ -19,7 +19,7 @@ from .hdl.pipeline import per_lane
 from .params import param
 from .stages import Bound, Stage, border_param, check_window_fits, register_stage
 
-__all__ = ["norm_param", "GaussianStage", "BoxStage", "SobelStage", "ScharrStage", "LaplacianStage",
+__all__ = ["GaussianStage", "BoxStage", "SobelStage", "ScharrStage", "LaplacianStage",
            "GradientMagnitudeStage", "MedianStage", "ErodeStage", "DilateStage",
            "ThresholdStage", "RGB2GrayStage", "ChannelMinStage"]
 
