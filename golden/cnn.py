@@ -19,6 +19,7 @@ falling in the padding are skipped by the kernels, which for a convolution equal
 the input with its zero point.
 """
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -27,11 +28,28 @@ from .quant import activation_range, multiply_by_quantized_multiplier, quantize_
 
 __all__ = [
     "Conv2D", "DepthwiseConv2D", "LeakyRelu", "MaxPool2D", "Relu", "Sequential",
-    "window_geometry", "LAYER_TYPES",
+    "window_geometry", "LAYER_TYPES", "register_layer",
 ]
 
 PADDINGS = ("same", "valid")
 INT8_MIN, INT8_MAX = -128, 127
+
+_LAYER_TYPES = {}
+#: The layer classes by name (serializers rebuild layers from it), in registration order;
+#: read-only, filled by :func:`register_layer`.
+LAYER_TYPES = MappingProxyType(_LAYER_TYPES)
+
+
+def register_layer(cls):
+    """Class decorator: enter a golden layer class in :data:`LAYER_TYPES` under its name.
+
+    Serializers store layers by class name, so a name taken twice is refused rather than
+    silently rebinding what saved files mean.
+    """
+    if cls.__name__ in _LAYER_TYPES:
+        raise ValueError(f"golden layer type {cls.__name__} is already registered")
+    _LAYER_TYPES[cls.__name__] = cls
+    return cls
 
 
 def window_geometry(in_size, kernel, stride, padding):
@@ -144,6 +162,7 @@ def _conv_multipliers(in_scale, w_scales, out_scale, channels):
             np.array([s for _, s in pairs], dtype=np.int64))
 
 
+@register_layer
 @dataclass(frozen=True, eq=False)
 class Conv2D:
     """TFLite ``CONV_2D`` int8, per-channel (reference_integer_ops::ConvPerChannel).
@@ -228,6 +247,7 @@ class Conv2D:
         return _unbatched(y, added)
 
 
+@register_layer
 @dataclass(frozen=True, eq=False)
 class DepthwiseConv2D:
     """TFLite ``DEPTHWISE_CONV_2D`` int8, depth multiplier 1
@@ -300,6 +320,7 @@ class DepthwiseConv2D:
         return _unbatched(y, added)
 
 
+@register_layer
 @dataclass(frozen=True, eq=False)
 class LeakyRelu:
     """TFLite ``LEAKY_RELU`` int8 (reference_ops::QuantizeLeakyRelu).
@@ -347,6 +368,7 @@ class LeakyRelu:
         return _unbatched(y, added)
 
 
+@register_layer
 @dataclass(frozen=True, eq=False)
 class Relu:
     """TFLite standalone ``RELU`` / ``RELU6`` / ``RELU_N1_TO_1`` int8 (``QuantizedReluX``
@@ -392,6 +414,7 @@ class Relu:
         return _unbatched(y, added)
 
 
+@register_layer
 @dataclass(frozen=True, eq=False)
 class MaxPool2D:
     """TFLite ``MAX_POOL_2D`` int8 (reference_integer_ops::MaxPool).
@@ -443,8 +466,3 @@ class Sequential:
         for layer in self.layers:
             x = layer(x)
         return x
-
-
-#: The layer classes by name (used by serializers).
-LAYER_TYPES = {cls.__name__: cls for cls in (Conv2D, DepthwiseConv2D, LeakyRelu, Relu, MaxPool2D)}
-

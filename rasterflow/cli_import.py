@@ -50,7 +50,7 @@ def import_model(model_path, spec_path, *, layers=None, name=None, cycles_per_pi
     from .pipeline import Pipeline
     from .spec import InputSpec, parse_spec
     from .stages_cnn import plan_folding, stage_from_layer
-    from .tflite_import import ModelError, load_tflite, save_sidecar
+    from .tflite_import import ModelError, layer_dicts, load_tflite, save_sidecar
 
     model_path, spec_path = Path(model_path), Path(spec_path)
     if spec_path.suffix.lower() != ".toml":
@@ -72,13 +72,14 @@ def import_model(model_path, spec_path, *, layers=None, name=None, cycles_per_pi
     _, height, width, channels = shape
     plan = plan_folding(model.layers, height, width, cycles_per_pixel)
     stages, tables = [], []
-    for index, (layer, op_name, fold) in enumerate(zip(model.layers, model.op_names, plan)):
-        refs = {"weights": f"{sidecar.name}:layer{index}.weights",
-                "bias": f"{sidecar.name}:layer{index}.bias"}
+    for index, (layer, op_name, fold, (params, arrays)) in enumerate(
+            zip(model.layers, model.op_names, plan, layer_dicts(model))):
+        # Each array field refers to the key save_sidecar stores it under.
+        refs = {name: f"{sidecar.name}:{key}" for name, key in params.items() if key in arrays}
         pe, simd = fold if fold else (0, 0)
         try:
             stage = stage_from_layer(layer, op_name=op_name, refs=refs, pe=pe, simd=simd)
-        except (SpecError, TypeError) as error:
+        except SpecError as error:
             raise InputError(f"model {model_path}: operator {model.op_indices[index]} "
                              f"({op_name}) cannot be a stage: {error}") from None
         stages.append(stage)

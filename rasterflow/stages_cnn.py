@@ -52,10 +52,16 @@ Spec format (TOML; ``rasterflow import`` writes it)::
 Array fields are references ``"FILE.npz:KEY"`` into a sidecar ``.npz`` (resolved relative to
 the spec's directory); a missing file, key, or an array of the wrong dtype or shape is a
 :class:`SpecError` naming the field. Python code may pass arrays directly (``arrays=``).
+
+Each golden layer class has exactly one stage class made from it, which declares it as
+``layer_type`` and says how (``from_layer``) and how it folds (``balanced_folding``,
+``output_size``); :data:`LAYER_STAGES` collects them for :func:`stage_from_layer` and
+:func:`plan_folding`.
 """
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import ClassVar
 
 import numpy as np
@@ -71,8 +77,8 @@ from .params import SidecarArray, check_int, from_table, param, params_of
 from .stages import Bound, Stage, register_stage
 
 __all__ = ["Conv2DStage", "DepthwiseConv2DStage", "LeakyReluStage", "ReluStage",
-           "Relu6Stage", "ReluN1To1Stage", "MaxPoolStage", "stage_from_layer", "plan_folding",
-           "resolve_array"]
+           "Relu6Stage", "ReluN1To1Stage", "MaxPoolStage", "LAYER_STAGES", "stage_from_layer",
+           "plan_folding", "resolve_array"]
 
 INT8 = "int8"
 PADDINGS = ("same", "valid")
@@ -130,10 +136,19 @@ def _check_input(stage, in_format, channels):
                               f"{in_format.channels}")
 
 
+def _window_output_size(width, height, kernel, stride, padding):
+    """``(out_width, out_height)`` of a ``kernel``-tap window sliding over the frame."""
+    return (conv_geometry(width, kernel, stride, padding)[0],
+            conv_geometry(height, kernel, stride, padding)[0])
+
+
+def _divisors(n):
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
 def _geometry(width, height, kernel, stride, padding):
     try:
-        out_w = conv_geometry(width, kernel, stride, padding)[0]
-        out_h = conv_geometry(height, kernel, stride, padding)[0]
+        out_w, out_h = _window_output_size(width, height, kernel, stride, padding)
     except ValueError as error:
         raise SpecError("input.width", str(error)) from None
     for name, n in (("input.width", width), ("input.height", height)):
@@ -169,11 +184,55 @@ def _array_params(cls):
     return [name for name, p in params_of(cls).items() if p.type is SidecarArray]
 
 
+_LAYER_STAGES = {}
+#: ``{golden layer class: the stage class made from it}``; read-only, filled by the
+#: :class:`_LayerStage` subclasses that declare ``layer_type``.
+LAYER_STAGES = MappingProxyType(_LAYER_STAGES)
+
+
 class _LayerStage(Stage):
-    """A stage whose golden model is its TFLite ``layer``."""
+    """A stage whose golden model is its TFLite ``layer``.
+
+    A subclass that sets ``layer_type`` (a registered :mod:`~rasterflow.golden.cnn` class) is
+    the stage made from that layer type, entered in :data:`LAYER_STAGES`; its subclasses
+    inherit the role without registering again.
+    """
+    layer_type: ClassVar[type] = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "layer_type" in vars(cls):
+            _register_layer_stage(cls)
+
+    @classmethod
+    def from_layer(cls, layer, *, op_name, refs, pe, simd):
+        """The stage for golden ``layer`` (see :func:`stage_from_layer` for the options)."""
+        raise NotImplementedError
+
+    @staticmethod
+    def output_size(layer, width, height):
+        """``(width, height)`` of the layer's output; the default keeps the frame size."""
+        return width, height
+
+    @classmethod
+    def balanced_folding(cls, layer, pixels, budget):
+        """``(pe, simd)`` that computes ``pixels`` output pixels within ``budget`` cycles, or
+        None for a stage without a MAC array (the default)."""
+        return None
 
     def golden(self, frame, bound):
         return self.layer(np.asarray(frame))
+
+
+def _register_layer_stage(cls):
+    layer_type = cls.layer_type
+    if golden_cnn.LAYER_TYPES.get(layer_type.__name__) is not layer_type:
+        raise TypeError(f"{cls.__name__}: layer_type {layer_type!r} is not a registered "
+                        "golden layer class")
+    if layer_type in _LAYER_STAGES:
+        raise TypeError(f"{cls.__name__}: golden {layer_type.__name__} already makes "
+                        f"{_LAYER_STAGES[layer_type].__name__}; a layer type has one stage class")
+    _LAYER_STAGES[layer_type] = cls
 
 
 @dataclass(frozen=True)
@@ -237,11 +296,11 @@ class _ConvBase(_LayerStage):
         terms = kernel * kernel * (1 if self.DEPTHWISE else weights.shape[3])
         check_int("pe", self.pe, 0, channels)
         check_int("simd", self.simd, 0, terms)
-        cls = golden_cnn.DepthwiseConv2D if self.DEPTHWISE else golden_cnn.Conv2D
         try:
-            layer = cls(weights, bias, self.stride, self.padding, self.in_zp, self.out_zp,
-                        np.array(self.m0, dtype=np.int64), np.array(self.shift, dtype=np.int64),
-                        self.act_min, self.act_max)
+            layer = self.layer_type(
+                weights, bias, self.stride, self.padding, self.in_zp, self.out_zp,
+                np.array(self.m0, dtype=np.int64), np.array(self.shift, dtype=np.int64),
+                self.act_min, self.act_max)
         except ValueError as error:
             raise SpecError("weights", str(error)) from None
         object.__setattr__(self, "arrays", {"weights": weights, "bias": bias})
@@ -250,6 +309,40 @@ class _ConvBase(_LayerStage):
         object.__setattr__(self, "terms", terms)
         object.__setattr__(self, "in_channels", weights.shape[2 if self.DEPTHWISE else 3])
         object.__setattr__(self, "out_channels", channels)
+
+    @classmethod
+    def from_layer(cls, layer, *, refs, pe, simd, **_):
+        # With refs, to_table writes the references; the checks and hardware use the
+        # layer's own arrays either way.
+        refs = refs or {}
+        return cls(weights=refs.get("weights", layer.weights), bias=refs.get("bias", layer.bias),
+                   m0=[int(v) for v in layer.m0], shift=[int(v) for v in layer.shift],
+                   in_zp=layer.in_zp, out_zp=layer.out_zp, stride=layer.stride,
+                   padding=layer.padding, act_min=layer.act_min, act_max=layer.act_max,
+                   pe=pe, simd=simd,
+                   arrays={"weights": np.asarray(layer.weights), "bias": np.asarray(layer.bias)})
+
+    @staticmethod
+    def output_size(layer, width, height):
+        return _window_output_size(width, height, layer.kernel, layer.stride, layer.padding)
+
+    @classmethod
+    def balanced_folding(cls, layer, pixels, budget):
+        """The fewest multipliers ``pe * simd`` (``pe`` dividing the output channels, ``simd``
+        dividing ``T``) whose ``II = ceil(T/simd) * ceil(Cout/pe)`` satisfies ``pixels * II
+        <= budget``; ties go to the smaller ``II``. Without one, the full array (``II = 1``).
+        """
+        channels = layer.channels if cls.DEPTHWISE else layer.out_channels
+        terms = layer.kernel ** 2 * (1 if cls.DEPTHWISE else layer.in_channels)
+        best = None
+        for pe in _divisors(channels):
+            for simd in _divisors(terms):
+                ii = (terms // simd) * (channels // pe)
+                if pixels * ii <= budget:
+                    key = (pe * simd, ii, -simd)
+                    if best is None or key < best[0]:
+                        best = (key, pe, simd)
+        return (best[1], best[2]) if best else (channels, terms)
 
     @property
     def folding(self):
@@ -275,6 +368,7 @@ class _ConvBase(_LayerStage):
 class Conv2DStage(_ConvBase):
     """``conv2d``: TFLite CONV_2D int8 (per-channel), odd square kernel, any stride."""
     op: ClassVar[str] = "conv2d"
+    layer_type: ClassVar[type] = golden_cnn.Conv2D
 
 
 @register_stage
@@ -282,6 +376,7 @@ class Conv2DStage(_ConvBase):
 class DepthwiseConv2DStage(_ConvBase):
     """``depthwise_conv2d``: TFLite DEPTHWISE_CONV_2D int8, depth multiplier 1."""
     op: ClassVar[str] = "depthwise_conv2d"
+    layer_type: ClassVar[type] = golden_cnn.DepthwiseConv2D
     DEPTHWISE: ClassVar[bool] = True
 
 
@@ -290,6 +385,7 @@ class DepthwiseConv2DStage(_ConvBase):
 class LeakyReluStage(_LayerStage):
     """``leaky_relu``: TFLite LEAKY_RELU int8 (identity and alpha multipliers)."""
     op: ClassVar[str] = "leaky_relu"
+    layer_type: ClassVar[type] = golden_cnn.LeakyRelu
     in_zp: int = _zero_point_param("input")
     out_zp: int = _zero_point_param("output")
     identity_m0: int = _m0_param("multiplier of inputs >= the zero point")
@@ -303,6 +399,11 @@ class LeakyReluStage(_LayerStage):
             self.in_zp, self.out_zp, self.identity_m0, self.identity_shift, self.alpha_m0,
             self.alpha_shift))
 
+    @classmethod
+    def from_layer(cls, layer, **_):
+        return cls(layer.in_zp, layer.out_zp, layer.identity_m0, layer.identity_shift,
+                   layer.alpha_m0, layer.alpha_shift)
+
     def bind(self, in_format, width, height):
         _check_input(self, in_format, None)
         return Bound(self, in_format, width, height, in_format, width, height)
@@ -315,6 +416,7 @@ class LeakyReluStage(_LayerStage):
 
 @dataclass(frozen=True)
 class _ReluBase(_LayerStage):
+    layer_type: ClassVar[type] = golden_cnn.Relu
     in_zp: int = _zero_point_param("input")
     out_zp: int = _zero_point_param("output")
     m0: int = _m0_param("requantization multiplier")
@@ -327,6 +429,15 @@ class _ReluBase(_LayerStage):
         _check_activation_order(self)
         object.__setattr__(self, "layer", golden_cnn.Relu(
             self.in_zp, self.out_zp, self.m0, self.shift, self.act_min, self.act_max))
+
+    @classmethod
+    def from_layer(cls, layer, *, op_name, **_):
+        # One golden Relu, one spec op per TFLite operator (the op is its name in lower
+        # case), so the operator's name picks the subclass; without one it is ``relu``.
+        by_operator = {stage.op.upper(): stage for stage in _ReluBase.__subclasses__()}
+        stage = by_operator.get(op_name or "RELU", ReluStage)
+        return stage(layer.in_zp, layer.out_zp, layer.m0, layer.shift, layer.act_min,
+                     layer.act_max)
 
     def bind(self, in_format, width, height):
         _check_input(self, in_format, None)
@@ -364,6 +475,7 @@ class ReluN1To1Stage(_ReluBase):
 class MaxPoolStage(_LayerStage):
     """``max_pool``: TFLite MAX_POOL_2D int8 (window clipped to the image)."""
     op: ClassVar[str] = "max_pool"
+    layer_type: ClassVar[type] = golden_cnn.MaxPool2D
     size: int = param(2, lo=1, hi=8, doc="window side")
     stride: int = param(2, lo=1, hi=8, doc="stride on both axes")
     padding: str = _padding_param("valid")
@@ -375,6 +487,14 @@ class MaxPoolStage(_LayerStage):
         _check_activation_order(self)
         object.__setattr__(self, "layer", golden_cnn.MaxPool2D(
             self.size, self.stride, self.padding, self.act_min, self.act_max))
+
+    @classmethod
+    def from_layer(cls, layer, **_):
+        return cls(layer.size, layer.stride, layer.padding, layer.act_min, layer.act_max)
+
+    @staticmethod
+    def output_size(layer, width, height):
+        return _window_output_size(width, height, layer.size, layer.stride, layer.padding)
 
     def bind(self, in_format, width, height):
         _check_input(self, in_format, None)
@@ -395,71 +515,35 @@ class MaxPoolStage(_LayerStage):
 
 # -- golden layers -> stages ---------------------------------------------------------------------
 
-_RELU_OPS = {"RELU": ReluStage, "RELU6": Relu6Stage, "RELU_N1_TO_1": ReluN1To1Stage}
+def _stage_class(layer):
+    try:
+        return _LAYER_STAGES[type(layer)]
+    except KeyError:
+        raise TypeError(f"no stage for {type(layer).__name__}") from None
 
 
 def stage_from_layer(layer, *, op_name=None, refs=None, pe=0, simd=0):
-    """The stage for a golden layer. ``refs`` maps array fields to sidecar references (the
-    stage then writes them in ``to_table``); the arrays are taken from the layer itself."""
-    if isinstance(layer, (golden_cnn.Conv2D, golden_cnn.DepthwiseConv2D)):
-        cls = DepthwiseConv2DStage if isinstance(layer, golden_cnn.DepthwiseConv2D) else Conv2DStage
-        refs = refs or {}
-        return cls(weights=refs.get("weights", layer.weights), bias=refs.get("bias", layer.bias),
-                   m0=[int(v) for v in layer.m0], shift=[int(v) for v in layer.shift],
-                   in_zp=layer.in_zp, out_zp=layer.out_zp, stride=layer.stride,
-                   padding=layer.padding, act_min=layer.act_min, act_max=layer.act_max,
-                   pe=pe, simd=simd,
-                   arrays={"weights": np.asarray(layer.weights), "bias": np.asarray(layer.bias)})
-    if isinstance(layer, golden_cnn.LeakyRelu):
-        return LeakyReluStage(layer.in_zp, layer.out_zp, layer.identity_m0, layer.identity_shift,
-                              layer.alpha_m0, layer.alpha_shift)
-    if isinstance(layer, golden_cnn.Relu):
-        cls = _RELU_OPS.get(op_name or "RELU", ReluStage)
-        return cls(layer.in_zp, layer.out_zp, layer.m0, layer.shift, layer.act_min, layer.act_max)
-    if isinstance(layer, golden_cnn.MaxPool2D):
-        return MaxPoolStage(layer.size, layer.stride, layer.padding, layer.act_min, layer.act_max)
-    raise TypeError(f"no stage for {type(layer).__name__}")
-
-
-def _divisors(n):
-    return [d for d in range(1, n + 1) if n % d == 0]
+    """The stage for a golden layer. ``op_name`` is its TFLite operator (it picks among the
+    stages of one layer type, e.g. ``relu6``); ``refs`` maps array fields to sidecar
+    references (the stage then writes them in ``to_table``; the arrays are taken from the
+    layer itself); ``pe``/``simd`` fold a MAC array."""
+    return _stage_class(layer).from_layer(layer, op_name=op_name, refs=refs, pe=pe, simd=simd)
 
 
 def plan_folding(layers, height, width, cycles_per_pixel=4):
     """Rate-balanced ``(pe, simd)`` per layer (``None`` for layers without a MAC array).
 
     The pipeline takes one input pixel every ``cycles_per_pixel`` cycles, so a frame has a
-    budget of ``B = cycles_per_pixel * H * W`` cycles. Each convolution with ``P`` output
-    pixels gets the fewest multipliers ``pe * simd`` (``pe`` dividing the output channels,
-    ``simd`` dividing ``T``) whose ``II = ceil(T/simd) * ceil(Cout/pe)`` satisfies
-    ``P * II <= B``; ties go to the smaller ``II``. A layer that cannot meet the budget gets
-    the full array (``II = 1``). The result: every layer needs about the same cycles per
-    frame, and none waits long for another.
+    budget of ``B = cycles_per_pixel * H * W`` cycles. Each layer's stage class picks its
+    folding for its ``P`` output pixels (``balanced_folding``: for a convolution the fewest
+    multipliers with ``P * II <= B``). The result: every layer needs about the same cycles
+    per frame, and none waits long for another.
     """
     budget = cycles_per_pixel * height * width
     plan = []
-    shape = (height, width)
+    size = (width, height)
     for layer in layers:
-        if isinstance(layer, (golden_cnn.Conv2D, golden_cnn.DepthwiseConv2D)):
-            depthwise = isinstance(layer, golden_cnn.DepthwiseConv2D)
-            out_h = conv_geometry(shape[0], layer.kernel, layer.stride, layer.padding)[0]
-            out_w = conv_geometry(shape[1], layer.kernel, layer.stride, layer.padding)[0]
-            channels = layer.channels if depthwise else layer.out_channels
-            terms = layer.kernel ** 2 * (1 if depthwise else layer.in_channels)
-            pixels = out_h * out_w
-            best = None
-            for pe in _divisors(channels):
-                for simd in _divisors(terms):
-                    ii = (terms // simd) * (channels // pe)
-                    if pixels * ii <= budget:
-                        key = (pe * simd, ii, -simd)
-                        if best is None or key < best[0]:
-                            best = (key, pe, simd)
-            plan.append((best[1], best[2]) if best else (channels, terms))
-            shape = (out_h, out_w)
-        else:
-            plan.append(None)
-            if isinstance(layer, golden_cnn.MaxPool2D):
-                shape = (conv_geometry(shape[0], layer.size, layer.stride, layer.padding)[0],
-                         conv_geometry(shape[1], layer.size, layer.stride, layer.padding)[0])
+        stage_class = _stage_class(layer)
+        size = stage_class.output_size(layer, *size)
+        plan.append(stage_class.balanced_folding(layer, size[0] * size[1], budget))
     return plan

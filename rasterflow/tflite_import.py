@@ -3,18 +3,9 @@
 :func:`load_tflite` parses a ``.tflite`` flatbuffer with the ``tflite`` package, walks the
 operators of subgraph 0 in order and maps each to a layer of :mod:`rasterflow.golden.cnn`
 with every quantization parameter resolved to integers exactly as the interpreter's
-``Prepare`` functions resolve them:
-
-=====================  =====================================================
-TFLite operator        golden layer
-=====================  =====================================================
-``CONV_2D``            :class:`~rasterflow.golden.cnn.Conv2D`
-``DEPTHWISE_CONV_2D``  :class:`~rasterflow.golden.cnn.DepthwiseConv2D` (depth multiplier 1)
-``LEAKY_RELU``         :class:`~rasterflow.golden.cnn.LeakyRelu`
-``MAX_POOL_2D``        :class:`~rasterflow.golden.cnn.MaxPool2D` (square window and stride)
-``RELU``, ``RELU6``,   :class:`~rasterflow.golden.cnn.Relu`
-``RELU_N1_TO_1``
-=====================  =====================================================
+``Prepare`` functions resolve them. Each supported operator has one importer, registered
+with :func:`importer` beside its code (its docstring names the layer and the limits);
+:data:`IMPORTERS` lists them.
 
 Only a linear chain of int8 activations is accepted (each operator consumes the previous
 one's output). Anything else raises :class:`ModelError` naming the operator index, its
@@ -35,6 +26,7 @@ import json
 import struct
 from dataclasses import dataclass, fields
 from pathlib import Path
+from types import MappingProxyType
 
 import numpy as np
 import tflite
@@ -47,8 +39,8 @@ from .golden.cnn import LAYER_TYPES, Conv2D, DepthwiseConv2D, LeakyRelu, MaxPool
 from .files import atomic_write_bytes
 from .golden.quant import ACTIVATIONS, activation_range
 
-__all__ = ["ModelError", "ImportedModel", "load_tflite", "layer_to_dict", "layer_from_dict",
-           "save_sidecar", "load_sidecar"]
+__all__ = ["ModelError", "ImportedModel", "IMPORTERS", "importer", "load_tflite", "layer_to_dict",
+           "layer_from_dict", "layer_dicts", "save_sidecar", "load_sidecar"]
 
 
 class ModelError(ValueError):
@@ -64,8 +56,6 @@ _TYPE_NAMES = {code: name for name, code in vars(TensorType).items() if not name
 _ACTIVATION_NAMES = {code: name for name, code in vars(ActivationFunctionType).items()
                      if not name.startswith("_")}
 _PADDINGS = {Padding.SAME: "same", Padding.VALID: "valid"}
-#: Standalone activation operators; each name is also the clamp's activation kind.
-_RELU_OPS = ("RELU", "RELU6", "RELU_N1_TO_1")
 #: Low-level exceptions the flatbuffer accessors raise on corrupt or truncated data.
 _FLATBUFFER_ERRORS = (struct.error, IndexError, ValueError, TypeError, UnicodeDecodeError,
                       OverflowError, KeyError, AttributeError)
@@ -225,7 +215,30 @@ def _read_tensors(model, subgraph):
     return tensors
 
 
+_IMPORTERS = {}
+#: ``{TFLite operator name: importer}`` in registration order; read-only, filled by
+#: :func:`importer`.
+IMPORTERS = MappingProxyType(_IMPORTERS)
+
+
+def importer(*op_names):
+    """Decorator: register ``function(op) -> golden layer`` as the importer of the TFLite
+    builtin operators ``op_names``. An operator has one importer; a second is refused."""
+    def register(function):
+        for name in op_names:
+            if name not in _OP_NAMES.values():
+                raise ValueError(f"{name} is not a TFLite builtin operator")
+            if name in _IMPORTERS:
+                raise ValueError(f"TFLite operator {name} already has an importer "
+                                 f"({_IMPORTERS[name].__name__})")
+        _IMPORTERS.update(dict.fromkeys(op_names, function))
+        return function
+    return register
+
+
+@importer("CONV_2D")
 def _conv(op):
+    """:class:`~rasterflow.golden.cnn.Conv2D`."""
     x, w, b, y = op.tensor(0, "input"), op.tensor(1, "input"), op.tensor(2, "input"), op.tensor(0, "output")
     in_scale, in_zp = x.activation_qparams(op, "input")
     out_scale, out_zp = y.activation_qparams(op, "output")
@@ -249,7 +262,9 @@ def _conv(op):
         op.padding(options.Padding()))
 
 
+@importer("DEPTHWISE_CONV_2D")
 def _depthwise(op):
+    """:class:`~rasterflow.golden.cnn.DepthwiseConv2D` (depth multiplier 1)."""
     x, w, b, y = op.tensor(0, "input"), op.tensor(1, "input"), op.tensor(2, "input"), op.tensor(0, "output")
     in_scale, in_zp = x.activation_qparams(op, "input")
     out_scale, out_zp = y.activation_qparams(op, "output")
@@ -273,14 +288,18 @@ def _depthwise(op):
         op.square_stride(options), op.padding(options.Padding()))
 
 
+@importer("LEAKY_RELU")
 def _leaky_relu(op):
+    """:class:`~rasterflow.golden.cnn.LeakyRelu`."""
     in_scale, in_zp = op.tensor(0, "input").activation_qparams(op, "input")
     out_scale, out_zp = op.tensor(0, "output").activation_qparams(op, "output")
     alpha = op.options(tflite.LeakyReluOptions).Alpha()
     return LeakyRelu.from_scales(in_scale, in_zp, out_scale, out_zp, alpha)
 
 
+@importer("MAX_POOL_2D")
 def _max_pool(op):
+    """:class:`~rasterflow.golden.cnn.MaxPool2D` (square window and stride)."""
     in_qparams = op.tensor(0, "input").activation_qparams(op, "input")
     out_qparams = op.tensor(0, "output").activation_qparams(op, "output")
     if in_qparams != out_qparams:
@@ -295,14 +314,12 @@ def _max_pool(op):
                      op.padding(options.Padding()), act_min, act_max)
 
 
+@importer("RELU", "RELU6", "RELU_N1_TO_1")
 def _relu(op):
+    """:class:`~rasterflow.golden.cnn.Relu`; the operator's name is the clamp's activation kind."""
     in_scale, in_zp = op.tensor(0, "input").activation_qparams(op, "input")
     out_scale, out_zp = op.tensor(0, "output").activation_qparams(op, "output")
     return Relu.from_scales(in_scale, in_zp, out_scale, out_zp, op.name)
-
-
-_IMPORTERS = {"CONV_2D": _conv, "DEPTHWISE_CONV_2D": _depthwise, "LEAKY_RELU": _leaky_relu,
-              "MAX_POOL_2D": _max_pool, **{name: _relu for name in _RELU_OPS}}
 
 
 def _op_name(model, op):
@@ -451,6 +468,12 @@ def layer_from_dict(params, arrays):
     return cls(**values)
 
 
+def layer_dicts(model):
+    """:func:`layer_to_dict` of each of ``model``'s layers, under the array keys
+    ``layer<i>.<field>`` that :func:`save_sidecar` writes."""
+    return [layer_to_dict(layer, f"layer{position}") for position, layer in enumerate(model.layers)]
+
+
 _MODEL_KEY = "model_json"
 
 
@@ -464,8 +487,7 @@ def save_sidecar(model, npz_path):
     npz_path = Path(npz_path)
     arrays = {}
     layer_params = []
-    for position, layer in enumerate(model.layers):
-        params, layer_arrays = layer_to_dict(layer, f"layer{position}")
+    for params, layer_arrays in layer_dicts(model):
         layer_params.append(params)
         arrays.update(layer_arrays)
     description = {

@@ -18,6 +18,7 @@ from rasterflow.golden.calibrate import (activation_qparams, fold_batchnorm, qua
 from rasterflow.golden.cnn import (Conv2D, DepthwiseConv2D, LeakyRelu, MaxPool2D, Relu, Sequential,
                                    window_geometry)
 from rasterflow.golden.quant import multiply_by_quantized_multiplier, quantize_multiplier
+import rasterflow.golden.cnn as golden_cnn
 
 IDENTITY = quantize_multiplier(1.0)  # (2**30, 1)
 
@@ -415,3 +416,21 @@ def test_calibrated_quantized_conv_approximates_float_conv():
     bound = (out_scale + w_scales / 2 * abs_window_sum + np.float32(in_scale) * w_scales / 2) * (1 + 1e-6)
     assert np.all(np.abs(y_real - y_float) <= bound)
     assert np.abs(y_real - y_float).max() > 0  # the comparison is not vacuous
+
+
+# --- layer type registry ------------------------------------------------------------------
+
+def test_layer_types_hold_each_layer_class_once_by_name():
+    assert dict(golden_cnn.LAYER_TYPES) == {cls.__name__: cls for cls in (
+        Conv2D, DepthwiseConv2D, LeakyRelu, Relu, MaxPool2D)}
+    with pytest.raises(TypeError):
+        golden_cnn.LAYER_TYPES["Softmax"] = Relu  # read-only: registration is the decorator
+
+
+def test_a_layer_type_name_is_registered_once():
+    with pytest.raises(ValueError, match="Conv2D is already registered"):
+        golden_cnn.register_layer(Conv2D)
+    impostor = type("Relu", (), {})
+    with pytest.raises(ValueError, match="Relu is already registered"):
+        golden_cnn.register_layer(impostor)
+    assert golden_cnn.LAYER_TYPES["Relu"] is Relu

@@ -7,6 +7,7 @@ models built here with the flatbuffer builder to reach variants the fixtures lac
 (stride 2 VALID, 1x1, per-tensor weights, no bias, RELU6 clamps that bite, standalone
 ReLUs, pools with fused activations) and the importer's error paths.
 """
+import collections
 import json
 import os
 from pathlib import Path
@@ -50,7 +51,10 @@ from tflite.Tensor import (TensorAddBuffer, TensorAddName, TensorAddQuantization
                            TensorAddType, TensorEnd, TensorStart)
 from tflite.TensorType import TensorType
 
-from rasterflow.golden.cnn import Conv2D, DepthwiseConv2D, LeakyRelu, MaxPool2D, Relu
+from rasterflow.golden.cnn import (LAYER_TYPES, Conv2D, DepthwiseConv2D, LeakyRelu, MaxPool2D, Relu,
+                                   Sequential)
+from rasterflow.ops import STAGES
+from rasterflow.stages_cnn import LAYER_STAGES, Conv2DStage, plan_folding, stage_from_layer
 from rasterflow.tflite_import import (ImportedModel, ModelError, layer_from_dict, layer_to_dict,
                                       load_sidecar, load_tflite, save_sidecar)
 import rasterflow.tflite_import as tflite_import
@@ -564,3 +568,61 @@ def test_sidecar_write_is_atomic(tmp_path, monkeypatch):
         save_sidecar(load_tflite(DATA / "mobile_block_40.tflite"), target)
     assert target.read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["model.npz"]
+
+
+# --- registries ---------------------------------------------------------------------------
+
+def test_importer_registration_is_refused_twice_or_for_unknown_operators():
+    before = dict(tflite_import.IMPORTERS)
+    with pytest.raises(ValueError, match="CONV_2D already has an importer"):
+        tflite_import.importer("CONV_2D")(lambda op: None)
+    with pytest.raises(ValueError, match="RELU6 already has an importer"):
+        tflite_import.importer("AVERAGE_POOL_2D", "RELU6")(lambda op: None)
+    with pytest.raises(ValueError, match="not a TFLite builtin operator"):
+        tflite_import.importer("CONV_3X3")(lambda op: None)
+    assert dict(tflite_import.IMPORTERS) == before  # a refused registration adds nothing
+    with pytest.raises(TypeError):
+        tflite_import.IMPORTERS["AVERAGE_POOL_2D"] = before["CONV_2D"]  # read-only
+
+
+def test_unsupported_operator_lists_exactly_the_registered_importers(tmp_path):
+    tensors = [activation([1, 4, 4, 2], 0.1, 0), activation([1, 2, 2, 2], 0.1, 0)]
+    pool = (Op.AVERAGE_POOL_2D, [0], [1], pool_options(2, 2))
+    path = write(tmp_path, build_model(tensors, [pool], [0], [1]))
+    message = expect_operator_error(path, 0, "AVERAGE_POOL_2D", "unsupported operator")
+    listed = message.split("(supported: ", 1)[1].rstrip(")").split(", ")
+    assert listed == list(tflite_import.IMPORTERS)
+    assert set(listed) == {"CONV_2D", "DEPTHWISE_CONV_2D", "LEAKY_RELU", "MAX_POOL_2D", "RELU",
+                           "RELU6", "RELU_N1_TO_1"}
+
+
+def test_every_golden_layer_type_has_exactly_one_stage_class():
+    # Every class along the spec stages' MROs that declares a layer type "is made from" it.
+    makers = {cls for stage in STAGES.values() for cls in stage.__mro__
+              if vars(cls).get("layer_type") is not None}
+    counts = collections.Counter(cls.layer_type for cls in makers)
+    assert counts == collections.Counter(LAYER_TYPES.values())
+    assert dict(LAYER_STAGES) == {cls.layer_type: cls for cls in makers}
+
+
+@pytest.mark.parametrize("layer", all_layer_kinds(), ids=lambda layer: type(layer).__name__)
+def test_stage_from_layer_builds_the_registered_stage(layer):
+    stage = stage_from_layer(layer)
+    assert isinstance(stage, LAYER_STAGES[type(layer)]) and type(stage.layer) is type(layer)
+
+
+def test_a_second_stage_class_for_a_layer_type_is_refused():
+    with pytest.raises(TypeError, match="Conv2D already makes Conv2DStage"):
+        class AnotherConv(Conv2DStage):
+            layer_type = Conv2D
+    with pytest.raises(TypeError, match="not a registered golden layer class"):
+        class NotGolden(Conv2DStage):
+            layer_type = ImportedModel
+    assert LAYER_STAGES[Conv2D] is Conv2DStage and ImportedModel not in LAYER_STAGES
+
+
+def test_layers_without_a_stage_are_named():
+    with pytest.raises(TypeError, match="no stage for Sequential"):
+        stage_from_layer(Sequential(()))
+    with pytest.raises(TypeError, match="no stage for Sequential"):
+        plan_folding([MaxPool2D(2, 2, "same"), Sequential(())], 8, 8)
