@@ -247,14 +247,31 @@ class MacArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        pe, simd, sf, nf = self.pe, self.simd, self.sf, self.nf
-        steps = sf * nf
-        K, cin = self.kernel, self.in_channels
-        window_layout = self.i.payload.shape()
+        # Built stage by stage, in pipeline order (which is also the netlist's order: keep it,
+        # the committed Fmax figures were measured on it).
+        seq = self._sequencer(m)
+        pipe = self._step_pipeline(m, seq)
+        weight_port = self._weight_rom(m, seq)
+        lane_weights, operands = self._operand_registers(pipe, seq)
+        pipe.stage()
+        terms = self._products(pipe, weight_port, lane_weights, operands)
+        pipe.stage()
+        terms = self._adder_tree(pipe, terms)
+        acc_bounds = self._accumulator_bounds()
+        param_port, bias_bounds = self._parameter_rom(m, pipe, seq.en)
+        accs = self._accumulators(m, pipe, terms, seq.en, acc_bounds)
+        pipe.stage()
+        results = self._requantizers(pipe, accs, param_port, acc_bounds, bias_bounds)
+        self._collector(m, pipe, results, seq.en)
+        return m
 
-        # -- sequencer: window latch and step counters ------------------------------------
+    def _sequencer(self, m):
+        """The window latch and the step counters: a window is latched (``have``) and worked
+        on for ``II`` steps (``k``), synapse fold ``j`` inside neuron fold ``n``; the next
+        window is taken at the last step, so the window generator moves on meanwhile."""
+        steps, sf, nf = self.sf * self.nf, self.sf, self.nf
         en = Signal()
-        win = Signal(window_layout, name="win")
+        win = Signal(self.i.payload.shape(), name="win")
         have = Signal()
         k = Signal(range(steps))
         j = Signal(range(sf))
@@ -271,25 +288,27 @@ class MacArray(wiring.Component):
             m.d.sync += j.eq(Mux(j == sf - 1, 0, j + 1))
             with m.If(j == sf - 1):
                 m.d.sync += n.eq(Mux(n == nf - 1, 0, n + 1))
+        return _Namespace(en=en, win=win, have=have, k=k, j=j, n=n)
 
-        source = _Namespace(valid=have, ready=Signal(name="unused_ready"))
+    def _step_pipeline(self, m, seq):
+        """The stall-all pipeline the steps travel through, carrying each step's valid bit,
+        first/last synapse fold flags, neuron fold and the window's markers."""
+        source = _Namespace(valid=seq.have, ready=Signal(name="unused_ready"))
         pipe = StallPipeline(m, source, self.o)
-        pipe.carry("v", have)
-        pipe.carry("first", j == 0)
-        pipe.carry("last", j == sf - 1)
-        pipe.carry("n", n)
-        pipe.carry("sof", win.sof)
-        pipe.carry("eol", win.eol)
+        pipe.carry("v", seq.have)
+        pipe.carry("first", seq.j == 0)
+        pipe.carry("last", seq.j == self.sf - 1)
+        pipe.carry("n", seq.n)
+        pipe.carry("sof", seq.win.sof)
+        pipe.carry("eol", seq.win.eol)
+        return pipe
 
-        def element(index):
-            tap, ci = divmod(index, cin)
-            dy, dx = divmod(tap, K)
-            return win.window[dx][dy][ci]
-
-        # -- stage 1: operand selection and the weight ROM read ----------------------------
+    def _weight_rom(self, m, seq):
+        """Stage 1: the weight ROM, one word of ``pe x simd`` int8 per step, read at ``k``."""
+        pe, simd, sf = self.pe, self.simd, self.sf
+        steps = sf * self.nf
         weight_word = data.ArrayLayout(data.ArrayLayout(signed(8), simd), pe)
         rom_init = []
-        lanes = {}   # (p, s) -> list of weights over the steps
         for kk in range(steps):
             nn, jj = divmod(kk, sf)
             rom_init.append([[self._slot(nn, jj, p, s)[0] for s in range(simd)]
@@ -297,17 +316,29 @@ class MacArray(wiring.Component):
         wrom = Memory(shape=weight_word, depth=steps, init=rom_init)
         m.submodules.weight_rom = wrom
         wport = wrom.read_port()
-        m.d.comb += [wport.addr.eq(k), wport.en.eq(en)]
+        m.d.comb += [wport.addr.eq(seq.k), wport.en.eq(seq.en)]
+        return wport
 
+    def _operand_registers(self, pipe, seq):
+        """Stage 1: each multiplier's window operand, registered. Lanes whose weight is zero
+        in every step are left out; lanes that read the same window elements over the steps
+        share a register; the operand is a constant element, or a mux on ``j`` when it only
+        depends on the synapse fold, else a mux on ``k``.
+
+        Returns ``({(p, s): weights over the steps}, {(p, s): operand register})``."""
+        steps, sf = self.sf * self.nf, self.sf
+        j, k = seq.j, seq.k
+        element = self._window_element(seq.win)
+        lane_weights = {}
         operand_regs = {}
         operands = {}
-        for p in range(pe):
-            for s in range(simd):
+        for p in range(self.pe):
+            for s in range(self.simd):
                 slots = [self._slot(*divmod(kk, sf), p, s) for kk in range(steps)]
                 ws = [w for w, _ in slots]
                 if not any(ws):
                     continue
-                lanes[p, s] = ws
+                lane_weights[p, s] = ws
                 fill = next(x for _, x in slots if x is not None)
                 idx = [fill if x is None else x for _, x in slots]
                 key = tuple(idx)
@@ -321,22 +352,37 @@ class MacArray(wiring.Component):
                     operand_regs[key] = pipe.register(value, name=f"x_{len(operand_regs)}",
                                                       shape=signed(8))
                 operands[p, s] = operand_regs[key]
-        pipe.stage()
+        return lane_weights, operands
 
-        # -- stage 2: products --------------------------------------------------------------
-        terms = {p: [] for p in range(pe)}
-        for (p, s), ws in lanes.items():
+    def _window_element(self, win):
+        """``element(index)``: the latched window's value at flat index
+        ``(dy*K + dx)*Cin + ci``."""
+        K, cin = self.kernel, self.in_channels
+
+        def element(index):
+            tap, ci = divmod(index, cin)
+            dy, dx = divmod(tap, K)
+            return win.window[dx][dy][ci]
+        return element
+
+    def _products(self, pipe, wport, lane_weights, operands):
+        """Stage 2: the products, each register as wide as its lane's weights allow.
+        Returns ``{p: [(product, lo, hi)]}``."""
+        terms = {p: [] for p in range(self.pe)}
+        for (p, s), ws in lane_weights.items():
             w_lo, w_hi = min(ws), max(ws)
             corners = [a * b for a in (w_lo, w_hi) for b in (-128, 127)]
             lo, hi = min(corners), max(corners)
             reg = pipe.register(wport.data[p][s] * operands[p, s], name=f"prod_p{p}_s{s}",
                                 shape=bounded_shape(lo, hi))
             terms[p].append((reg, lo, hi))
-        pipe.stage()
+        return terms
 
-        # -- adder tree, one level per stage --------------------------------------------------
+    def _adder_tree(self, pipe, terms):
+        """Per PE, a pipelined adder tree, one level per stage (an odd term out is carried
+        to the next level in a register). Returns ``{p: [(sum, lo, hi)]}``, one term left."""
         for level in range(self.tree_levels):
-            for p in range(pe):
+            for p in range(self.pe):
                 summed = []
                 ts = terms[p]
                 for q in range(0, len(ts), 2):
@@ -351,14 +397,23 @@ class MacArray(wiring.Component):
                                                      shape=bounded_shape(lo, hi)), lo, hi))
                 terms[p] = summed
             pipe.stage()
+        return terms
 
-        # -- accumulator, parameter ROM --------------------------------------------------------
-        bias = self.folded_bias()
+    def _accumulator_bounds(self):
+        """``(lo, hi)`` of a whole window's sum of products, over every output channel."""
         acc_lo = acc_hi = 0
         for c in range(self.out_channels):
             ws = self.weights[..., c].reshape(-1) if self.depthwise else self.weights[c].reshape(-1)
             acc_lo = min(acc_lo, sum(min(w * -128, w * 127) for w in ws))
             acc_hi = max(acc_hi, sum(max(w * -128, w * 127) for w in ws))
+        return acc_lo, acc_hi
+
+    def _parameter_rom(self, m, pipe, en):
+        """The parameter ROM: per neuron fold, each PE's folded bias, ``m0`` and ``shift``,
+        read at the fold the accumulator stage works on. Returns the read port and the
+        bias bounds."""
+        pe, nf = self.pe, self.nf
+        bias = self.folded_bias()
         b_lo, b_hi = min(bias + [0]), max(bias + [0])
         param_word = data.ArrayLayout(data.StructLayout({
             "bias": bounded_shape(b_lo, b_hi), "m0": range(1 << 31), "shift": range(-31, 32),
@@ -377,24 +432,35 @@ class MacArray(wiring.Component):
         m.submodules.param_rom = prom
         pport = prom.read_port()
         m.d.comb += [pport.addr.eq(pipe.carried["n"]), pport.en.eq(en)]
+        return pport, (b_lo, b_hi)
+
+    def _accumulators(self, m, pipe, terms, en, acc_bounds):
+        """Per PE, the accumulator: cleared by the first synapse fold's sum, added to by the
+        others. A PE with no nonzero weight keeps 0."""
         accs = []
-        for p in range(pe):
-            acc = Signal(bounded_shape(acc_lo, acc_hi), name=f"acc_p{p}")
+        for p in range(self.pe):
+            acc = Signal(bounded_shape(*acc_bounds), name=f"acc_p{p}")
             if terms[p]:
                 total, _, _ = terms[p][0]
                 with m.If(en & pipe.carried["v"]):
                     m.d.sync += acc.eq(Mux(pipe.carried["first"], 0, acc) + total)
             accs.append(acc)
-        pipe.stage()
+        return accs
 
-        # -- requantizers -----------------------------------------------------------------------
+    def _requantizers(self, pipe, accs, pport, acc_bounds, bias_bounds):
+        """Per PE, ``accumulator + bias`` through one pipelined requantizer (with the output
+        zero point and the activation's clamp). Returns the int8 results."""
+        (acc_lo, acc_hi), (b_lo, b_hi) = acc_bounds, bias_bounds
         lanes = [(accs[p] + pport.data[p].bias, (acc_lo + b_lo, acc_hi + b_hi),
-                  pport.data[p].m0, pport.data[p].shift) for p in range(pe)]
-        results = [y for y, _, _ in requantize_lanes(
+                  pport.data[p].m0, pport.data[p].shift) for p in range(self.pe)]
+        return [y for y, _, _ in requantize_lanes(
             pipe, lanes, name="rq", zero_point=self.out_zp,
             clamp_range=(self.act_min, self.act_max))]
 
-        # -- collector: partial folds, then the output register -------------------------------
+    def _collector(self, m, pipe, results, en):
+        """The output: each neuron fold's results but the last wait in partial registers;
+        the last fold's step loads the output register with all ``Cout`` channels."""
+        pe, nf = self.pe, self.nf
         v, last, fold = pipe.carried["v"], pipe.carried["last"], pipe.carried["n"]
         partial = [[Signal(signed(8), name=f"part_n{nn}_p{p}") for p in range(pe)]
                    for nn in range(nf - 1)]
@@ -415,7 +481,6 @@ class MacArray(wiring.Component):
                     for nn in range(nf - 1):
                         with m.Case(nn):
                             m.d.sync += [partial[nn][p].eq(results[p]) for p in range(pe)]
-        return m
 
 
 class Conv2DUnit(_WindowedStage):

@@ -5,6 +5,8 @@ malformed input frame (a short or long line, a frame cut short, a lost ``sof``) 
 every later frame. :class:`FrameGuard` checks the markers of each input pixel against its own
 position counters and repairs the stream at the first mismatch.
 """
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import enum, wiring
 from amaranth.lib.wiring import In, Out
@@ -121,98 +123,125 @@ class FrameGuard(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        groups, height = transfers_per_line(self.width, self.lanes), self.height
-        # The guard's decisions feed a skid buffer: its ready is a flip-flop, so the output
-        # side of every decision below is one register, not the downstream's handshake.
+        # The parts share one namespace of signals, each adding what it builds; their order
+        # is the netlist's (keep it: the committed Fmax figures were measured on it).
+        g = SimpleNamespace()
+        self._output_skid(m, g)
+        self._position(m, g)
+        self._input_decision(m, g)
+        self._held_pixel(m, g)
+        self._mode_changes(m, g)
+        self._fault_classification(m, g)
+        self._output_offer(m, g)
+        g.position.advance(g.emit)
+        self._status(m, g)
+        return m
+
+    def _output_skid(self, m, g):
+        """The output skid buffer: the guard's decisions feed it, and its ready is a
+        flip-flop, so the output side of every decision is one register, not the
+        downstream's handshake. ``en``: the skid buffer takes what the guard offers."""
         m.submodules.out_skid = out_skid = SkidBuffer(self.o.payload.shape())
         wiring.connect(m, out_skid.o, wiring.flipped(self.o))
-        out = out_skid.i
-        en = Signal()
-        m.d.comb += en.eq(out.ready)
+        g.out = out_skid.i
+        g.en = Signal()
+        m.d.comb += g.en.eq(g.out.ready)
 
-        # The position of the next output transfer; its tests are flip-flops (see
-        # RasterCounter), so the mode and handshake logic starts from registers.
-        position = RasterCounter(m, groups, height, "pos")
-        frame_start = position.position_flag("frame_start", 0, 0)
-        frame_end = position.position_flag("frame_end", height - 1, groups - 1)
-        line_end = position.last_col
+    def _position(self, m, g):
+        """The position of the next output transfer; its tests are flip-flops (see
+        RasterCounter), so the mode and handshake logic starts from registers."""
+        groups, height = transfers_per_line(self.width, self.lanes), self.height
+        g.position = position = RasterCounter(m, groups, height, "pos")
+        g.frame_start = position.position_flag("frame_start", 0, 0)
+        g.frame_end = position.position_flag("frame_end", height - 1, groups - 1)
+        g.line_end = position.last_col
 
-        # The mode is two flip-flops: `checking` (PASS or DISCARD: the input is examined) or
-        # not (FILL or REPLAY: the guard emits without it), and `sub` choosing the first of
-        # each pair. REPLAY is the one cycle in which a held early-sof pixel starts the next
-        # frame. Every decision below is factored into at most three LUT levels from
-        # flip-flops (four-input LUTs).
+    def _input_decision(self, m, g):
+        """The mode, the input's ready, and what happens to an input pixel.
+
+        The mode is two flip-flops: ``checking`` (PASS or DISCARD: the input is examined) or
+        not (FILL or REPLAY: the guard emits without it), and ``sub`` choosing the first of
+        each pair. REPLAY is the one cycle in which a held early-sof pixel starts the next
+        frame. Every decision here and in :meth:`_mode_changes` is factored into at most
+        three LUT levels from flip-flops (four-input LUTs).
+        """
         checking, sub = Signal(init=1, name="checking"), Signal(init=1, name="sub")
-        passing, replaying = checking & sub, ~checking & sub
+        g.checking, g.sub = checking, sub
+        g.passing, g.replaying = checking & sub, ~checking & sub
         # The input is taken whenever the output can move in a checking mode: whether a pixel
         # is forwarded, dropped or held depends on its markers, but taking it does not, so
         # ready is one gate from flip-flops and independent of valid and the payload.
-        m.d.comb += self.i.ready.eq(en & checking)
-        sof, eol, valid = self.i.payload.sof, self.i.payload.eol, self.i.valid
-        transfer = Signal()
-        m.d.comb += transfer.eq(valid & self.i.ready)
+        m.d.comb += self.i.ready.eq(g.en & checking)
+        g.sof, g.eol, g.valid = self.i.payload.sof, self.i.payload.eol, self.i.valid
+        g.transfer = Signal()
+        m.d.comb += g.transfer.eq(g.valid & self.i.ready)
         # In DISCARD the position is always a frame start, so "sof where one is expected"
         # is the forwarding test of both checking modes.
         sof_ok, good, eol_bad, cut_short = Signal(), Signal(), Signal(), Signal()
+        g.sof_ok, g.good, g.eol_bad, g.cut_short = sof_ok, good, eol_bad, cut_short
         m.d.comb += [
-            sof_ok.eq(sof == frame_start),
-            good.eq(sof_ok & (eol == line_end)),       # forwarded as it is
-            eol_bad.eq(sof_ok & (eol != line_end)),    # forwarded, with a line fault
-            cut_short.eq(passing & sof & ~frame_start),  # SHORT_FRAME: held, frame filled
+            sof_ok.eq(g.sof == g.frame_start),
+            good.eq(sof_ok & (g.eol == g.line_end)),       # forwarded as it is
+            eol_bad.eq(sof_ok & (g.eol != g.line_end)),    # forwarded, with a line fault
+            cut_short.eq(g.passing & g.sof & ~g.frame_start),  # SHORT_FRAME: held, filled
         ]
-        take = Signal()           # a pixel is forwarded (when en)
-        m.d.comb += take.eq(checking & valid & sof_ok)
-        emit = Signal()           # the position moves: a pixel or a filler leaves
-        m.d.comb += emit.eq(en & (take | ~checking))
+        g.take = Signal()           # a pixel is forwarded (when en)
+        m.d.comb += g.take.eq(checking & g.valid & sof_ok)
+        g.emit = Signal()           # the position moves: a pixel or a filler leaves
+        m.d.comb += g.emit.eq(g.en & (g.take | ~checking))
 
-        # The held pixel: every pixel taken is copied, so the copy made by the last transfer
-        # before FILL is the early-sof pixel when FILL was entered for one (`holding`).
-        # `holding` only matters outside the checking modes, and is loaded at every
-        # transfer, so it needs no reset (which would give it a slower enable on iCE40).
-        held_data = payload_register(self.i.payload.data.shape(), name="held_data")
-        held_eol = payload_register(1, name="held_eol")
-        holding = payload_register(1, name="holding")
+    def _held_pixel(self, m, g):
+        """The held pixel: every pixel taken is copied, so the copy made by the last transfer
+        before FILL is the early-sof pixel when FILL was entered for one (``holding``).
+        ``holding`` only matters outside the checking modes, and is loaded at every
+        transfer, so it needs no reset (which would give it a slower enable on iCE40)."""
+        g.held_data = payload_register(self.i.payload.data.shape(), name="held_data")
+        g.held_eol = payload_register(1, name="held_eol")
+        g.holding = holding = payload_register(1, name="holding")
         with m.If(self.i.ready):
-            m.d.sync += [held_data.eq(self.i.payload.data), held_eol.eq(eol)]
-        with m.If(en):
-            m.d.sync += holding.eq(Mux(checking, valid & cut_short, holding & ~sub))
+            m.d.sync += [g.held_data.eq(self.i.payload.data), g.held_eol.eq(g.eol)]
+        with m.If(g.en):
+            m.d.sync += holding.eq(Mux(g.checking, g.valid & g.cut_short, holding & ~g.sub))
 
-        # Mode changes (all need en). From a checking mode: to FILL at an early sof or a line
-        # fault before the frame's end; PASS -> DISCARD at a missing sof or a line fault at
-        # the frame's end; DISCARD -> PASS at a good sof pixel. From FILL at the frame's end:
-        # to REPLAY when a pixel is held, else to DISCARD. From REPLAY: to PASS, or on a line
-        # fault of the held pixel to FILL (DISCARD at the frame's end).
+    def _mode_changes(self, m, g):
+        """Mode changes (all need ``en``). From a checking mode: to FILL at an early sof or a
+        line fault before the frame's end; PASS -> DISCARD at a missing sof or a line fault
+        at the frame's end; DISCARD -> PASS at a good sof pixel. From FILL at the frame's
+        end: to REPLAY when a pixel is held, else to DISCARD. From REPLAY: to PASS, or on a
+        line fault of the held pixel to FILL (DISCARD at the frame's end)."""
+        checking, sub, valid, frame_end = g.checking, g.sub, g.valid, g.frame_end
         to_fill = Signal()        # the input sends a checking mode to FILL
-        m.d.comb += to_fill.eq(valid & (cut_short | (eol_bad & ~frame_end)))
+        m.d.comb += to_fill.eq(valid & (g.cut_short | (g.eol_bad & ~frame_end)))
         held_ok = Signal()
-        m.d.comb += held_ok.eq(held_eol == line_end)
+        m.d.comb += held_ok.eq(g.held_eol == g.line_end)
         to_checking = Signal()    # from FILL or REPLAY (when en)
-        m.d.comb += to_checking.eq(Mux(sub, held_ok | frame_end, frame_end & ~holding))
+        m.d.comb += to_checking.eq(Mux(sub, held_ok | frame_end, frame_end & ~g.holding))
         sub_checking = Signal()   # PASS next, from a checking mode (when en)
-        m.d.comb += sub_checking.eq(checking & Mux(sub, ~valid | good, valid & good))
+        m.d.comb += sub_checking.eq(checking & Mux(sub, ~valid | g.good, valid & g.good))
         sub_emitting = Signal()   # PASS or REPLAY next, from FILL or REPLAY (when en)
         m.d.comb += sub_emitting.eq(~checking & Mux(sub, held_ok,
-                                                    frame_end & holding))
-        with m.If(en):
+                                                    frame_end & g.holding))
+        with m.If(g.en):
             m.d.sync += [
                 checking.eq(Mux(checking, ~to_fill, to_checking)),
                 sub.eq(sub_checking | sub_emitting),
             ]
 
-        # Faults, for the status: a transfer in PASS with wrong markers, a forwarded sof pixel
-        # in DISCARD with a wrong eol, the held pixel's eol in REPLAY. They are classified
-        # from a registered copy of what the decisions saw, so the status logic starts from
-        # flip-flops and stays off the handshake's paths.
+    def _fault_classification(self, m, g):
+        """Faults, for the status: a transfer in PASS with wrong markers, a forwarded sof
+        pixel in DISCARD with a wrong eol, the held pixel's eol in REPLAY. They are
+        classified from a registered copy of what the decisions saw, so the status logic
+        starts from flip-flops and stays off the handshake's paths."""
         seen_transfer, seen_replay = Signal(), Signal()
         seen_sof, seen_eol, seen_start, seen_end, seen_passing, seen_held_eol = (
             payload_register(1, name=f"seen_{name}")
             for name in ("sof", "eol", "start", "end", "passing", "held_eol"))
         m.d.sync += [
-            seen_transfer.eq(transfer), seen_replay.eq(replaying & en),
-            seen_sof.eq(sof), seen_eol.eq(eol), seen_start.eq(frame_start),
-            seen_end.eq(line_end), seen_passing.eq(sub), seen_held_eol.eq(held_eol),
+            seen_transfer.eq(g.transfer), seen_replay.eq(g.replaying & g.en),
+            seen_sof.eq(g.sof), seen_eol.eq(g.eol), seen_start.eq(g.frame_start),
+            seen_end.eq(g.line_end), seen_passing.eq(g.sub), seen_held_eol.eq(g.held_eol),
         ]
-        fault = Signal(Fault)
+        g.fault = fault = Signal(Fault)
         with m.If(seen_transfer & seen_passing & seen_sof & ~seen_start):
             m.d.comb += fault.eq(Fault.SHORT_FRAME)
         with m.Elif(seen_transfer & seen_passing & ~seen_sof & seen_start):
@@ -222,24 +251,26 @@ class FrameGuard(wiring.Component):
         with m.Elif(seen_replay & (seen_held_eol != seen_end)):
             m.d.comb += fault.eq(Mux(seen_held_eol, Fault.SHORT_LINE, Fault.LONG_LINE))
 
-        # What is offered to the skid buffer: the input pixel in a checking mode, the held one
-        # in REPLAY, a filler in FILL, always with the markers of the position.
-        m.d.comb += out.valid.eq(take | ~checking)
+    def _output_offer(self, m, g):
+        """What is offered to the skid buffer: the input pixel in a checking mode, the held
+        one in REPLAY, a filler in FILL, always with the markers of the position."""
+        out = g.out
+        m.d.comb += out.valid.eq(g.take | ~g.checking)
         for p in range(self.lanes):
             pixel_in = lane(self.i.payload.data, p, self.lanes)
-            pixel_held = lane(held_data, p, self.lanes)
+            pixel_held = lane(g.held_data, p, self.lanes)
             pixel_out = lane(out.payload.data, p, self.lanes)
             for ch in range(self.fmt.channels):
-                m.d.comb += pixel_out[ch].eq(Mux(checking, pixel_in[ch],
-                                                 Mux(sub, pixel_held[ch], self.fill_value)))
-        m.d.comb += [out.payload.sof.eq(frame_start), out.payload.eol.eq(line_end)]
-        position.advance(emit)
+                m.d.comb += pixel_out[ch].eq(Mux(g.checking, pixel_in[ch],
+                                                 Mux(g.sub, pixel_held[ch], self.fill_value)))
+        m.d.comb += [out.payload.sof.eq(g.frame_start), out.payload.eol.eq(g.line_end)]
 
-        # The status is recorded a cycle after the classification.
+    def _status(self, m, g):
+        """The status, recorded a cycle after the classification: ``error`` (sticky),
+        ``last_fault`` and the saturating ``errors`` count."""
         recorded = Signal(Fault)
-        m.d.sync += recorded.eq(fault)
+        m.d.sync += recorded.eq(g.fault)
         with m.If(recorded != Fault.NONE):
             m.d.sync += [self.error.eq(1), self.last_fault.eq(recorded)]
             with m.If(self.errors != (1 << ERROR_COUNTER_BITS) - 1):
                 m.d.sync += self.errors.eq(self.errors + 1)
-        return m

@@ -29,6 +29,8 @@ The last ``hx`` outputs of a frame are completed by the ticks of the next frame'
 when that frame is not there yet, the scanner *drains* them with ``hx`` ticks that shift the
 row window without input.
 """
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -360,234 +362,300 @@ class ColumnScanner(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # The scanner works on transfers: a "column" is P image columns side by side.
-        width, height, lanes = self.groups, self.height, self.lanes
-        hy = self.kernel_height // 2
-        slots = 2 * hy
-        pixel = lanes_of(pixel_layout(self.fmt), lanes)
+        # The parts share one namespace of signals, each adding what it builds. They are
+        # built in schedule order, which is also the order of the netlist (and of the
+        # statements Yosys sees): keep it, the committed Fmax figures were measured on it.
+        s = self._geometry()
+        self._read_pointer(m, s)
+        self._schedule_state(m, s)
+        self._tick_decision(m, s)
+        self._line_write_side(m, s)
+        self._line_memories(m, s, platform)
+        self._advance_pointers(m, s)
+        self._emit_decision(m, s)
+        self._drain_and_schedule_flags(m, s)
+        self._vertical_border_select(m, s)
+        self._read_stages(m, s)
+        self._output_register(m, s)
+        return m
 
-        # Read pointer (the tick position) and write pointer (input pixels stored). Every
-        # decision below reads registered flags, not comparators, to keep the control short.
-        drain_ticks = self.drain_ticks
-        read = RasterCounter(m, width, height, "read")
-        in_free_rows = read.row_flag("free_rows", lambda r: r < hy)
-        in_tail_row = read.row_flag("tail_row", lambda r: r == hy)
-        past_tail_row = read.row_flag("past_tail_row", lambda r: r > hy)
-        at_output_col = read.col_flag("output_col", lambda c: c >= drain_ticks)
+    def _geometry(self):
+        """The elaboration's namespace, with the sizes every part uses. The scanner works on
+        transfers: a "column" is ``P`` image columns side by side, and ``width`` counts
+        transfers."""
+        hy = self.kernel_height // 2
+        return SimpleNamespace(
+            width=self.groups, height=self.height, lanes=self.lanes, hy=hy,
+            slots=2 * hy,   # line memories: Ky - 1
+            pixel=lanes_of(pixel_layout(self.fmt), self.lanes),
+            drain_ticks=self.drain_ticks)
+
+    def _read_pointer(self, m, s):
+        """The read pointer (the tick position) and its flags: where a tick stands in the
+        schedule (free rows, tail row, output columns, the previous frame's last output) and
+        which row-age table its row uses. Every decision reads these registered flags, not
+        comparators, to keep the control short."""
+        width, height, hy, drain_ticks = s.width, s.height, s.hy, s.drain_ticks
+        s.read = read = RasterCounter(m, width, height, "read")
+        s.in_free_rows = read.row_flag("free_rows", lambda r: r < hy)
+        s.in_tail_row = read.row_flag("tail_row", lambda r: r == hy)
+        s.past_tail_row = read.row_flag("past_tail_row", lambda r: r > hy)
+        s.at_output_col = read.col_flag("output_col", lambda c: c >= drain_ticks)
         # Tick position of the previous frame's last output, as (row, column).
         tail_row, tail_col = (hy, drain_ticks - 1) if drain_ticks else (hy - 1, width - 1)
-        at_tail_end = read.position_flag("tail_end", tail_row, tail_col)
-        at_tail_start = read.position_flag("tail_start", hy, 0)
-        at_frame_end = read.position_flag("frame_end", height - 1, width - 1)
-        before_tail_start = (read.position_flag("tail_start_before", (hy - 1) % height,
-                                                width - 1) if drain_ticks else None)
+        s.at_tail_end = read.position_flag("tail_end", tail_row, tail_col)
+        s.at_tail_start = read.position_flag("tail_start", hy, 0)
+        s.at_frame_end = read.position_flag("frame_end", height - 1, width - 1)
+        s.before_tail_start = (read.position_flag("tail_start_before", (hy - 1) % height,
+                                                  width - 1) if drain_ticks else None)
         default_ages, edge_ages = self._row_ages()
-        age_choices = [default_ages] + [list(a) for a in
-                                        dict.fromkeys(tuple(a) for a in edge_ages.values())]
-        age_choice = read.row_value(
-            "age_choice", lambda r: age_choices.index(edge_ages.get(r, default_ages)),
-            len(age_choices) - 1)
+        s.age_choices = [default_ages] + [list(a) for a in
+                                          dict.fromkeys(tuple(a) for a in edge_ages.values())]
+        s.age_choice = read.row_value(
+            "age_choice", lambda r: s.age_choices.index(edge_ages.get(r, default_ages)),
+            len(s.age_choices) - 1)
 
+    def _schedule_state(self, m, s):
+        """The scheduler's state besides the pointers, and the output enable."""
         # How many ticks the read pointer is ahead of the write pointer (only in free rows).
-        lag = Signal(range(hy * width + 1))
-        caught_up = Signal(init=1)
+        s.lag = Signal(range(s.hy * s.width + 1))
+        s.caught_up = Signal(init=1)
         # caught_up & ~draining, as a flip-flop of its own: a lockstep tick may take the input.
-        input_ok = Signal(init=1)
+        s.input_ok = Signal(init=1)
         # The previous frame still has outputs to complete (its last hy rows and hx pixels).
-        prev_pending = Signal()
-        draining = Signal()
-        drain_count = Signal(range(max(drain_ticks, 1)))
+        s.prev_pending = Signal()
+        s.draining = Signal()
+        s.drain_count = Signal(range(max(s.drain_ticks, 1)))
+        s.en = Signal()
+        m.d.comb += s.en.eq(~self.o.valid | self.o.ready)
 
-        en = Signal()
-        m.d.comb += en.eq(~self.o.valid | self.o.ready)
+    def _tick_decision(self, m, s):
+        """Whether the read pointer moves this cycle (a tick), and which kind of tick it is.
 
-        # The tick decision, written so that every signal below is at most two logic levels
-        # from flip-flops (the control loop is the scanner's critical path). Two facts of the
-        # schedule shorten it: draining, and a pending drain, happen only with the read
-        # pointer at (tail row, column 0), never in a free row; so a free row needs no test
-        # of either, and there `input_ok` is `caught_up`.
-        input_here = Signal()  # the input pixel at the read pointer is offered
+        Written so that every signal here is at most two logic levels from flip-flops (the
+        control loop is the scanner's critical path). Two facts of the schedule shorten it:
+        draining, and a pending drain, happen only with the read pointer at (tail row, column
+        0), never in a free row; so a free row needs no test of either, and there
+        ``input_ok`` is ``caught_up``.
+        """
+        en, valid, input_ok, in_free_rows = s.en, self.i.valid, s.input_ok, s.in_free_rows
+        s.input_here = Signal()  # the input pixel at the read pointer is offered
         # The previous frame's last outputs wait for a drain: at_tail_start & prev_pending &
-        # ~draining, kept as a flip-flop of its own (loaded below from the tick decisions).
-        drain_due = Signal()
-        m.d.comb += input_here.eq(caught_up & self.i.valid)
-        lockstep = Signal()   # tick that consumes the input pixel at the read pointer
-        free_tick = Signal()  # tick with no input (free rows)
-        drain_tick = Signal()
-        lag_write = Signal()  # input pixel written behind the read pointer
-        tick = Signal()
+        # ~draining, kept as a flip-flop of its own (loaded in _drain_and_schedule_flags).
+        s.drain_due = Signal()
+        m.d.comb += s.input_here.eq(s.caught_up & valid)
+        s.lockstep = Signal()   # tick that consumes the input pixel at the read pointer
+        s.free_tick = Signal()  # tick with no input (free rows)
+        s.drain_tick = Signal()
+        s.lag_write = Signal()  # input pixel written behind the read pointer
+        s.tick = Signal()
         m.d.comb += [
-            drain_tick.eq(en & (draining | (drain_due & ~input_here)) if drain_ticks else 0),
-            lockstep.eq(en & self.i.valid & input_ok),
-            free_tick.eq(en & in_free_rows & ~(self.i.valid & input_ok)),
-            tick.eq(en & (in_free_rows | (self.i.valid & input_ok))),
-            lag_write.eq(~caught_up & self.i.valid),
+            s.drain_tick.eq(en & (s.draining | (s.drain_due & ~s.input_here))
+                            if s.drain_ticks else 0),
+            s.lockstep.eq(en & valid & input_ok),
+            s.free_tick.eq(en & in_free_rows & ~(valid & input_ok)),
+            s.tick.eq(en & (in_free_rows | (valid & input_ok))),
+            s.lag_write.eq(~s.caught_up & valid),
             # Ready for a lag write, or for a lockstep tick; written without valid, so the
             # input's handshake is one gate from flip-flops.
-            self.i.ready.eq(~caught_up | (en & input_ok)),
+            self.i.ready.eq(~s.caught_up | (en & input_ok)),
         ]
 
-        # -- line buffers -----------------------------------------------------------------
-        # Writes reach the memories one cycle late, from registers, so no memory ever reads
-        # and writes one address in one cycle (see line_memory): a pixel is read back no
-        # sooner than a line (``width >= 2`` transfers) after it was written, and the old word
-        # at its address was read no later than the cycle of the write. With one transfer
-        # per line the next tick reads that address at once, so the write stays undelayed.
-        delayed_write = width >= 2
-        write_en = Signal()
-        m.d.comb += write_en.eq(self.i.valid & self.i.ready)
-        r_slot = Signal(range(max(slots, 1)))
-        # The memories' write side: the write and its data, registered (or not, see above);
-        # the write column, a counter that moves after each memory write (so with delayed
-        # writes its enable is a flip-flop, not the input handshake); and the slot being
-        # written as a one-hot rotated at each line end, so every memory's write enable is
-        # one gate from flip-flops.
-        mem_we = Signal(name="line_we")
-        mem_data = payload_register(pixel, name="line_wdata")
-        domain = m.d.sync if delayed_write else m.d.comb
-        domain += [mem_we.eq(write_en), mem_data.eq(self.i.payload.data)]
-        write = RasterCounter(m, width, 1, "write")
-        mem_addr, mem_line_end = write.x, write.last_col
-        w_slots = Signal(max(slots, 1), init=1, name="w_slots")
-        slot_write_en = [Signal(name=f"line{k}_we") for k in range(slots)]
-        m.d.comb += [we.eq(mem_we & w_slots[k]) for k, we in enumerate(slot_write_en)]
-        with m.If(mem_we & mem_line_end):
-            m.d.sync += w_slots.eq(w_slots.rotate_left(1))
-        line_data = []  # each slot's read word, registered: stage 2 of the tick
-        for k in range(slots):
-            line_data.append(line_memory(
-                m, f"line{k}", pixel, width, write_en=slot_write_en[k], write_addr=mem_addr,
-                write_data=mem_data, read_en=tick, read_addr=read.x, out_en=en,
-                collision_free=delayed_write, platform=platform))
+    def _line_write_side(self, m, s):
+        """The line memories' write side: the write and its data, the write pointer, and the
+        slot (line memory) being written.
 
-        # -- pointers ---------------------------------------------------------------------
-        read.advance(tick)
-        write.advance(mem_we)
+        Writes reach the memories one cycle late, from registers, so no memory ever reads and
+        writes one address in one cycle (see :func:`~rasterflow.hdl.bram.line_memory`): a
+        pixel is read back no sooner than a line (``width >= 2`` transfers) after it was
+        written, and the old word at its address was read no later than the cycle of the
+        write. With one transfer per line the next tick reads that address at once, so the
+        write stays undelayed. The write column is a counter that moves after each memory
+        write (so with delayed writes its enable is a flip-flop, not the input handshake);
+        the slot is a one-hot rotated at each line end, so every memory's write enable is one
+        gate from flip-flops.
+        """
+        s.delayed_write = s.width >= 2
+        s.write_en = Signal()
+        m.d.comb += s.write_en.eq(self.i.valid & self.i.ready)
+        s.r_slot = Signal(range(max(s.slots, 1)))
+        s.mem_we = Signal(name="line_we")
+        s.mem_data = payload_register(s.pixel, name="line_wdata")
+        domain = m.d.sync if s.delayed_write else m.d.comb
+        domain += [s.mem_we.eq(s.write_en), s.mem_data.eq(self.i.payload.data)]
+        s.write = RasterCounter(m, s.width, 1, "write")
+        s.mem_addr = s.write.x
+        w_slots = Signal(max(s.slots, 1), init=1, name="w_slots")
+        s.slot_write_en = [Signal(name=f"line{k}_we") for k in range(s.slots)]
+        m.d.comb += [we.eq(s.mem_we & w_slots[k]) for k, we in enumerate(s.slot_write_en)]
+        with m.If(s.mem_we & s.write.last_col):
+            m.d.sync += w_slots.eq(w_slots.rotate_left(1))
+
+    def _line_memories(self, m, s, platform):
+        """One line memory per slot, read at the read pointer on every tick; ``line_data``
+        is each slot's read word, registered (stage 2 of the tick)."""
+        s.line_data = []
+        for k in range(s.slots):
+            s.line_data.append(line_memory(
+                m, f"line{k}", s.pixel, s.width, write_en=s.slot_write_en[k],
+                write_addr=s.mem_addr, write_data=s.mem_data, read_en=s.tick,
+                read_addr=s.read.x, out_en=s.en, collision_free=s.delayed_write,
+                platform=platform))
+
+    def _advance_pointers(self, m, s):
+        """Move the read pointer on ticks, the write pointer on memory writes, the read slot
+        at each tick line end; count the lag between the pointers (free ticks run ahead,
+        lag writes catch up)."""
+        read, slots, r_slot = s.read, s.slots, s.r_slot
+        read.advance(s.tick)
+        s.write.advance(s.mem_we)
         if slots:
-            with m.If(tick):
+            with m.If(s.tick):
                 m.d.sync += r_slot.eq(_choose(read.last_col,
                                               Mux(r_slot == slots - 1, 0, r_slot + 1), r_slot))
         caught_up_next, draining_next = Signal(), Signal()
-        m.d.comb += [caught_up_next.eq(caught_up), draining_next.eq(draining)]
-        if hy:
-            with m.If(free_tick & ~lag_write):
-                m.d.sync += lag.eq(lag + 1)
+        s.caught_up_next, s.draining_next = caught_up_next, draining_next
+        m.d.comb += [caught_up_next.eq(s.caught_up), draining_next.eq(s.draining)]
+        if s.hy:
+            with m.If(s.free_tick & ~s.lag_write):
+                m.d.sync += s.lag.eq(s.lag + 1)
                 m.d.comb += caught_up_next.eq(0)
-            with m.Elif(lag_write & ~free_tick):
-                m.d.sync += lag.eq(lag - 1)
-                m.d.comb += caught_up_next.eq(lag == 1)
+            with m.Elif(s.lag_write & ~s.free_tick):
+                m.d.sync += s.lag.eq(s.lag - 1)
+                m.d.comb += caught_up_next.eq(s.lag == 1)
 
-        # Which ticks complete an output, and when the previous frame is done.
-        emit = Signal()
+    def _emit_decision(self, m, s):
+        """Which ticks complete an output, and when the previous frame is done
+        (``prev_pending``)."""
+        s.emit = Signal()
         current_row_output = Signal()
-        m.d.comb += current_row_output.eq(past_tail_row | (in_tail_row & at_output_col))
-        m.d.comb += emit.eq(drain_tick | (tick & (current_row_output | prev_pending)))
-
-        if hy or drain_ticks:
+        m.d.comb += current_row_output.eq(s.past_tail_row | (s.in_tail_row & s.at_output_col))
+        m.d.comb += s.emit.eq(s.drain_tick | (s.tick & (current_row_output | s.prev_pending)))
+        if s.hy or s.drain_ticks:
             # The frame's last tick is never in a free row (height > hy), so it is a lockstep.
             # A drain clears it at its first tick (no tick, so no output, can come between
             # the drain ticks, which the draining flag and count carry on).
-            pending_clear = tick & at_tail_end
-            if drain_ticks:
-                pending_clear = pending_clear | drain_tick
+            pending_clear = s.tick & s.at_tail_end
+            if s.drain_ticks:
+                pending_clear = pending_clear | s.drain_tick
             prev_pending_next = Signal()
-            m.d.comb += prev_pending_next.eq(Mux(at_frame_end & lockstep, 1,
-                                                 prev_pending & ~pending_clear))
-            m.d.sync += prev_pending.eq(prev_pending_next)
+            m.d.comb += prev_pending_next.eq(Mux(s.at_frame_end & s.lockstep, 1,
+                                                 s.prev_pending & ~pending_clear))
+            m.d.sync += s.prev_pending.eq(prev_pending_next)
+
+    def _drain_and_schedule_flags(self, m, s):
+        """Count the drain ticks, load the registered scheduler flags (``caught_up``,
+        ``draining``, ``input_ok``) and decide whether a drain is due."""
+        drain_ticks, drain_tick = s.drain_ticks, s.drain_tick
         if drain_ticks:
             with m.If(drain_tick):
-                with m.If(drain_count == drain_ticks - 1):
-                    m.d.sync += drain_count.eq(0)
-                    m.d.comb += draining_next.eq(0)
+                with m.If(s.drain_count == drain_ticks - 1):
+                    m.d.sync += s.drain_count.eq(0)
+                    m.d.comb += s.draining_next.eq(0)
                 with m.Else():
-                    m.d.sync += drain_count.eq(drain_count + 1)
-                    m.d.comb += draining_next.eq(1)
-        m.d.sync += [caught_up.eq(caught_up_next), draining.eq(draining_next),
-                     input_ok.eq(caught_up_next & ~draining_next)]
+                    m.d.sync += s.drain_count.eq(s.drain_count + 1)
+                    m.d.comb += s.draining_next.eq(1)
+        m.d.sync += [s.caught_up.eq(s.caught_up_next), s.draining.eq(s.draining_next),
+                     s.input_ok.eq(s.caught_up_next & ~s.draining_next)]
         if drain_ticks:
             # A drain tick ends the wait (it clears prev_pending); a tick that reaches the tail
             # start begins one if the previous frame is pending, or finishes now (a tick at
             # the frame end is a lockstep, which sets prev_pending); the wait lasts otherwise.
-            m.d.sync += drain_due.eq(~drain_tick & Mux(
-                tick, before_tail_start & (prev_pending | at_frame_end), drain_due))
+            m.d.sync += s.drain_due.eq(~drain_tick & Mux(
+                s.tick, s.before_tail_start & (s.prev_pending | s.at_frame_end), s.drain_due))
 
-        # -- vertical border: per window row, which source feeds it ------------------------
-        # Sources: line slots 0..slots-1, then the input pixel (age 0), then the constant.
+    def _vertical_border_select(self, m, s):
+        """Per window row, which source feeds it (``select``): line slots ``0..slots-1``,
+        then the input pixel (age 0), then the constant. The row's age table gives each
+        window row's age; the tick row's own slot holds the line written ``slots`` rows
+        earlier, so an age is a slot relative to ``r_slot``."""
+        slots, r_slot = s.slots, s.r_slot
         src_input, src_const = slots, slots + 1
-        select = [Signal(range(slots + 2), name=f"vsel{j}") for j in range(self.kernel_height)]
+        s.select = [Signal(range(slots + 2), name=f"vsel{j}")
+                    for j in range(self.kernel_height)]
 
         def slot_of_age(age):
             if age is None:
                 return Const(src_const, range(slots + 2))
             if age == 0:
                 return Const(src_input, range(slots + 2))
-            # The tick row's own slot holds the line written `slots` rows earlier.
             return Mux(r_slot >= age % slots, r_slot - age % slots, r_slot + slots - age % slots)
 
-        s1_select = [payload_register(sel.shape(), name=f"s1_vsel{j}")
-                     for j, sel in enumerate(select)]
-        with m.Switch(age_choice):
-            for index, ages in enumerate(age_choices):
+        s.s1_select = [payload_register(sel.shape(), name=f"s1_vsel{j}")
+                       for j, sel in enumerate(s.select)]
+        with m.Switch(s.age_choice):
+            for index, ages in enumerate(s.age_choices):
                 with m.Case(index):
-                    m.d.comb += [sel.eq(slot_of_age(a)) for sel, a in zip(select, ages)]
+                    m.d.comb += [sel.eq(slot_of_age(a)) for sel, a in zip(s.select, ages)]
 
-        # -- stage 1: memory read; stage 2: its data registered with nothing in between, so
-        # block RAM clock-to-out does not add to the border mux; stage 3: the column register.
+    def _read_stages(self, m, s):
+        """Stage 1: the memory read; stage 2: its data registered with nothing in between, so
+        block RAM clock-to-out does not add to the border mux (stage 3, the output register).
+        The tick's emit flag, input pixel and row sources follow the read through both."""
+        pixel = s.pixel
         s1_valid = Signal()
         s1_emit = payload_register(1, name="s1_emit")
         s1_input = payload_register(pixel, name="s1_input")
         s2_valid = Signal()
         s2_emit = payload_register(1, name="s2_emit")
         s2_input = payload_register(pixel, name="s2_input")
-        s2_lines = line_data
+        s.s2_valid, s.s2_emit, s.s2_input = s2_valid, s2_emit, s2_input
         # Stage 2 holds each window row's source one-hot: the border mux is then an AND-OR
         # of the sources, two logic levels for up to eight of them.
-        s2_select = [payload_register(slots + 2, name=f"s2_vsel{j}") for j in range(len(select))]
-        # For the formal check of the delayed writes (see the line buffers): a read made
-        # while its memory writes the same address is marked, the mark follows the read word
-        # through stages 1 and 2, and line_collision is raised if the border mux then takes
-        # that word. (A free row's tick can read a line being overwritten a whole line
-        # behind; it never uses it.)
-        if self.line_collision is not None and slots:
-            poisoned = Cat(*[tick & we & (mem_addr == read.x) for we in slot_write_en])
-            s1_poisoned = Signal(slots)
-            s2_poisoned = Signal(slots)
-            with m.If(en):
-                m.d.sync += [s1_poisoned.eq(poisoned), s2_poisoned.eq(s1_poisoned)]
-            used = Cat(*[Cat(*[onehot[k] for onehot in s2_select]).any()
-                         for k in range(slots)])
-            m.d.comb += self.line_collision.eq(en & s2_valid & (s2_poisoned & used).any())
-        with m.If(en):
+        s.s2_select = [payload_register(s.slots + 2, name=f"s2_vsel{j}")
+                       for j in range(len(s.select))]
+        self._collision_monitor(m, s)
+        with m.If(s.en):
             m.d.sync += [
-                s1_valid.eq(tick | drain_tick),
-                s1_emit.eq(emit),
+                s1_valid.eq(s.tick | s.drain_tick),
+                s1_emit.eq(s.emit),
                 s1_input.eq(self.i.payload.data),
                 s2_valid.eq(s1_valid),
                 s2_emit.eq(s1_emit),
                 s2_input.eq(s1_input),
             ]
-            m.d.sync += [d.eq(s) for d, s in zip(s1_select, select)]
-            m.d.sync += [d.eq(1 << s) for d, s in zip(s2_select, s1_select)]
+            m.d.sync += [d.eq(src) for d, src in zip(s.s1_select, s.select)]
+            m.d.sync += [d.eq(1 << src) for d, src in zip(s.s2_select, s.s1_select)]
 
+    def _collision_monitor(self, m, s):
+        """:attr:`line_collision`, for the formal check of the delayed writes (see
+        :meth:`_line_write_side`): a read made while its memory writes the same address is
+        marked, the mark follows the read word through stages 1 and 2, and the monitor is
+        raised if the border mux then takes that word. (A free row's tick can read a line
+        being overwritten a whole line behind; it never uses it.)"""
+        if self.line_collision is None or not s.slots:
+            return
+        poisoned = Cat(*[s.tick & we & (s.mem_addr == s.read.x) for we in s.slot_write_en])
+        s1_poisoned = Signal(s.slots)
+        s2_poisoned = Signal(s.slots)
+        with m.If(s.en):
+            m.d.sync += [s1_poisoned.eq(poisoned), s2_poisoned.eq(s1_poisoned)]
+        used = Cat(*[Cat(*[onehot[k] for onehot in s.s2_select]).any()
+                     for k in range(s.slots)])
+        m.d.comb += self.line_collision.eq(s.en & s.s2_valid & (s2_poisoned & used).any())
+
+    def _output_register(self, m, s):
+        """Stage 3, the column register: per lane and window row, the border mux (an AND-OR
+        of the line words, the input pixel and the constant, under the one-hot source)."""
+        lanes = s.lanes
         constant = Signal(pixel_layout(self.fmt))
         m.d.comb += [constant[ch].eq(self.border_value) for ch in range(self.fmt.channels)]
         out = payload_register(self.o.payload.shape(), name="out")
         m.d.comb += self.o.payload.eq(out)
-        with m.If(en):
+        with m.If(s.en):
             m.d.sync += [
-                self.o.valid.eq(s2_valid),
-                out.emit.eq(s2_emit),
+                self.o.valid.eq(s.s2_valid),
+                out.emit.eq(s.s2_emit),
             ]
             for p in range(lanes):
-                sources = [lane(v, p, lanes).as_value() for v in s2_lines + [s2_input]]
+                sources = [lane(v, p, lanes).as_value() for v in s.line_data + [s.s2_input]]
                 sources.append(constant.as_value())
                 column = lane(out.column, p, lanes)
-                for j, onehot in enumerate(s2_select):
+                for j, onehot in enumerate(s.s2_select):
                     picked = 0
                     for k, source in enumerate(sources):
                         picked = picked | (source & onehot[k].replicate(len(source)))
                     m.d.sync += column[j].eq(picked)
-        return m
 
 
 class RowWindow(wiring.Component):
@@ -666,17 +734,58 @@ class RowWindow(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        lanes = self.lanes
-        groups, height = transfers_per_line(self.width, lanes), self.height
         choices, index_of_group, delay = self._choices()
+        # Transfers whose window choice is not the interior one (the edges of a line).
+        special = {g: index for g, index in enumerate(index_of_group) if index != 0}
+        position, first_pixel, before = self._output_position(m, special)
+        en, transfer = self._handshake(m)
+        by_age = self._column_history(m, transfer, delay)
+        choice = Signal(range(len(choices)), init=index_of_group[0])
+        advance = Signal()
+        m.d.comb += advance.eq(transfer & self.i.payload.emit)
+        self._output_register(m, en, position, first_pixel, choice, choices, by_age)
+        self._next_choice(m, advance, choice, position, before, special, index_of_group)
+        position.advance(advance)
+        return m
 
-        # history[a - 1] holds the transfer shifted in `a` transfers ago; the incoming
-        # transfer is age 0.
-        group_shape = lanes_of(self.element_shape, lanes)
+    def _output_position(self, m, special):
+        """The output position, with every test of it a register (see RasterCounter): the
+        frame's first pixel, and one-hot flags of the transfers just before the edge
+        transfers in ``special`` (the window mux's choice is registered for the next
+        ``x``, from them)."""
+        groups = transfers_per_line(self.width, self.lanes)
+        position = RasterCounter(m, groups, self.height, "out")
+        first_pixel = position.position_flag("first", 0, 0)
+        before = position.col_onehot("before", [g - 1 for g in special if g > 0])
+        return position, first_pixel, before
+
+    def _handshake(self, m):
+        """``en``: the output register can load; every input transfer shifts."""
+        en = Signal()
+        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
+        transfer = Signal()
+        m.d.comb += transfer.eq(self.i.valid & en)
+        return en, transfer
+
+    def _column_history(self, m, transfer, delay):
+        """The shift register of past transfers. Returns ``by_age``: ``by_age[a]`` is the
+        transfer shifted in ``a`` transfers ago (``by_age[0]`` the incoming one)."""
+        group_shape = lanes_of(self.element_shape, self.lanes)
         history = [payload_register(group_shape, name=f"cols_age{a}")
                    for a in range(1, 2 * delay + 1)]
+        with m.If(transfer):
+            if history:
+                m.d.sync += history[0].eq(self.i.payload.column)
+                m.d.sync += [history[a].eq(history[a - 1]) for a in range(1, len(history))]
+        return [self.i.payload.column] + history
+
+    def _output_register(self, m, en, position, first_pixel, choice, choices, by_age):
+        """The output register and the window mux: under ``choice``, each lane's window
+        column takes the (age, lane) its border choice names, or the constant column. It
+        loads whenever the output can move (``o.valid`` tells whether it was an emission), so
+        its enable is not the longer emit condition."""
+        lanes, kx = self.lanes, self.kernel_width
         constant = Signal(self.element_shape, init=self.constant_column)
-        by_age = [self.i.payload.column] + history
 
         def source(pick):
             if pick is None:
@@ -684,29 +793,6 @@ class RowWindow(wiring.Component):
             age, src_lane = pick
             return lane(by_age[age], src_lane, lanes)
 
-        # The output position, with every test of it a register (see RasterCounter).
-        position = RasterCounter(m, groups, height, "out")
-        first_pixel = position.position_flag("first", 0, 0)
-        # The window mux's choice depends on x only near the edges; it is registered for the
-        # next x, from one-hot column flags of the transfers before those edges.
-        special = {g: index for g, index in enumerate(index_of_group) if index != 0}
-        before = position.col_onehot("before", [g - 1 for g in special if g > 0])
-        en = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), self.i.ready.eq(en)]
-        transfer = Signal()
-        m.d.comb += transfer.eq(self.i.valid & en)
-
-        with m.If(transfer):
-            if history:
-                m.d.sync += history[0].eq(self.i.payload.column)
-                m.d.sync += [history[a].eq(history[a - 1]) for a in range(1, len(history))]
-
-        choice = Signal(range(len(choices)), init=index_of_group[0])
-        kx = self.kernel_width
-        advance = Signal()
-        m.d.comb += advance.eq(transfer & self.i.payload.emit)
-        # The output registers load whenever the output can move (o.valid tells whether it
-        # was an emission), so their enable is not the longer emit condition.
         out = payload_register(self.o.payload.shape(), name="out")
         m.d.comb += self.o.payload.eq(out)
         with m.If(en):
@@ -722,11 +808,14 @@ class RowWindow(wiring.Component):
                             window = lane(out.window, j, lanes)
                             m.d.sync += [window[k].eq(source(picks[j * kx + k]))
                                          for k in range(kx)]
+
+    def _next_choice(self, m, advance, choice, position, before, special, index_of_group):
+        """Load the window choice of the next output transfer: an edge transfer's when the
+        ``before`` flag of that transfer is set, the line start's after a line end, else
+        the interior's (0)."""
         with m.If(advance):
             following = Const(0, choice.shape())
             for g, index in special.items():
                 if g > 0:
                     following = following | Mux(before[g - 1], index, 0)
             m.d.sync += choice.eq(_choose(position.last_col, index_of_group[0], following))
-        position.advance(advance)
-        return m

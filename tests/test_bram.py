@@ -1,22 +1,19 @@
-"""Line memories (hdl/bram.py): the ECP5 DP16KD path, its simulation model, and the
-collision-freedom it relies on."""
+"""Line memories (hdl/bram.py): the ECP5 DP16KD path and its simulation model. The
+collision-freedom the DP16KD path relies on is the window generator's (its formal check is in
+tests/test_window.py)."""
 import numpy as np
 import pytest
 from amaranth.back import verilog
-from amaranth.hdl import Assert, Module, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from rasterflow.golden.pixel import PixelFormat
 from rasterflow.hdl.bram import DP16KD_MIN_DEPTH, dp16kd_geometry, line_memory
-from rasterflow.hdl.window import ColumnScanner
-from rasterflow.sim.formal import StreamContractHarness, run_sby
 from rasterflow.sim.session import FAMILY_MODELS, MODELS_DIR, FamilyTarget, pipeline_verilog, \
     simulate
 from rasterflow.sim.verilator import run_verilog
-from rasterflow.spec import parse_spec
 
-U8 = PixelFormat(1, "uint8")
+from conftest import make_pipeline
 
 
 @pytest.mark.parametrize("width, depth, expected", [
@@ -33,10 +30,8 @@ def test_dp16kd_geometry_rejects_deeper_than_one_block():
 
 
 def gaussian(width, channels=1, lanes=1, height=9):
-    return parse_spec({"name": "g5", "input": {"width": width, "height": height,
-                                               "channels": channels,
-                                               "pixels_per_clock": lanes},
-                       "stage": [{"op": "gaussian", "ksize": 5, "border": "reflect101"}]})
+    return make_pipeline([{"op": "gaussian", "ksize": 5, "border": "reflect101"}], width,
+                         height, channels, lanes=lanes, name="g5")
 
 
 def test_ecp5_line_buffers_use_dp16kd_with_output_register():
@@ -110,40 +105,3 @@ def test_dp16kd_model_scrambles_a_colliding_read(tmp_path):
                                    progress=False, cache_dir=tmp_path)
     assert runs["generic"].mismatches == 0
     assert runs["ecp5"].mismatches == len(words)
-
-
-class NoCollisionHarness(StreamContractHarness):
-    """The stream-rules harness (free input holding its word until taken, free output
-    ready), plus: the scanner never uses a word read while its line memory wrote the same
-    address."""
-
-    def __init__(self, scanner):
-        super().__init__(scanner, accept_cycles=1, rules_only=True)
-
-    def elaborate(self, platform):
-        m = super().elaborate(platform)
-        m.d.comb += Assert(~self.dut.line_collision, "used a line word read during its write")
-        return m
-
-
-@pytest.mark.parametrize("width, kernel, lanes", [(3, 3, 1), (3, 5, 1), (4, 5, 2)])
-def test_scanner_never_reads_the_address_it_writes(width, kernel, lanes, tmp_path):
-    """BMC over two back-to-back frames, for every input and stall pattern (3 rows, 2 or 3
-    transfers per line): no word the border mux takes was read while
-    its memory wrote that address, which is what lets the memories drop Yosys's collision
-    logic and use DP16KD on ECP5."""
-    scanner = ColumnScanner(U8, width, 3, kernel, kernel, lanes=lanes, collision_monitor=True)
-    groups = -(-width // lanes)
-    result = run_sby(NoCollisionHarness(scanner), mode="bmc", depth=2 * 3 * groups + 4,
-                     workdir=tmp_path)
-    assert result.passed, f"{result.status}: {result.failed}\n{result.log_tail}"
-
-
-def test_one_transfer_lines_do_collide_and_keep_yosys_bypass(tmp_path):
-    """With one transfer per line the next tick reads the address just written, so the
-    scanner writes undelayed and leaves the memory to Yosys's collision logic; the check
-    above finds that the oldest line's word is read as it is overwritten, and used (so the
-    check is not vacuous)."""
-    scanner = ColumnScanner(U8, 2, 3, 3, 3, lanes=2, collision_monitor=True)
-    result = run_sby(NoCollisionHarness(scanner), mode="bmc", depth=12, workdir=tmp_path)
-    assert result.status == "FAIL", result.log_tail

@@ -22,6 +22,8 @@ from rasterflow.hdl.payload import pack_pixels, pixel_stream_layout, pixel_strea
     unpack_pixels
 from rasterflow.sim.amaranth_sim import run_stream
 
+from conftest import make_pipeline, stream_through
+
 FMT = PixelFormat(1, "uint8")
 WIDTH, HEIGHT = 7, 5
 KERNEL = [[1, 2, 1], [2, 4, 2], [1, 2, 1]]
@@ -95,7 +97,7 @@ CASES = {
 }
 
 
-def random_frames(seed, count):
+def random_inputs(seed, count):
     rng = np.random.default_rng(seed)
     return [rng.integers(0, 256, (HEIGHT, WIDTH, 1), dtype=np.uint8) for _ in range(count)]
 
@@ -164,7 +166,7 @@ def stream(dut, words, n_out, *, stall, seed, reset_after=None, reset=None, max_
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fault_is_repaired_and_counted(case, stall):
     mutate, fault, out_frames = CASES[case]
-    first, bad, last = random_frames(sorted(CASES).index(case), 3)
+    first, bad, last = random_inputs(sorted(CASES).index(case), 3)
     pixels = frame_pixels(first) + mutate(frame_pixels(bad)) + frame_pixels(last)
     dut = GuardedFilter()
     received, errors, last_fault, cycles = stream(
@@ -180,7 +182,7 @@ def test_fault_is_repaired_and_counted(case, stall):
 
 def test_several_faults_are_counted():
     """Every fault kind once, each followed by a good frame: 4 faults, 4 exact good frames."""
-    good = random_frames(21, 5)
+    good = random_inputs(21, 5)
     pixels = frame_pixels(good[0])
     for k, name in enumerate(["short_line", "short_frame", "long_line", "missing_sof"]):
         pixels += CASES[name][0](frame_pixels(good[k])) + frame_pixels(good[k + 1])
@@ -197,7 +199,7 @@ def test_several_faults_are_counted():
 
 def test_well_formed_input_is_untouched_at_full_rate():
     """No fault, no error; guard + filter latency is the filter's plus one cycle."""
-    frames = random_frames(3, 3)
+    frames = random_inputs(3, 3)
     words = [w for f in frames for w in pack_pixels(FMT, f)]
     dut = GuardedFilter()
     run = run_stream(dut, words, len(frames) * WIDTH * HEIGHT)
@@ -213,7 +215,7 @@ def test_reset_mid_frame_then_next_frame_is_exact(reset_after):
     """Reset guard and filter while the second frame streams; the source is not reset and
     goes on with the rest of that frame (no sof), which the guard drops as MISSING_SOF; the
     third frame is then exact."""
-    frames = random_frames(4, 3)
+    frames = random_inputs(4, 3)
     words = [w for f in frames for w in pack_pixels(FMT, f)]
     dut = GuardedFilter()
     reset = Signal()
@@ -227,7 +229,7 @@ def test_reset_mid_frame_then_next_frame_is_exact(reset_after):
 
 def test_long_frame_is_dropped_up_to_the_next_sof():
     """A frame with an extra line: the extra line shows up as MISSING_SOF and is dropped."""
-    first, last = random_frames(6, 2)
+    first, last = random_inputs(6, 2)
     extra = [[7, 0, int(x == WIDTH - 1)] for x in range(WIDTH)]
     pixels = frame_pixels(first) + extra + frame_pixels(last)
     received, errors, last_fault, _ = stream(GuardedFilter(), [word(*p) for p in pixels],
@@ -243,8 +245,8 @@ def test_two_lanes_short_frame_and_missing_sof():
     transfers, then a frame without sof, each between good frames."""
     lanes = 2
     layout = pixel_stream_layout(FMT, lanes)
-    good = random_frames(11, 3)
-    bad = random_frames(12, 2)
+    good = random_inputs(11, 3)
+    bad = random_inputs(12, 2)
     words = [pack_pixels(FMT, f, lanes) for f in good + bad]
     no_sof = [words[4][0] & ~(1 << layout["sof"].offset)] + words[4][1:]
     stream_words = words[0] + words[3][:6] + words[1] + no_sof + words[2]
@@ -297,11 +299,7 @@ def test_parameters_are_validated(kwargs, message):
 def test_pipeline_top_is_guarded():
     """The guard sits at every pipeline's input: a frame with a short line (one pixel
     missing) is counted and repaired, and the next frame comes out exact."""
-    from rasterflow.sim.amaranth_sim import stream_get, stream_put
-    from rasterflow.spec import parse_spec
-
-    pipeline = parse_spec({"input": {"width": 6, "height": 4},
-                           "stage": [{"op": "gaussian", "ksize": 3}]})
+    pipeline = make_pipeline([{"op": "gaussian", "ksize": 3}], 6, 4)
     top = pipeline.hardware()
     fmt = pipeline.input_format
     rng = np.random.default_rng(12)
@@ -309,22 +307,9 @@ def test_pipeline_top_is_guarded():
     words = [pack_pixels(fmt, f) for f in frames]
     broken = words[1][:8] + words[1][9:]        # line 1 loses a pixel: its eol comes early
     stream_in = words[0] + broken + words[2]
-    received, status = [], {}
-
-    async def producer(ctx):
-        for word in stream_in:
-            await stream_put(ctx, top.i, word)
-
-    async def consumer(ctx):
-        for _ in range(3 * 24):
-            received.append(await stream_get(ctx, top.o))
-        status.update(errors=ctx.get(top.errors), error=ctx.get(top.error))
-
-    sim = Simulator(top)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
+    status = {}
+    received = stream_through(top, stream_in, 3 * 24, after=lambda ctx: status.update(
+        errors=ctx.get(top.errors), error=ctx.get(top.error)))
     assert status == {"errors": 1, "error": 1}
     for k in (0, 2):
         out, _, _ = unpack_pixels(fmt, received[k * 24:(k + 1) * 24], 4, 6)

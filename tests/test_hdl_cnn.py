@@ -17,11 +17,12 @@ import pytest
 from rasterflow.golden.cnn import Conv2D, DepthwiseConv2D, MaxPool2D
 from rasterflow.golden.quant import activation_range, quantize_multiplier
 from rasterflow.hdl.conv import Conv2DUnit, MacArray
-from rasterflow.pipeline import Pipeline
 from rasterflow.sim.session import simulate
-from rasterflow.spec import InputSpec, load_spec
+from rasterflow.spec import load_spec
 from rasterflow.stages_cnn import stage_from_layer
 from rasterflow.tflite_import import load_tflite
+
+from conftest import make_pipeline
 
 DATA = Path(__file__).parent / "data" / "tflite"
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -39,7 +40,7 @@ def build(layers, height, width, channels, folding=None, op_names=None):
         pe, simd = folding.get(index, (0, 0))
         stages.append(stage_from_layer(layer, op_name=op_names[index] if op_names else None,
                                        pe=pe, simd=simd))
-    return Pipeline(InputSpec(width, height, channels, "int8"), stages)
+    return make_pipeline(stages, width, height, channels, "int8")
 
 
 def run(pipeline, batch, *, stall, seed=0, frames=1):

@@ -7,7 +7,6 @@ import random
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from rasterflow.golden import filters as golden
@@ -15,7 +14,9 @@ from rasterflow.golden.pixel import PixelFormat
 from rasterflow.hdl.filters import Filter2D, SepFilter2D
 from rasterflow.hdl.payload import pack_pixels, transfers_per_line, unpack_pixels
 from rasterflow.hdl.window import BORDERS
-from rasterflow.sim.amaranth_sim import run_stream, stream_get, stream_put
+from rasterflow.sim.amaranth_sim import run_stream
+
+from conftest import get_words, put_words, run_testbenches
 
 SETTINGS = settings(max_examples=30, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -199,19 +200,13 @@ def test_frame_drains_without_next_frame_then_resumes():
                     await ctx.tick()
                 assert len(received) == width * height, \
                     f"frame A did not drain: {len(received)} of {width * height} outputs"
-            for word in pack_pixels(fmt, frame):
-                await stream_put(ctx, dut.i, word)
+            await put_words(ctx, dut.i, pack_pixels(fmt, frame))
 
     async def consumer(ctx):
-        rng_stall = random.Random(2)
-        for _ in range(2 * width * height):
-            received.append(await stream_get(ctx, dut.o, rng=rng_stall, stall=0.3))
+        await get_words(ctx, dut.o, 2 * width * height, rng=random.Random(2), stall=0.3,
+                        into=received)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
+    run_testbenches(dut, producer, consumer)
     words = received
     for k, frame in enumerate(frames):
         out, _, _ = unpack_pixels(fmt, words[k * width * height:(k + 1) * width * height],

@@ -5,7 +5,6 @@ input gaps and output stalls (``stall=0.3``), two back-to-back frames; and, unst
 exact cycle count ``frames * W * H + latency_cycles``. Also: the median networks (0-1
 principle), the spec-level type checks and every hardware block's parameter validation.
 """
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,28 +13,13 @@ from rasterflow.errors import SpecError
 from rasterflow.golden.pixel import PixelFormat
 from rasterflow.hdl import imgproc, pointwise, sorting
 from rasterflow.sim.session import simulate
-from rasterflow.spec import parse_spec
+
+from conftest import make_pipeline, random_frames
 
 # Blocks built only to read their latency or to be rejected are never elaborated.
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 BORDERS = ("constant", "replicate", "reflect", "reflect101")
-
-
-def make_pipeline(stages, width, height, channels=1, dtype="uint8"):
-    return parse_spec({"input": {"width": width, "height": height, "channels": channels,
-                                 "dtype": dtype},
-                       "stage": stages})
-
-
-def random_frames(pipeline, seed, lo=None, hi=None, frames=2):
-    """``frames`` different random frames (an N x H x W x C batch) for the pipeline's input."""
-    fmt = pipeline.input_format
-    rng = np.random.default_rng(seed)
-    lo = fmt.min if lo is None else lo
-    hi = fmt.max if hi is None else hi
-    shape = (frames, pipeline.height, pipeline.width, fmt.channels)
-    return rng.integers(lo, hi + 1, size=shape).astype(fmt.np_dtype)
 
 
 def check(stages, width, height, *, channels=1, dtype="uint8", seed=0, lo=None, hi=None,

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from rasterflow.sim.session import simulate
-from rasterflow.spec import parse_spec
+
+from conftest import make_pipeline
 
 OPS = [
     {"op": "filter2d", "kernel": [[1, 2, 1], [2, -4, 2], [1, 2, 3]], "shift": 2,
@@ -30,8 +31,7 @@ OPS = [
 @pytest.mark.parametrize("op", OPS, ids=lambda op: op["op"])
 def test_op_with_lanes(op, lanes, width):
     height = 6
-    pipeline = parse_spec({"input": {"width": width, "height": height, "channels": 1,
-                                     "pixels_per_clock": lanes}, "stage": [op]})
+    pipeline = make_pipeline([op], width, height, lanes=lanes)
     rng = np.random.default_rng(lanes * 100 + width)
     batch = rng.integers(0, 256, (2, height, width, 1), dtype=np.uint8)
     stalled = simulate(pipeline, batch, stall=0.3, seed=lanes, progress=False)
@@ -43,11 +43,9 @@ def test_op_with_lanes(op, lanes, width):
 
 @pytest.mark.parametrize("lanes", [2, 8])
 def test_rgb_chain_with_lanes(lanes):
-    pipeline = parse_spec({"input": {"width": 10, "height": 5, "channels": 3,
-                                     "pixels_per_clock": lanes},
-                           "stage": [{"op": "rgb2gray"}, {"op": "gaussian", "ksize": 5},
-                                     {"op": "gradient_magnitude", "norm": "l1"},
-                                     {"op": "threshold", "level": 40}]})
+    pipeline = make_pipeline([{"op": "rgb2gray"}, {"op": "gaussian", "ksize": 5},
+                              {"op": "gradient_magnitude", "norm": "l1"},
+                              {"op": "threshold", "level": 40}], 10, 5, 3, lanes=lanes)
     frame = np.random.default_rng(lanes).integers(0, 256, (5, 10, 3), dtype=np.uint8)
     result = simulate(pipeline, frame, frames=2, stall=0.2, seed=1, progress=False)
     assert result.bit_exact
