@@ -32,7 +32,7 @@ from bench_fmax_reference import build_bare, build_reference  # noqa: E402
 
 from rasterflow.boards.platforms import get_board  # noqa: E402
 from rasterflow.files import write_json  # noqa: E402
-from rasterflow.hdl.pipeline import SkidBuffer  # noqa: E402
+from rasterflow.hdl.stall import SkidBuffer  # noqa: E402
 from rasterflow.spec import load_spec, parse_spec  # noqa: E402
 
 STAGES = {

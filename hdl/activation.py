@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 from ..golden.pixel import PixelFormat
 from .arith import bounded_shape
 from .payload import pixel_stream_signature
-from .pipeline import StallPipeline
+from .stall import StallPipeline
 from .requant import requantize_lanes
 
 __all__ = ["RequantActivation"]

@@ -3,7 +3,7 @@
 Two-input ops take one joined stream (:func:`~rasterflow.hdl.payload.joined_stream_signature`
 with fields ``a`` and ``b`` of one format, one pixel of each per transfer) and
 :class:`BitwiseNot` one pixel stream. Each is a stall-all
-:class:`~rasterflow.hdl.pipeline.StallPipeline`; ``sof``/``eol`` travel with their pixel,
+:class:`~rasterflow.hdl.stall.StallPipeline`; ``sof``/``eol`` travel with their pixel,
 ``schedule_delay`` is 0, and ``F`` back-to-back frames of ``W x H`` take
 ``F * W * H + latency`` cycles. Channels are computed in parallel.
 """
@@ -16,7 +16,7 @@ from ..golden.pixel import PixelFormat
 from .arith import clamp
 from .imgproc import gradient_norm_latency, pipelined_gradient_norm
 from .payload import channel_shape, joined_stream_signature, pixel_stream_signature
-from .pipeline import StallPipeline
+from .stall import StallPipeline
 from .pointwise import _check_format
 from .sorting import maximum, minimum
 

@@ -40,7 +40,7 @@ from ..golden.blend import float32_weights, fma32
 from ..golden.pixel import PixelFormat
 from .arith import bounded_shape
 from .payload import joined_stream_signature, pixel_stream_signature
-from .pipeline import StallPipeline
+from .stall import StallPipeline
 from .pointwise import _check_format
 
 __all__ = ["AddWeighted", "fraction_bits", "term_tables", "ROUNDING_BITS", "MAX_FRACTION_BITS"]

@@ -58,7 +58,7 @@ from ..golden.pixel import PixelFormat
 from .arith import bounded_shape
 from .filters import _WindowedStage
 from .payload import pixel_layout, pixel_stream_signature
-from .pipeline import StallPipeline
+from .stall import StallPipeline
 from .requant import REQUANT_LATENCY, requantize_lanes
 from .window import ColumnScanner, RowWindow, window_stream_layout
 

@@ -12,7 +12,7 @@ from amaranth.lib.wiring import In, Out, connect
 from ..golden.pixel import PixelFormat
 from .arith import bounded_shape, clamp, dot_latency, pipelined_dot, round_shift, rounded_bounds
 from .payload import lane, lanes_of, pixel_layout, pixel_stream_signature, transfers_per_line
-from .pipeline import SKID_LATENCY, SkidBuffer, StallPipeline
+from .stall import SKID_LATENCY, SkidBuffer, StallPipeline
 from .window import (MAX_KERNEL, ColumnScanner, RowWindow, column_stream_layout,
                      window_stream_layout)
 

@@ -13,7 +13,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.pixel import PixelFormat
 from .payload import lane, pixel_stream_signature, transfers_per_line
-from .pipeline import SkidBuffer, payload_register
+from .stall import SkidBuffer, payload_register
 from .window import MAX_DIMENSION, RasterCounter, check_lanes
 
 __all__ = ["Fault", "FrameGuard"]
@@ -92,7 +92,7 @@ class FrameGuard(wiring.Component):
 
     Latency, throughput, memory
     ---------------------------
-    1 cycle (an output :class:`~rasterflow.hdl.pipeline.SkidBuffer`). One transfer per cycle
+    1 cycle (an output :class:`~rasterflow.hdl.stall.SkidBuffer`). One transfer per cycle
     on well-formed input, back-to-back frames included; the cycle of a ``SHORT_FRAME`` or
     ``MISSING_SOF`` fault emits nothing. Memory: the skid buffer's two pixels, one held
     pixel, the ``x``/``y`` counters with their position flags, the mode and the status.

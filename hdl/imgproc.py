@@ -12,7 +12,7 @@ pixel per cycle, back-to-back frames, any input gaps and output stalls. Every bl
 
 and ``F`` unstalled back-to-back frames take ``F * G * H + schedule_delay + latency`` cycles.
 With ``lanes = P > 1`` the per-column and per-window datapaths run as ``P`` lockstep copies
-(:class:`~rasterflow.hdl.pipeline.LaneParallel`).
+(:class:`~rasterflow.hdl.stall.LaneParallel`).
 Latencies below are written ``Lw + ...``: ``Lw`` is the window generator's share (scanner,
 skid buffer, row window; see :class:`~rasterflow.hdl.filters._WindowedStage`), the rest is
 the block's own datapath.
@@ -32,7 +32,7 @@ from .arith import bounded_shape, dot_latency, pipelined_dot
 from .filters import (ColumnDot, Filter2D, SepFilter2D, WindowDot, _WindowedStage, column_source,
                       make_row_window)
 from .payload import channel_shape, pixel_layout, pixel_stream_signature
-from .pipeline import StallPipeline, one_lane, per_lane
+from .stall import StallPipeline, one_lane, per_lane
 from .pointwise import ConstantDivide
 from .sorting import (batcher_network, maximum, median_network, minimum, network_latency,
                       pipelined_network, pipelined_reduce, reduce_latency)

@@ -71,7 +71,7 @@ def joined_stream_layout(formats, lanes=1) -> data.StructLayout:
     ``formats`` maps each joined stream's name (``"a"``, ``"b"``, ...) to its
     :class:`PixelFormat`, in field order. Lanes are outermost, so a datapath for one pixel
     (``payload.data.a``, ``payload.data.b``) runs per lane under
-    :func:`~rasterflow.hdl.pipeline.per_lane` like any other.
+    :func:`~rasterflow.hdl.stall.per_lane` like any other.
     """
     pixel = data.StructLayout({name: pixel_layout(fmt) for name, fmt in formats.items()})
     return data.StructLayout({"data": lanes_of(pixel, lanes), "sof": 1, "eol": 1})

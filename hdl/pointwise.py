@@ -1,6 +1,6 @@
 """Pointwise stages: one output pixel per input pixel, no window, no line buffers.
 
-Each is a stall-all :class:`~rasterflow.hdl.pipeline.StallPipeline` between two pixel streams;
+Each is a stall-all :class:`~rasterflow.hdl.stall.StallPipeline` between two pixel streams;
 ``sof``/``eol`` travel with their pixel. ``schedule_delay`` is 0 (an output needs no later
 input), so ``F`` back-to-back frames take ``F * W * H + latency`` cycles.
 """
@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 from ..golden.pixel import PixelFormat
 from .arith import dot_latency, pipelined_dot
 from .payload import channel_shape, pixel_stream_signature
-from .pipeline import StallPipeline
+from .stall import StallPipeline
 from .sorting import minimum, pipelined_reduce, reduce_latency
 
 __all__ = ["THRESHOLD_TYPES", "RGB2GRAY_WEIGHTS", "Threshold", "RGB2Gray", "ChannelMin",

@@ -19,7 +19,7 @@ from ..golden.pixel import PixelFormat
 from .conv import Decimate, conv_geometry
 from .filters import _WindowedStage
 from .payload import pixel_layout, pixel_stream_signature
-from .pipeline import StallPipeline
+from .stall import StallPipeline
 from .window import ColumnScanner, RowWindow, column_stream_layout, window_stream_layout
 
 __all__ = ["ColumnMax", "WindowMax", "MaxPoolUnit", "pool_taps"]

@@ -10,7 +10,7 @@ Written from the definition (design guide section 4), not from the golden code::
     out = (hi >> right) + ((hi & mask) > (mask >> 1) + (hi < 0)),  mask = 2**right - 1
     y   = clamp(out + zero_point, act_min, act_max)
 
-:func:`requantize` adds these steps to a :class:`~rasterflow.hdl.pipeline.StallPipeline`
+:func:`requantize` adds these steps to a :class:`~rasterflow.hdl.stall.StallPipeline`
 (one register stage per line above: shift, multiply, nudge/truncate, rounding divide, zero
 point/clamp), so it can sit at the end of any datapath. ``m0``/``shift`` may be constants
 (elaboration-time ints, e.g. from ``golden.quant.quantize_multiplier``) or signals (a
@@ -27,7 +27,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .arith import bounded_shape
-from .pipeline import StallPipeline
+from .stall import StallPipeline
 
 __all__ = ["INT32_MIN", "INT32_MAX", "REQUANT_LATENCY", "requantize", "rounding_divide_by_pot",
            "requantize_lanes", "Requantizer"]

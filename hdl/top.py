@@ -17,7 +17,7 @@ from ..golden.pixel import PixelFormat
 from .graph import Fork, Join, SkewBuffer, joined_latency, skew_depth
 from .guard import Fault, FrameGuard
 from .payload import joined_stream_layout, pixel_stream_layout, pixel_stream_signature
-from .pipeline import SKID_LATENCY, SkidBuffer
+from .stall import SKID_LATENCY, SkidBuffer
 
 __all__ = ["INPUT", "TopNode", "PipelineTop", "join_names"]
 

@@ -38,7 +38,7 @@ from amaranth.lib.wiring import In, Out
 from ..golden.pixel import PixelFormat
 from .bram import line_memory
 from .payload import lane, lanes_of, pixel_layout, pixel_stream_signature, transfers_per_line
-from .pipeline import payload_register
+from .stall import payload_register
 
 __all__ = ["BORDERS", "border_source", "ColumnScanner", "RowWindow",
            "column_stream_layout", "window_stream_layout", "check_window_geometry",

@@ -15,7 +15,7 @@ from .golden import blend as golden_blend
 from .golden.pixel import PixelFormat
 from .hdl import arithm as hdl
 from .hdl import blend as hdl_blend
-from .hdl.pipeline import per_lane
+from .hdl.stall import per_lane
 from .params import param
 from .stages import Bound, Stage, register_stage
 from .stages_imgproc import norm_param

@@ -15,7 +15,7 @@ from .golden.pixel import PixelFormat
 from .hdl import imgproc as hdl
 from .hdl.filters import SharedWindow
 from .hdl import pointwise
-from .hdl.pipeline import per_lane
+from .hdl.stall import per_lane
 from .params import param
 from .stages import Bound, Stage, border_param, check_window_fits, register_stage
 

@@ -38,7 +38,7 @@ from rasterflow.hdl.conv import Conv2DUnit
 from rasterflow.hdl.filters import ColumnDot, Filter2D, SepFilter2D, WindowDot
 from rasterflow.hdl.guard import FrameGuard
 from rasterflow.hdl.payload import pixel_layout
-from rasterflow.hdl.pipeline import SkidBuffer
+from rasterflow.hdl.stall import SkidBuffer
 from rasterflow.hdl.pool import MaxPoolUnit
 from rasterflow.hdl.requant import REQUANT_LATENCY, Requantizer
 from rasterflow.hdl.window import ColumnScanner, RowWindow

@@ -55,7 +55,7 @@ over 150 s with Yices for 8-bit ``acc`` and ``m0``). The proof is therefore spli
 registers, which the harness reads through :class:`_TapPipeline`: ``Requantizer.elaborate`` is
 run unchanged, with the ``StallPipeline`` it builds on swapped (for that call only) for a
 subclass that records each register
-:meth:`~rasterflow.hdl.pipeline.StallPipeline.register` makes and each stage's valid bit.
+:meth:`~rasterflow.hdl.stall.StallPipeline.register` makes and each stage's valid bit.
 The registers, by the step they are first valid in::
 
     1  rq_a = int32(acc << left)   rq_m0_s1 = m0          rq_shift_s1 = shift
@@ -154,7 +154,7 @@ import rasterflow.hdl.requant as requant_module
 from rasterflow.golden.quant import (INT32_MAX, INT32_MIN, multiply_by_quantized_multiplier,
                                      rounding_divide_by_pot,
                                      saturating_rounding_doubling_high_mul, wrap_int32)
-from rasterflow.hdl.pipeline import StallPipeline
+from rasterflow.hdl.stall import StallPipeline
 from rasterflow.hdl.requant import REQUANT_LATENCY, Requantizer
 from rasterflow.sim.formal import run_sby
 

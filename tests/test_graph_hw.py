@@ -17,7 +17,7 @@ from amaranth.sim import Simulator
 from rasterflow.golden.pixel import PixelFormat
 from rasterflow.hdl.graph import Fork, Join, SkewBuffer, joined_latency, skew_depth
 from rasterflow.hdl.payload import pack_pixels, pixel_stream_layout
-from rasterflow.hdl.pipeline import StallPipeline
+from rasterflow.hdl.stall import StallPipeline
 from rasterflow.sim.amaranth_sim import run_stream, stream_get, stream_put
 
 U8 = PixelFormat(1, "uint8")
