@@ -3,6 +3,8 @@ hardware's forks, skew buffers and joins in simulation (exact cycle counts, stal
 import numpy as np
 import pytest
 import tomli_w
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from amaranth.back import rtlil
 
@@ -259,3 +261,46 @@ def test_sweep_takes_graphs():
                      pixels_per_clock=2)
     brighter["stage"][0]["gamma"] = 4
     assert design_key(parse_spec(brighter), "icebreaker", versions) != key
+
+
+# --- random graphs -----------------------------------------------------------------------
+
+UNARY = [{"op": "gaussian", "ksize": 3}, {"op": "gaussian", "ksize": 5},
+         {"op": "box", "ksize": 3, "border": "replicate"}, {"op": "median", "ksize": 3},
+         {"op": "erode", "ksize": 3}, {"op": "dilate", "ksize": 5, "shape": "ellipse"},
+         {"op": "threshold", "level": 100}, {"op": "bitwise_not"},
+         {"op": "filter2d", "kernel": [[1, 2, 1]], "shift": 2, "border": "constant",
+          "border_value": 9}]
+JOINS = [{"op": op} for op in ("add", "subtract", "absdiff", "min", "max", "bitwise_xor")] + \
+    [{"op": "add_weighted", "alpha": 0.75, "beta": 0.5}]
+
+
+@st.composite
+def random_graphs(draw):
+    """A random DAG of uint8 stages: each reads one or two earlier streams; every stream
+    nobody reads is an output (and maybe a few more)."""
+    names = ["input"]
+    stages = []
+    for index in range(draw(st.integers(2, 5))):
+        join = len(names) > 1 and draw(st.booleans())
+        inputs = draw(st.lists(st.sampled_from(names), min_size=2, max_size=2)) if join \
+            else [draw(st.sampled_from(names))]
+        stage = dict(draw(st.sampled_from(JOINS if join else UNARY)))
+        stages.append({**stage, "name": f"s{index}", "inputs": inputs})
+        names.append(f"s{index}")
+    read = {name for stage in stages for name in stage["inputs"]}
+    outputs = [s["name"] for s in stages if s["name"] not in read]
+    for name in draw(st.lists(st.sampled_from(names[1:]), max_size=2, unique=True)):
+        if name not in outputs:
+            outputs.append(name)
+    return graph(*stages, outputs=outputs, width=draw(st.integers(5, 13)),
+                 height=draw(st.integers(3, 7)), channels=draw(st.sampled_from([1, 3])),
+                 pixels_per_clock=draw(st.sampled_from([1, 2])))
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(doc=random_graphs(), seed=st.integers(0, 1 << 16))
+def test_random_graphs_are_exact(doc, seed):
+    """Forks, joins of branches of any latency, shared line buffers, several outputs: every
+    random graph is bit-exact under stalls and takes exactly F*ceil(W/P)*H + L cycles."""
+    check_graph(doc, seed=seed)
