@@ -17,23 +17,19 @@ that relate several parameters (sobel's ``dx + dy >= 1``) stay code in the stage
 """
 import dataclasses
 import functools
-import inspect
 import math
 from dataclasses import MISSING, dataclass
-from pathlib import Path
 from typing import Callable
 
 from .errors import SpecError
 
 __all__ = ["MAX_DIMENSION", "PIXELS_PER_CLOCK", "NAME_CHARS", "TYPE_NAMES", "Param",
            "SidecarArray", "param", "params_of", "check_params", "check_value", "check_int",
-           "check_choice", "check_name", "from_table", "allowed_values", "ops_markdown",
-           "OPS_DOC"]
+           "check_choice", "check_name", "from_table", "allowed_values", "default_text"]
 
 MAX_DIMENSION = 4096
 PIXELS_PER_CLOCK = (1, 2, 4, 8)
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
-OPS_DOC = Path(__file__).resolve().parent.parent / "docs" / "ops.md"
 _PARAM = "rasterflow.param"
 
 
@@ -225,54 +221,10 @@ def from_table(cls, table, where, **internal):
 
 # -- the op reference ------------------------------------------------------------------------
 
-def _default_text(declared):
+def default_text(declared):
     if declared.required:
         return "required"
     value = declared.default
     if isinstance(value, bool):
         return "`true`" if value else "`false`"
     return f'`"{value}"`' if isinstance(value, str) else f"`{value}`"
-
-
-def _cell(text):
-    return text.replace("|", "\\|").replace("``", "`")
-
-
-def _op_section(op, cls):
-    summary = " ".join(inspect.cleandoc(cls.__doc__).split())
-    lines = [f"## `{op}`", "", _cell(summary), ""]
-    if cls.arity > 1:
-        lines += [f"Reads {cls.arity} streams (its `inputs`, in order).", ""]
-    declared = params_of(cls).values()
-    if not declared:
-        return lines + ["No parameters.", ""]
-    lines += ["| parameter | type | allowed | default | description |",
-              "|---|---|---|---|---|"]
-    for p in declared:
-        lines.append(f"| `{p.name}` | {TYPE_NAMES[p.type]} | {_cell(allowed_values(p))} | "
-                     f"{_default_text(p)} | {_cell(p.doc)} |")
-    return lines + [""]
-
-
-def ops_markdown():
-    """``docs/ops.md``: every op, its summary and its parameters, from the declarations."""
-    # Imported here: the stage modules import this one.
-    from .ops import STAGES
-    from .stages import GRAPH_KEYS
-    graph_keys = ", ".join(f"`{key}`" for key in GRAPH_KEYS)
-    lines = ["# Ops", "",
-             "Every `op` a `[[stage]]` table may name, and the parameters it takes (besides "
-             f"{graph_keys}, which place the stage in the graph). Generated from the "
-             "parameter declarations in `rasterflow/stages*.py` by "
-             "`python -m rasterflow.params`; `tests/test_params.py` checks it is current.", ""]
-    for op in sorted(STAGES):
-        lines += _op_section(op, STAGES[op])
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    # Run as a script, this file is module __main__, a copy of rasterflow.params: the stages
-    # declare their parameters with the package module's classes, so render with its code.
-    from rasterflow.params import OPS_DOC as doc, ops_markdown as render
-    doc.write_text(render())
-    print(f"wrote {doc}")

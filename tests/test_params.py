@@ -12,9 +12,8 @@ from rasterflow.golden.pixel import PixelFormat
 from rasterflow.hdl import imgproc as hdl
 from rasterflow.hdl.filters import Filter2D, check_taps
 from rasterflow.hdl.window import BORDERS
-from rasterflow.ops import STAGES
-from rasterflow.params import (OPS_DOC, TYPE_NAMES, check_params, from_table, ops_markdown,
-                               param, params_of)
+from rasterflow.ops import OPS_DOC, STAGES, ops_markdown
+from rasterflow.params import TYPE_NAMES, check_params, from_table, param, params_of
 from rasterflow.spec import parse_spec
 from rasterflow.sweep import SweepError, set_field
 
@@ -198,4 +197,4 @@ def test_reference_renders_the_declarations():
 
 def test_docs_ops_md_is_current():
     assert OPS_DOC.read_text() == ops_markdown(), \
-        "docs/ops.md is out of date: run python -m rasterflow.params"
+        "docs/ops.md is out of date: run python -m rasterflow.ops"
