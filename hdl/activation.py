@@ -44,6 +44,9 @@ class RequantActivation(wiring.Component):
     Latency 5 cycles (shift, multiply, nudge/truncate, rounding divide, select + zero point
     + clamp); one pixel per cycle; no memory. ``C * len(multipliers)`` constant multipliers.
     """
+    latency = 5
+    schedule_delay = 0
+
     def __init__(self, fmt: PixelFormat, *, in_zp, out_zp, multipliers, act_min=-128,
                  act_max=127):
         if fmt.dtype != "int8":
@@ -60,8 +63,6 @@ class RequantActivation(wiring.Component):
         self.in_zp, self.out_zp = int(in_zp), int(out_zp)
         self.multipliers = [(int(m0), int(shift)) for m0, shift in multipliers]
         self.act_min, self.act_max = int(act_min), int(act_max)
-        self.latency = 5
-        self.schedule_delay = 0
         super().__init__({"i": In(pixel_stream_signature(fmt)),
                           "o": Out(pixel_stream_signature(fmt))})
 

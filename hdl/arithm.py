@@ -244,9 +244,11 @@ class Magnitude(_Elementwise):
     """
     def __init__(self, fmt: PixelFormat, norm):
         _check_format("fmt", fmt, dtype="int16")
-        self.latency = gradient_norm_latency(norm)      # raises for a norm not in l1, l2
+        self.latency = self.latency_of(norm)      # raises for a norm not in l1, l2
         self.norm = norm
         super().__init__(fmt, PixelFormat(fmt.channels, "uint8"))
+
+    latency_of = staticmethod(gradient_norm_latency)
 
     def _datapath(self, pipe):
         return pipelined_gradient_norm(pipe, self._operands(), self.norm)

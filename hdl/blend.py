@@ -119,6 +119,7 @@ class AddWeighted(wiring.Component):
     schedule_delay = 0
     #: The per-channel steps, one register stage each.
     _STEPS = ("_look_up", "_hold", "_sum_low", "_sum_high", "_test", "_decide", "_saturate")
+    latency = len(_STEPS)
 
     def __init__(self, fmt_a: PixelFormat, fmt_b: PixelFormat, *, alpha, beta, gamma):
         _check_format("fmt_a", fmt_a, dtype="uint8")
@@ -131,7 +132,6 @@ class AddWeighted(wiring.Component):
         self.fraction_bits, self.a_terms, self.b_terms = term_tables(*weights)
         self.fmt_a, self.fmt_b = fmt_a, fmt_b
         self.out_fmt = PixelFormat(fmt_a.channels, "uint8")
-        self.latency = len(self._STEPS)
         super().__init__({"i": In(joined_stream_signature({"a": fmt_a, "b": fmt_b})),
                           "o": Out(pixel_stream_signature(self.out_fmt))})
 

@@ -40,13 +40,13 @@ frames take ``F * Wo * Ho * II + L`` cycles instead of ``F * W * H + L`` (assert
 tests/test_hdl_cnn.py, for a single convolution and for conv -> LeakyReLU -> 2x2/2 pool with
 ``L`` = every stage's latency + the schedules up to the convolution). Stride-2 convolutions
 add the discarded windows that do not overlap array work, so no closed formula is claimed;
-``sim_report`` gives the exact busy cycles (``F * Wo * Ho * II``) and utilization.
+:func:`mac_layer_report` gives the exact busy cycles (``F * Wo * Ho * II``) and utilization.
 
 ``pe`` may be any value in ``1..Cout`` and ``simd`` any value in ``1..T``; values that do not
 divide ``Cout``/``T`` leave zero-weight slots in the last fold (they count as idle multipliers
 in the utilization). Lanes whose weight is zero in every step are not built.
 """
-import math
+import dataclasses
 
 import numpy as np
 from amaranth.hdl import Array, Module, Mux, Signal, signed
@@ -56,13 +56,15 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.pixel import PixelFormat
 from .arith import bounded_shape
-from .filters import _WindowedStage
+from .filters import _WindowedStage, windowed_timing
 from .payload import pixel_layout, pixel_stream_signature
+from .timing import StageTiming
 from .stall import StallPipeline
 from .requant import REQUANT_LATENCY, requantize_lanes
 from .window import ColumnScanner, RowWindow, window_stream_layout
 
-__all__ = ["Decimate", "MacArray", "Conv2DUnit", "conv_geometry", "mac_sim_report"]
+__all__ = ["Decimate", "MacArray", "Conv2DUnit", "conv_geometry", "mac_layer_report",
+           "mac_sim_report"]
 
 
 
@@ -96,11 +98,12 @@ class Decimate(wiring.Component):
     Combinational (latency 0): ``o.valid = i.valid & keep``; a discarded element is taken
     in one cycle whatever ``o.ready`` is. Memory: four counters.
     """
+    latency = 0
+
     def __init__(self, layout, width, height, stride, offset_x, offset_y, out_width, out_height):
         self.width, self.height, self.stride = width, height, stride
         self.offset_x, self.offset_y = offset_x, offset_y
         self.out_width, self.out_height = out_width, out_height
-        self.latency = 0
         if not (0 <= offset_x and offset_x + (out_width - 1) * stride < width and
                 0 <= offset_y and offset_y + (out_height - 1) * stride < height):
             raise ValueError("decimation grid does not fit the frame")
@@ -208,13 +211,13 @@ class MacArray(wiring.Component):
         self.in_zp, self.out_zp = int(in_zp), int(out_zp)
         self.act_min, self.act_max = int(act_min), int(act_max)
         self.pe, self.simd = pe, simd
-        self.sf = -(-self.terms // simd)
-        self.nf = -(-cout // pe)
-        self.initiation_interval = self.sf * self.nf
-        self.multipliers = pe * simd
-        self.useful_macs_per_pixel = self.terms * cout   # depthwise: K*K per channel
-        self.tree_levels = math.ceil(math.log2(simd)) if simd > 1 else 0
-        self.latency = 1 + 1 + 1 + self.tree_levels + 1 + REQUANT_LATENCY + 1
+        self.sf, self.nf = self.folds(self.terms, cout, pe, simd)
+        timing = self.timing(self.terms, cout, pe, simd)
+        self.initiation_interval = timing.initiation_interval
+        self.multipliers = timing.multipliers
+        self.useful_macs_per_pixel = timing.macs_per_output   # depthwise: K*K per channel
+        self.tree_levels = self.tree_levels_of(simd)
+        self.latency = timing.latency
         self.in_format = PixelFormat(self.in_channels, "int8")
         self.out_format = PixelFormat(cout, "int8")
         column = data.ArrayLayout(pixel_layout(self.in_format), self.kernel)
@@ -222,6 +225,25 @@ class MacArray(wiring.Component):
             "i": In(stream.Signature(window_stream_layout(column, self.kernel))),
             "o": Out(pixel_stream_signature(self.out_format)),
         })
+
+    @staticmethod
+    def folds(terms, out_channels, pe, simd):
+        """``(sf, nf)``: steps per output fold, and output folds."""
+        return -(-terms // simd), -(-out_channels // pe)
+
+    @staticmethod
+    def tree_levels_of(simd):
+        """Adder-tree levels summing ``simd`` products."""
+        return (simd - 1).bit_length()
+
+    @staticmethod
+    def timing(terms, out_channels, pe, simd):
+        """The array's :class:`~rasterflow.hdl.timing.StageTiming` for ``terms`` products
+        per output channel (``schedule_delay`` 0: the window stage adds it)."""
+        sf, nf = MacArray.folds(terms, out_channels, pe, simd)
+        latency = 1 + 1 + 1 + MacArray.tree_levels_of(simd) + 1 + REQUANT_LATENCY + 1
+        return StageTiming(latency, initiation_interval=sf * nf, multipliers=pe * simd,
+                           macs_per_output=terms * out_channels)
 
     # -- the schedule, at elaboration time ---------------------------------------------------
     def _slot(self, n, j, p, s):
@@ -511,15 +533,14 @@ class Conv2DUnit(_WindowedStage):
         mac = MacArray(weights, bias, m0, shift, in_zp=in_zp, out_zp=out_zp, act_min=act_min,
                        act_max=act_max, pe=pe, simd=simd, depthwise=depthwise)
         K = mac.kernel
-        out_w, _, off_x = conv_geometry(width, K, stride, padding)
-        out_h, _, off_y = conv_geometry(height, K, stride, padding)
+        out_w, out_h, off_x, off_y, decimate = self.geometry(width, height, K, stride, padding)
         fmt = mac.in_format
         scanner = ColumnScanner(fmt, width, height, K, K, border="constant", border_value=in_zp)
         column = data.ArrayLayout(pixel_layout(fmt), K)
         row_window = RowWindow(column, width, height, K, border="constant",
                                constant_column=[[in_zp] * fmt.channels] * K)
         parts = [scanner, row_window]
-        if (stride, off_x, off_y, out_w, out_h) != (1, 0, 0, width, height):
+        if decimate:
             parts.append(Decimate(row_window.o.payload.shape(), width, height, stride, off_x,
                                   off_y, out_w, out_h))
         parts.append(mac)
@@ -532,40 +553,54 @@ class Conv2DUnit(_WindowedStage):
         self.kind = "depthwise_conv2d" if depthwise else "conv2d"
         super().__init__(fmt, mac.out_format, parts, skid_all=False)
 
-    def sim_report(self, frames, cycles):
-        """Per-layer figures from the geometry and the measured total ``cycles``.
+    @staticmethod
+    def geometry(width, height, kernel, stride, padding):
+        """``(out_width, out_height, offset_x, offset_y, decimate)``: TFLite's output size,
+        the first kept window centre per axis, and whether a :class:`Decimate` keeps only
+        some windows."""
+        out_w, _, off_x = conv_geometry(width, kernel, stride, padding)
+        out_h, _, off_y = conv_geometry(height, kernel, stride, padding)
+        decimate = (stride, off_x, off_y, out_w, out_h) != (1, 0, 0, width, height)
+        return out_w, out_h, off_x, off_y, decimate
 
-        ``mac_cycles``: cycles the array issues steps (``frames * out pixels * II``, exact);
-        ``utilization``: useful MACs / (multipliers x measured cycles).
-        """
-        pixels = frames * self.out_width * self.out_height
-        useful = pixels * self.mac.useful_macs_per_pixel
-        return {
-            "op": self.kind, "pe": self.mac.pe, "simd": self.mac.simd,
-            "multipliers": self.multipliers, "initiation_interval": self.initiation_interval,
-            "out_pixels": pixels, "mac_cycles": pixels * self.initiation_interval,
-            "useful_macs": useful,
-            "busy_fraction": round(pixels * self.initiation_interval / cycles, 4) if cycles else 0.0,
-            "utilization": round(useful / (self.multipliers * cycles), 4) if cycles else 0.0,
-        }
+    @staticmethod
+    def timing(width, height, *, kernel, terms, out_channels, stride, padding, pe, simd):
+        """The :class:`~rasterflow.hdl.timing.StageTiming` of the stage these parameters
+        build (``terms``: products per output channel, ``K*K*Cin`` or depthwise ``K*K``)."""
+        mac = MacArray.timing(terms, out_channels, pe, simd)
+        decimate = Conv2DUnit.geometry(width, height, kernel, stride, padding)[4]
+        datapath = [RowWindow.LATENCY, *([Decimate.latency] if decimate else []), mac.latency]
+        window = windowed_timing(width, kernel, kernel, datapath, skid_all=False)
+        return dataclasses.replace(mac, latency=window.latency,
+                                   schedule_delay=window.schedule_delay)
 
 
-def mac_sim_report(parts, frames, cycles):
-    """Per-stage reports of every part with ``sim_report`` and the pipeline's MAC utilization
-    (useful MACs of all layers / (all multipliers x cycles))."""
-    stages = {}
-    useful = multipliers = 0
-    for index, part in enumerate(parts):
-        hook = getattr(part, "sim_report", None)
-        if hook is None:
-            continue
-        report = hook(frames, cycles)
-        stages[f"stage{index}"] = report
-        useful += report.get("useful_macs", 0)
-        multipliers += report.get("multipliers", 0)
-    if not stages:
+def mac_layer_report(op, pe, simd, timing, out_pixels, cycles):
+    """One MAC layer's figures from its :class:`~rasterflow.hdl.timing.StageTiming`, the
+    output pixels it produced and the measured total ``cycles``.
+
+    ``mac_cycles``: cycles the array issues steps (``out_pixels * II``, exact);
+    ``utilization``: useful MACs / (multipliers x measured cycles).
+    """
+    useful = out_pixels * timing.macs_per_output
+    busy = out_pixels * timing.initiation_interval
+    return {
+        "op": op, "pe": pe, "simd": simd,
+        "multipliers": timing.multipliers, "initiation_interval": timing.initiation_interval,
+        "out_pixels": out_pixels, "mac_cycles": busy, "useful_macs": useful,
+        "busy_fraction": round(busy / cycles, 4) if cycles else 0.0,
+        "utilization": round(useful / (timing.multipliers * cycles), 4) if cycles else 0.0,
+    }
+
+
+def mac_sim_report(layers, cycles):
+    """``layers`` (name -> :func:`mac_layer_report`) and the pipeline's MAC utilization
+    (useful MACs of all layers / (all multipliers x cycles)); ``{}`` without layers."""
+    if not layers:
         return {}
-    out = {"layers": stages}
+    useful = sum(report["useful_macs"] for report in layers.values())
+    multipliers = sum(report["multipliers"] for report in layers.values())
+    out = {"layers": dict(layers)}
     if multipliers and cycles:
         out.update(mac_utilization=round(useful / (multipliers * cycles), 4),
                    multipliers=multipliers, useful_macs=useful)

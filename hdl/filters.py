@@ -13,12 +13,14 @@ from ..golden.pixel import PixelFormat
 from .arith import bounded_shape, clamp, dot_latency, pipelined_dot, round_shift, rounded_bounds
 from .payload import lane, lanes_of, pixel_layout, pixel_stream_signature, transfers_per_line
 from .stall import SKID_LATENCY, SkidBuffer, StallPipeline
-from .window import (MAX_KERNEL, ColumnScanner, RowWindow, column_stream_layout,
-                     window_stream_layout)
+from .timing import StageTiming
+from .window import (MAX_KERNEL, ColumnScanner, RowWindow, column_stream_layout, drain_ticks,
+                     window_schedule, window_stream_layout)
 
 __all__ = ["Filter2D", "SepFilter2D", "ColumnDot", "WindowDot", "check_taps", "ROUNDINGS",
            "MAX_SHIFT", "MAX_TAP", "SharedWindow", "SharedColumnScanner", "ColumnCrop",
-           "CroppedRowWindow", "column_source", "make_row_window"]
+           "CroppedRowWindow", "column_source", "make_row_window", "windowed_latency",
+           "windowed_timing"]
 
 ROUNDINGS = ("half_even", "half_up")
 MAX_SHIFT = 32
@@ -78,12 +80,17 @@ class ColumnDot(wiring.Component):
         self.lanes = lanes
         self.bounds = _dot_bounds(self.taps, fmt.min, fmt.max)
         self.out_element = data.ArrayLayout(bounded_shape(*self.bounds), fmt.channels)
-        self.latency = dot_latency(sum(1 for t in taps if t))
+        self.latency = self.latency_of(taps)
         column_in = lanes_of(data.ArrayLayout(pixel_layout(fmt), len(taps)), lanes)
         super().__init__({
             "i": In(stream.Signature(column_stream_layout(column_in))),
             "o": Out(stream.Signature(column_stream_layout(lanes_of(self.out_element, lanes)))),
         })
+
+    @staticmethod
+    def latency_of(taps):
+        """The latency for ``taps``: the adder tree of the nonzero ones."""
+        return dot_latency(sum(1 for t in taps if t))
 
     def elaborate(self, platform):
         m = Module()
@@ -125,12 +132,18 @@ class WindowDot(wiring.Component):
         self.shift, self.rounding = shift, rounding
         self.out_fmt = output
         self.lanes = lanes
-        flat = [w for col in weights for w in (col if isinstance(col, list) else [col])]
-        self.latency = dot_latency(sum(1 for w in flat if w)) + 1
+        self.latency = self.latency_of(
+            [w for col in weights for w in (col if isinstance(col, list) else [col])])
         super().__init__({
             "i": In(stream.Signature(window_stream_layout(element, kernel_width, lanes))),
             "o": Out(pixel_stream_signature(output, lanes)),
         })
+
+    @staticmethod
+    def latency_of(weights):
+        """The latency for the flat list of ``weights``: the adder tree of the nonzero ones
+        and the rounding register."""
+        return dot_latency(sum(1 for w in weights if w)) + 1
 
     def elaborate(self, platform):
         m = Module()
@@ -196,15 +209,19 @@ class SharedColumnScanner(wiring.Component):
     ``kernel_height - 1`` lines, once for all the stages that share it.
     """
     schedule_delay = 0
+    latency = ColumnScanner.LATENCY + SKID_LATENCY
 
     def __init__(self, fmt, width, height, share, lanes=1):
         self.scanner = ColumnScanner(fmt, width, height, share.kernel_height,
                                      share.kernel_width, border=share.border,
                                      border_value=share.border_value, lanes=lanes)
         self.skid = SkidBuffer(self.scanner.o.payload.shape())
-        self.latency = self.scanner.latency + SKID_LATENCY
         super().__init__({"i": In(pixel_stream_signature(fmt, lanes)),
                           "o": Out(stream.Signature(self.scanner.o.payload.shape()))})
+
+    @classmethod
+    def timing(cls):
+        return StageTiming(cls.latency, cls.schedule_delay)
 
     def elaborate(self, platform):
         m = Module()
@@ -227,7 +244,7 @@ class ColumnCrop(wiring.Component):
     def __init__(self, fmt, width, share, kernel_height, lanes=1):
         self.kernel_height = share.kernel_height
         self.groups = transfers_per_line(width, lanes)
-        self.drain_ticks = -(-(share.kernel_width // 2) // lanes)
+        self.drain_ticks = drain_ticks(share.kernel_width, lanes)
         self.offset = (share.kernel_height - kernel_height) // 2
         self.lanes = lanes
 
@@ -303,6 +320,45 @@ def make_row_window(element_shape, width, height, kernel_width, *, border, const
                             border=border, constant_column=constant_column, lanes=lanes)
 
 
+def windowed_latency(latencies, *, shared, skid_all=True):
+    """The latency of a :class:`_WindowedStage` whose parts (scanner first) have
+    ``latencies``: theirs plus a skid buffer after the scanner (unless ``shared``: the
+    :class:`SharedColumnScanner` has it) and, with ``skid_all``, after every datapath part
+    but the last."""
+    skids = (not shared) + (len(latencies) - 2 if skid_all else 0)
+    return sum(latencies) + skids * SKID_LATENCY
+
+
+def windowed_timing(width, kernel_height, kernel_width, datapath, *, lanes=1, share=None,
+                    skid_all=True):
+    """The :class:`~rasterflow.hdl.timing.StageTiming` of a :class:`_WindowedStage`.
+
+    Parameters
+    ----------
+    width : int
+        Input frame width.
+    kernel_height, kernel_width : int
+        The stage's own window (a ``share`` replaces it for the schedule).
+    datapath : list of int
+        Latencies of the parts after the scanner, the row window included.
+    lanes : int
+        Pixels per transfer.
+    share : SharedWindow or None
+        The shared line buffers the stage reads (its first part is then a
+        :class:`ColumnCrop`).
+    skid_all : bool
+        As for :class:`_WindowedStage`.
+    """
+    if share is not None:
+        kernel_height, kernel_width = share.kernel_height, share.kernel_width
+    scanner = ColumnCrop.latency if share is not None else ColumnScanner.LATENCY
+    latency = windowed_latency([scanner, *datapath], shared=share is not None,
+                               skid_all=skid_all)
+    schedule = window_schedule(kernel_height, transfers_per_line(width, lanes),
+                               drain_ticks(kernel_width, lanes))
+    return StageTiming(latency, schedule)
+
+
 class _WindowedStage(wiring.Component):
     """Pixel stream in, pixel stream out: a :class:`ColumnScanner` and a datapath chain.
 
@@ -327,10 +383,11 @@ class _WindowedStage(wiring.Component):
             if (index == 0 and not shared) or (index > 0 and skid_all):
                 self._parts.append(SkidBuffer(part.o.payload.shape()))
         self._parts.append(parts[-1])
-        skids = len(self._parts) - len(parts)
-        self.latency = sum(p.latency for p in parts) + skids * SKID_LATENCY
+        self.latency = windowed_latency([p.latency for p in parts], shared=shared,
+                                        skid_all=skid_all)
         # Transfers between a frame's last input and its last output, beside the latency.
-        self.schedule_delay = (scanner.kernel_height // 2) * scanner.groups + scanner.drain_ticks
+        self.schedule_delay = window_schedule(scanner.kernel_height, scanner.groups,
+                                              scanner.drain_ticks)
         source = stream.Signature(scanner.i.payload.shape()) if shared else \
             pixel_stream_signature(fmt, lanes)
         super().__init__({"i": In(source),
@@ -380,6 +437,14 @@ class Filter2D(_WindowedStage):
                         shift=shift, rounding=rounding, output=output, lanes=lanes)
         super().__init__(fmt, output, [scanner, row_window, dot], lanes)
 
+    @staticmethod
+    def timing(width, kernel, *, lanes=1, share=None):
+        """The :class:`~rasterflow.hdl.timing.StageTiming` of the stage these parameters
+        build (the others do not change it)."""
+        datapath = [RowWindow.LATENCY, WindowDot.latency_of([t for row in kernel for t in row])]
+        return windowed_timing(width, len(kernel), len(kernel[0]), datapath, lanes=lanes,
+                               share=share)
+
 
 class SepFilter2D(_WindowedStage):
     """``sepfilter2d``: ``kx`` along rows and ``ky`` along columns, one exact sum, one rounding.
@@ -411,6 +476,13 @@ class SepFilter2D(_WindowedStage):
                         fmt.channels, shift=shift, rounding=rounding, output=output,
                         lanes=lanes)
         super().__init__(fmt, output, [scanner, column_dot, row_window, dot], lanes)
+
+    @staticmethod
+    def timing(width, kx, ky, *, lanes=1, share=None):
+        """The :class:`~rasterflow.hdl.timing.StageTiming` of the stage these parameters
+        build (the others do not change it)."""
+        datapath = [ColumnDot.latency_of(ky), RowWindow.LATENCY, WindowDot.latency_of(kx)]
+        return windowed_timing(width, len(ky), len(kx), datapath, lanes=lanes, share=share)
 
 
 def _check_output(fmt, output):

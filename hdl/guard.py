@@ -97,6 +97,9 @@ class FrameGuard(wiring.Component):
     ``MISSING_SOF`` fault emits nothing. Memory: the skid buffer's two pixels, one held
     pixel, the ``x``/``y`` counters with their position flags, the mode and the status.
     """
+    #: The output skid buffer's cycle.
+    latency = 1
+
     def __init__(self, fmt: PixelFormat, width, height, *, fill_value=0, lanes=1):
         if not isinstance(fmt, PixelFormat):
             raise TypeError(f"fmt must be a PixelFormat, not {fmt!r}")
@@ -112,7 +115,6 @@ class FrameGuard(wiring.Component):
         self.height = height
         self.fill_value = fill_value
         self.lanes = lanes
-        self.latency = 1
         super().__init__({
             "i": In(pixel_stream_signature(fmt, lanes)),
             "o": Out(pixel_stream_signature(fmt, lanes)),

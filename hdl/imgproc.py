@@ -30,13 +30,13 @@ from ..golden.imgproc import (LAPLACIAN_SIZES, MAX_SOBEL_ORDER, MEDIAN_SIZES, MO
 from ..golden.pixel import PixelFormat
 from .arith import bounded_shape, dot_latency, pipelined_dot
 from .filters import (ColumnDot, Filter2D, SepFilter2D, WindowDot, _WindowedStage, column_source,
-                      make_row_window)
+                      make_row_window, windowed_timing)
 from .payload import channel_shape, pixel_layout, pixel_stream_signature
 from .stall import StallPipeline, one_lane, per_lane
 from .pointwise import ConstantDivide
 from .sorting import (batcher_network, maximum, median_network, minimum, network_latency,
                       pipelined_network, pipelined_reduce, reduce_latency)
-from .window import column_stream_layout, window_stream_layout
+from .window import RowWindow, column_stream_layout, window_stream_layout
 
 __all__ = ["GaussianBlur", "BoxFilter", "Sobel", "Scharr", "Laplacian", "GradientMagnitude",
            "MedianBlur", "Morphology", "Erode", "Dilate", "ColumnDots", "GradientNorm",
@@ -95,10 +95,21 @@ class GaussianBlur(SepFilter2D):
         _check_ksize(ksize, ODD_SIZES)
         if not isinstance(sigma, (int, float)) or isinstance(sigma, bool) or sigma < 0:
             raise ValueError(f"sigma must be a number >= 0, not {sigma!r}")
-        self.taps = [int(t) for t in gaussian_kernel(ksize, sigma)]
+        self.taps = self.taps_of(ksize, sigma)
         super().__init__(fmt, width, height, self.taps, self.taps, shift=16,
                          rounding="half_up", border=border, output=fmt, lanes=lanes,
                          share=share)
+
+    @staticmethod
+    def taps_of(ksize, sigma):
+        return [int(t) for t in gaussian_kernel(ksize, sigma)]
+
+    @staticmethod
+    def timing(width, ksize, sigma=0, *, lanes=1, share=None):
+        """The :class:`~rasterflow.hdl.timing.StageTiming` of the stage these parameters
+        build (the others do not change it)."""
+        taps = GaussianBlur.taps_of(ksize, sigma)
+        return SepFilter2D.timing(width, taps, taps, lanes=lanes, share=share)
 
 
 class BoxFilter(_WindowedStage):
@@ -134,6 +145,16 @@ class BoxFilter(_WindowedStage):
                 lanes, "data", "data"))
         super().__init__(fmt, output, parts, lanes)
 
+    @staticmethod
+    def timing(width, ksize, *, normalize=True, lanes=1, share=None):
+        """The :class:`~rasterflow.hdl.timing.StageTiming` of the stage these parameters
+        build (the others do not change it)."""
+        ones = [1] * ksize
+        datapath = [ColumnDot.latency_of(ones), RowWindow.LATENCY, WindowDot.latency_of(ones)]
+        if normalize:
+            datapath.append(ConstantDivide.latency)
+        return windowed_timing(width, ksize, ksize, datapath, lanes=lanes, share=share)
+
 
 class Sobel(SepFilter2D):
     """``cv2.Sobel(img, CV_16S, dx, dy, ksize)`` on uint8: OpenCV's integer derivative taps
@@ -152,10 +173,21 @@ class Sobel(SepFilter2D):
         if dx + dy < 1:
             raise ValueError(f"dx + dy must be at least 1, not dx={dx}, dy={dy}")
         _check_ksize(ksize, SOBEL_SIZES)
-        kx, ky = sobel_kernels(dx, dy, ksize)
-        self.kx, self.ky = [int(t) for t in kx], [int(t) for t in ky]
+        self.kx, self.ky = self.taps_of(dx, dy, ksize)
         super().__init__(fmt, width, height, self.kx, self.ky, border=border,
                          output=PixelFormat(fmt.channels, "int16"), lanes=lanes, share=share)
+
+    @staticmethod
+    def taps_of(dx, dy, ksize):
+        """``(kx, ky)``: OpenCV's integer taps."""
+        return tuple([int(t) for t in taps] for taps in sobel_kernels(dx, dy, ksize))
+
+    @staticmethod
+    def timing(width, dx, dy, ksize=3, *, lanes=1, share=None):
+        """The :class:`~rasterflow.hdl.timing.StageTiming` of the stage these parameters
+        build (the others do not change it)."""
+        return SepFilter2D.timing(width, *Sobel.taps_of(dx, dy, ksize), lanes=lanes,
+                                  share=share)
 
 
 class Scharr(SepFilter2D):
@@ -167,10 +199,20 @@ class Scharr(SepFilter2D):
         _check_format(fmt, dtype="uint8")
         if (dx, dy) not in ((1, 0), (0, 1)):
             raise ValueError(f"(dx, dy) must be (1, 0) or (0, 1), not ({dx!r}, {dy!r})")
-        deriv, smooth = [-1, 0, 1], [3, 10, 3]
-        kx, ky = (deriv, smooth) if dx else (smooth, deriv)
-        super().__init__(fmt, width, height, kx, ky, border=border,
+        super().__init__(fmt, width, height, *self.taps_of(dx), border=border,
                          output=PixelFormat(fmt.channels, "int16"), lanes=lanes, share=share)
+
+    @staticmethod
+    def taps_of(dx):
+        """``(kx, ky)``: the derivative along x when ``dx``, else along y."""
+        deriv, smooth = [-1, 0, 1], [3, 10, 3]
+        return (deriv, smooth) if dx else (smooth, deriv)
+
+    @staticmethod
+    def timing(width, dx, dy, *, lanes=1, share=None):
+        """The :class:`~rasterflow.hdl.timing.StageTiming` of the stage these parameters
+        build (the others do not change it)."""
+        return SepFilter2D.timing(width, *Scharr.taps_of(dx), lanes=lanes, share=share)
 
 
 class Laplacian(Filter2D):
@@ -182,6 +224,12 @@ class Laplacian(Filter2D):
         _check_ksize(ksize, LAPLACIAN_SIZES)
         super().__init__(fmt, width, height, LAPLACIAN_KERNELS[ksize], border=border,
                          output=PixelFormat(fmt.channels, "int16"), lanes=lanes, share=share)
+
+    @staticmethod
+    def timing(width, ksize=1, *, lanes=1, share=None):
+        """The :class:`~rasterflow.hdl.timing.StageTiming` of the stage these parameters
+        build (the others do not change it)."""
+        return Filter2D.timing(width, LAPLACIAN_KERNELS[ksize], lanes=lanes, share=share)
 
 
 # --- Gradient magnitude -------------------------------------------------------------------
@@ -208,10 +256,15 @@ class ColumnDots(wiring.Component):
         self.bounds = [_dot_bounds(t, fmt.min, fmt.max) for t in tapsets]
         shape = bounded_shape(min(b[0] for b in self.bounds), max(b[1] for b in self.bounds))
         self.out_element = data.ArrayLayout(data.ArrayLayout(shape, fmt.channels), len(tapsets))
-        self.latency = dot_latency(max(sum(1 for v in t if v) for t in tapsets))
+        self.latency = self.latency_of(tapsets)
         column = data.ArrayLayout(pixel_layout(fmt), len(tapsets[0]))
         super().__init__({"i": In(stream.Signature(column_stream_layout(column))),
                           "o": Out(stream.Signature(column_stream_layout(self.out_element)))})
+
+    @staticmethod
+    def latency_of(tapsets):
+        """The adder tree of the set with the most nonzero taps."""
+        return dot_latency(max(sum(1 for v in t if v) for t in tapsets))
 
     def elaborate(self, platform):
         m = Module()
@@ -248,10 +301,15 @@ class GradientNorm(wiring.Component):
         self.deriv_x, self.smooth_x = list(deriv_x), list(smooth_x)
         self.in_bounds = bounds     # [(lo, hi) of the smooth sums, (lo, hi) of the deriv sums]
         self.channels, self.norm = channels, norm
-        terms = max(sum(1 for v in t if v) for t in (deriv_x, smooth_x))
-        self.latency = dot_latency(terms) + gradient_norm_latency(norm)
+        self.latency = self.latency_of(deriv_x, smooth_x, norm)
         super().__init__({"i": In(stream.Signature(window_stream_layout(element, kernel_width))),
                           "o": Out(pixel_stream_signature(PixelFormat(channels, "uint8")))})
+
+    @staticmethod
+    def latency_of(deriv_x, smooth_x, norm):
+        """The dots' adder tree (the set with the most nonzero taps), then the norm."""
+        terms = max(sum(1 for v in t if v) for t in (deriv_x, smooth_x))
+        return dot_latency(terms) + gradient_norm_latency(norm)
 
     def elaborate(self, platform):
         m = Module()
@@ -365,16 +423,7 @@ class GradientMagnitude(_WindowedStage):
         _check_format(fmt, dtype="uint8")
         _check_ksize(ksize, SOBEL_SIZES)
         _check_choice("norm", norm, GRADIENT_NORMS)
-        deriv_x, smooth_y = (list(map(int, t)) for t in sobel_kernels(1, 0, ksize))
-        smooth_x, deriv_y = (list(map(int, t)) for t in sobel_kernels(0, 1, ksize))
-        size = max(len(deriv_x), len(deriv_y))
-
-        def centred(taps):
-            pad = (size - len(taps)) // 2
-            return [0] * pad + taps + [0] * pad
-
-        deriv_x, smooth_x, smooth_y, deriv_y = map(centred, (deriv_x, smooth_x, smooth_y,
-                                                             deriv_y))
+        size, deriv_x, smooth_x, smooth_y, deriv_y = self.taps_of(ksize)
         scanner = column_source(fmt, width, height, size, size, border=border, lanes=lanes,
                                 share=share)
         columns = per_lane(lambda: ColumnDots(fmt, [smooth_y, deriv_y]), lanes,
@@ -388,6 +437,29 @@ class GradientMagnitude(_WindowedStage):
                                  fmt.channels, norm), lanes, "window", "data")
         super().__init__(fmt, PixelFormat(fmt.channels, "uint8"),
                          [scanner, columns, row_window, norm_part], lanes)
+
+    @staticmethod
+    def taps_of(ksize):
+        """``(K, deriv_x, smooth_x, smooth_y, deriv_y)``: Sobel's taps for ``gx`` and ``gy``,
+        each centred in ``K`` taps."""
+        deriv_x, smooth_y = Sobel.taps_of(1, 0, ksize)
+        smooth_x, deriv_y = Sobel.taps_of(0, 1, ksize)
+        size = max(len(deriv_x), len(deriv_y))
+
+        def centred(taps):
+            pad = (size - len(taps)) // 2
+            return [0] * pad + taps + [0] * pad
+
+        return (size, *map(centred, (deriv_x, smooth_x, smooth_y, deriv_y)))
+
+    @staticmethod
+    def timing(width, ksize=3, norm="l1", *, lanes=1, share=None):
+        """The :class:`~rasterflow.hdl.timing.StageTiming` of the stage these parameters
+        build (the others do not change it)."""
+        size, deriv_x, smooth_x, smooth_y, deriv_y = GradientMagnitude.taps_of(ksize)
+        datapath = [ColumnDots.latency_of([smooth_y, deriv_y]), RowWindow.LATENCY,
+                    GradientNorm.latency_of(deriv_x, smooth_x, norm)]
+        return windowed_timing(width, size, size, datapath, lanes=lanes, share=share)
 
 
 # --- Median -------------------------------------------------------------------------------
@@ -406,10 +478,14 @@ class ColumnSort(wiring.Component):
         self.fmt, self.size = fmt, size
         self.network = batcher_network(size)
         self.comparators = len(self.network)
-        self.latency = network_latency(self.network)
+        self.latency = self.latency_of(size)
         column = data.ArrayLayout(pixel_layout(fmt), size)
         super().__init__({"i": In(stream.Signature(column_stream_layout(column))),
                           "o": Out(stream.Signature(column_stream_layout(column)))})
+
+    @staticmethod
+    def latency_of(size):
+        return network_latency(batcher_network(size))
 
     def elaborate(self, platform):
         m = Module()
@@ -442,10 +518,14 @@ class WindowMedian(wiring.Component):
         self.comparators = len(self.network)
         self.full_comparators = sum(1 for c in self.network if c[2] and c[3])
         self.half_comparators = self.comparators - self.full_comparators
-        self.latency = network_latency(self.network)
+        self.latency = self.latency_of(ksize)
         column = data.ArrayLayout(pixel_layout(fmt), ksize)
         super().__init__({"i": In(stream.Signature(window_stream_layout(column, ksize))),
                           "o": Out(pixel_stream_signature(fmt))})
+
+    @staticmethod
+    def latency_of(ksize):
+        return network_latency(median_network(ksize))
 
     def elaborate(self, platform):
         m = Module()
@@ -490,6 +570,14 @@ class MedianBlur(_WindowedStage):
         parts = [scanner, column_sort, row_window, median]
         super().__init__(fmt, fmt, parts, lanes)
 
+    @staticmethod
+    def timing(width, ksize, *, lanes=1, share=None):
+        """The :class:`~rasterflow.hdl.timing.StageTiming` of the stage these parameters
+        build (the others do not change it)."""
+        datapath = [ColumnSort.latency_of(ksize), RowWindow.LATENCY,
+                    WindowMedian.latency_of(ksize)]
+        return windowed_timing(width, ksize, ksize, datapath, lanes=lanes, share=share)
+
 
 # --- Morphology ---------------------------------------------------------------------------
 
@@ -502,10 +590,12 @@ class ColumnReduce(wiring.Component):
         _check_ksize(size, ODD_SIZES, "size")
         _check_choice("operation", operation, ("min", "max"))
         self.fmt, self.size, self.operation = fmt, size, operation
-        self.latency = reduce_latency(size)
+        self.latency = self.latency_of(size)
         column = data.ArrayLayout(pixel_layout(fmt), size)
         super().__init__({"i": In(stream.Signature(column_stream_layout(column))),
                           "o": Out(stream.Signature(column_stream_layout(pixel_layout(fmt))))})
+
+    latency_of = staticmethod(reduce_latency)
 
     def elaborate(self, platform):
         m = Module()
@@ -535,12 +625,16 @@ class WindowReduce(wiring.Component):
             if any(len(row) != kernel_width for row in mask) or not any(map(any, mask)):
                 raise ValueError(f"mask must be rows of {kernel_width} 0/1 values with a 1")
         self.fmt, self.kernel_width, self.operation, self.mask = fmt, kernel_width, operation, mask
-        taps = kernel_width if mask is None else sum(map(sum, mask))
-        self.latency = reduce_latency(taps)
+        self.latency = self.latency_of(kernel_width, mask)
         element = pixel_layout(fmt) if mask is None else \
             data.ArrayLayout(pixel_layout(fmt), len(mask))
         super().__init__({"i": In(stream.Signature(window_stream_layout(element, kernel_width))),
                           "o": Out(pixel_stream_signature(fmt))})
+
+    @staticmethod
+    def latency_of(kernel_width, mask=None):
+        """The min/max tree of the taps: all ``kernel_width``, or the ones ``mask`` sets."""
+        return reduce_latency(kernel_width if mask is None else sum(map(sum, mask)))
 
     def elaborate(self, platform):
         m = Module()
@@ -593,7 +687,7 @@ class Morphology(_WindowedStage):
             parts = [scanner, column_reduce, row_window,
                      per_lane(lambda: WindowReduce(fmt, ksize, reduce), lanes, "window", "data")]
         else:
-            self.element = [[int(v) for v in row] for row in structuring_element(shape, ksize)]
+            self.element = self.element_of(shape, ksize)
             column = data.ArrayLayout(pixel_layout(fmt), ksize)
             row_window = make_row_window(column, width, height, ksize, border="constant",
                                          constant_column=[[outside] * fmt.channels] * ksize,
@@ -602,6 +696,23 @@ class Morphology(_WindowedStage):
                      per_lane(lambda: WindowReduce(fmt, ksize, reduce, self.element), lanes,
                               "window", "data")]
         super().__init__(fmt, fmt, parts, lanes)
+
+    @staticmethod
+    def element_of(shape, ksize):
+        """The structuring element as rows of 0/1 ints."""
+        return [[int(v) for v in row] for row in structuring_element(shape, ksize)]
+
+    @staticmethod
+    def timing(width, ksize, *, shape="rect", lanes=1, share=None):
+        """The :class:`~rasterflow.hdl.timing.StageTiming` of the stage these parameters
+        build (the others do not change it)."""
+        if shape == "rect":
+            datapath = [ColumnReduce.latency_of(ksize), RowWindow.LATENCY,
+                        WindowReduce.latency_of(ksize)]
+        else:
+            datapath = [RowWindow.LATENCY,
+                        WindowReduce.latency_of(ksize, Morphology.element_of(shape, ksize))]
+        return windowed_timing(width, ksize, ksize, datapath, lanes=lanes, share=share)
 
 
 class Erode(Morphology):

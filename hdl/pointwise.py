@@ -65,6 +65,8 @@ class Threshold(_Pointwise):
 
     (saturated to uint8). Latency 1 cycle; one pixel per cycle; no memory.
     """
+    latency = 1
+
     def __init__(self, fmt: PixelFormat, *, level, maxval=255, type="binary"):
         _check_format("fmt", fmt, dtype="uint8")
         _check_int("level", level)
@@ -72,7 +74,6 @@ class Threshold(_Pointwise):
         if type not in THRESHOLD_TYPES:
             raise ValueError(f"type must be one of {', '.join(THRESHOLD_TYPES)}, not {type!r}")
         self.level, self.maxval, self.type = level, maxval, type
-        self.latency = 1
         super().__init__(fmt, fmt)
 
     def elaborate(self, platform):
@@ -105,9 +106,10 @@ class RGB2Gray(_Pointwise):
 
     Latency 4 cycles (products, two adder levels, rounding shift); one pixel per cycle.
     """
+    latency = dot_latency(3) + 1
+
     def __init__(self, fmt: PixelFormat = PixelFormat(3, "uint8")):
         _check_format("fmt", fmt, dtype="uint8", channels=3)
-        self.latency = dot_latency(3) + 1
         super().__init__(fmt, PixelFormat(1, "uint8"))
 
     def elaborate(self, platform):
@@ -129,8 +131,13 @@ class ChannelMin(_Pointwise):
     """
     def __init__(self, fmt: PixelFormat):
         _check_format("fmt", fmt)
-        self.latency = reduce_latency(fmt.channels)
+        self.latency = self.latency_of(fmt)
         super().__init__(fmt, PixelFormat(1, fmt.dtype))
+
+    @staticmethod
+    def latency_of(fmt):
+        """The min tree over ``fmt``'s channels."""
+        return reduce_latency(fmt.channels)
 
     def elaborate(self, platform):
         m = Module()
@@ -150,6 +157,8 @@ class ConstantDivide(_Pointwise):
     reciprocal ``M = ceil(2**S / (2 d))`` provably gives the exact quotient for every ``s``
     in range (see :func:`_reciprocal`). Latency 1 cycle; one pixel per cycle.
     """
+    latency = 1
+
     def __init__(self, fmt: PixelFormat, divisor, max_input, output: PixelFormat):
         _check_format("fmt", fmt)
         _check_format("output", output, channels=fmt.channels)
@@ -159,7 +168,6 @@ class ConstantDivide(_Pointwise):
             raise ValueError(f"output {output} cannot hold {max_input} / {divisor}")
         self.divisor, self.max_input = divisor, max_input
         self.multiplier, self.shift = _reciprocal(divisor, max_input)
-        self.latency = 1
         super().__init__(fmt, output)
 
     def elaborate(self, platform):

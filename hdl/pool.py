@@ -17,7 +17,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..golden.pixel import PixelFormat
 from .conv import Decimate, conv_geometry
-from .filters import _WindowedStage
+from .filters import _WindowedStage, windowed_timing
 from .payload import pixel_layout, pixel_stream_signature
 from .stall import StallPipeline
 from .window import ColumnScanner, RowWindow, column_stream_layout, window_stream_layout
@@ -43,9 +43,10 @@ class ColumnMax(wiring.Component):
 
     Latency 1 cycle; one column per cycle; no memory.
     """
+    latency = 1
+
     def __init__(self, fmt, kernel_height, taps):
         self.fmt, self.taps, self.kernel_height = fmt, taps, kernel_height
-        self.latency = 1
         column = data.ArrayLayout(pixel_layout(fmt), kernel_height)
         super().__init__({"i": In(stream.Signature(column_stream_layout(column))),
                           "o": Out(stream.Signature(column_stream_layout(pixel_layout(fmt))))})
@@ -68,10 +69,11 @@ class ColumnMax(wiring.Component):
 class WindowMax(wiring.Component):
     """Per-channel maximum over the window columns at ``taps``, clamped to
     ``act_min..act_max``. Latency 1 cycle; one window per cycle; no memory."""
+    latency = 1
+
     def __init__(self, fmt, kernel_width, taps, act_min, act_max):
         self.fmt, self.taps, self.kernel_width = fmt, taps, kernel_width
         self.act_min, self.act_max = act_min, act_max
-        self.latency = 1
         super().__init__({
             "i": In(stream.Signature(window_stream_layout(pixel_layout(fmt), kernel_width))),
             "o": Out(pixel_stream_signature(fmt))})
@@ -116,19 +118,38 @@ class MaxPoolUnit(_WindowedStage):
                  act_min=-128, act_max=127):
         if fmt.dtype != "int8":
             raise ValueError(f"max_pool takes int8 pixels, not {fmt.dtype}")
-        out_w, pad_x, _ = conv_geometry(width, size, stride, padding)
-        out_h, pad_y, _ = conv_geometry(height, size, stride, padding)
-        kx, taps_x = pool_taps(size, pad_x)
-        ky, taps_y = pool_taps(size, pad_y)
+        out_w, out_h, (kx, taps_x), (ky, taps_y), decimate = self.geometry(
+            width, height, size, stride, padding)
         scanner = ColumnScanner(fmt, width, height, ky, kx, border="constant", border_value=-128)
         column_max = ColumnMax(fmt, ky, taps_y)
         row_window = RowWindow(pixel_layout(fmt), width, height, kx, border="constant",
                                constant_column=[-128] * fmt.channels)
         window_max = WindowMax(fmt, kx, taps_x, act_min, act_max)
         parts = [scanner, column_max, row_window, window_max]
-        if (stride, out_w, out_h) != (1, width, height):
+        if decimate:
             parts.append(Decimate(window_max.o.payload.shape(), width, height, stride, 0, 0,
                                   out_w, out_h))
         self.width, self.height = width, height
         self.out_width, self.out_height = out_w, out_h
         super().__init__(fmt, fmt, parts, skid_all=False)
+
+    @staticmethod
+    def geometry(width, height, size, stride, padding):
+        """``(out_width, out_height, (Kx, taps_x), (Ky, taps_y), decimate)``: the output
+        size, the centred window and masked taps per axis, and whether a
+        :class:`~rasterflow.hdl.conv.Decimate` keeps only some positions."""
+        out_w, pad_x, _ = conv_geometry(width, size, stride, padding)
+        out_h, pad_y, _ = conv_geometry(height, size, stride, padding)
+        return (out_w, out_h, pool_taps(size, pad_x), pool_taps(size, pad_y),
+                (stride, out_w, out_h) != (1, width, height))
+
+    @staticmethod
+    def timing(width, height, *, size, stride, padding):
+        """The :class:`~rasterflow.hdl.timing.StageTiming` of the stage these parameters
+        build (the others do not change it)."""
+        _, _, (kx, _), (ky, _), decimate = MaxPoolUnit.geometry(width, height, size, stride,
+                                                                padding)
+        datapath = [ColumnMax.latency, RowWindow.LATENCY, WindowMax.latency]
+        if decimate:
+            datapath.append(Decimate.latency)
+        return windowed_timing(width, ky, kx, datapath, skid_all=False)

@@ -19,7 +19,7 @@ from .guard import Fault, FrameGuard
 from .payload import joined_stream_layout, pixel_stream_layout, pixel_stream_signature
 from .stall import SKID_LATENCY, SkidBuffer
 
-__all__ = ["INPUT", "TopNode", "PipelineTop", "join_names"]
+__all__ = ["INPUT", "TopNode", "PipelineTop", "GraphTiming", "graph_timing", "join_names"]
 
 #: The name of the pipeline's input stream in a graph.
 INPUT = "input"
@@ -28,6 +28,49 @@ INPUT = "input"
 def join_names(count):
     """The field names of a join's inputs in a ``joined_stream_layout``: ``a``, ``b``, ..."""
     return tuple("abcdefghijklmnopqrstuvwxyz"[:count])
+
+
+@dataclass(frozen=True)
+class GraphTiming:
+    """The arrival times of a graph's streams, its joins' skew buffers and its latency (see
+    :class:`PipelineTop`): ``arrival`` (stream name -> cycles after its input transfer),
+    ``skews`` (``(node name or "output", input position)`` -> skew buffer depth, for the
+    inputs that need one) and ``latency_cycles``."""
+    arrival: dict
+    skews: dict
+    latency_cycles: int
+
+
+def graph_timing(nodes, outputs):
+    """The :class:`GraphTiming` of a graph, from each node's timing alone.
+
+    The one place the arrival-time rule is written, for :class:`PipelineTop` (which sizes
+    its skew buffers from it) and for planning a pipeline without building its hardware.
+
+    Parameters
+    ----------
+    nodes : iterable of ``(name, inputs, delay)``
+        In a topological order: the node's name, the names of the streams it reads, and its
+        ``latency + schedule_delay``.
+    outputs : list of str
+        The names of the streams that leave the graph (joined when several).
+    """
+    arrival = {INPUT: FrameGuard.latency + SKID_LATENCY}
+    skews = {}
+
+    def join_arrival(key, inputs):
+        # One input needs no join; several meet at a join, each faster one behind a buffer.
+        arrivals = [arrival[name] for name in inputs]
+        if len(inputs) == 1:
+            return arrivals[0]
+        for position, depth in enumerate(skew_depth(arrivals)):
+            if depth:
+                skews[key, position] = depth
+        return joined_latency(arrivals)
+
+    for name, inputs, delay in nodes:
+        arrival[name] = join_arrival(name, inputs) + delay + SKID_LATENCY
+    return GraphTiming(arrival, skews, join_arrival("output", outputs))
 
 
 @dataclass(frozen=True)
@@ -56,7 +99,7 @@ class PipelineTop(wiring.Component):
     Latency: each stream's arrival time ``T`` (cycles after its input transfer, unstalled)
     is the guard's latency plus a skid buffer for the input, and for a stage's output the
     latest of its inputs' arrivals plus the stage's ``latency + schedule_delay`` plus a skid
-    buffer; ``latency_cycles`` is the latest output's. Skew buffers give the earlier inputs
+    buffer; ``latency_cycles`` is the latest output's (:func:`graph_timing`). Skew buffers give the earlier inputs
     of a join the depth that keeps the fork feeding them from stalling, so ``F`` frames take
     ``F * ceil(W/P) * H + latency_cycles`` cycles. Throughput: one transfer per cycle.
     Memory: the stages' plus ``depth x payload`` bits per skew buffer.
@@ -75,12 +118,11 @@ class PipelineTop(wiring.Component):
         self._shapes = {INPUT: pixel_stream_layout(in_format, lanes),
                         **{n.name: n.part.o.payload.shape() for n in nodes}}
         self._readers = self._count_readers()
-        self.arrival = {INPUT: self.guard.latency + SKID_LATENCY}
-        self.skews = {}     # (node or "output", input position) -> depth
-        for node in nodes:
-            self.arrival[node.name] = self._join_arrival(node.name, node.inputs) + \
-                node.part.latency + node.part.schedule_delay + SKID_LATENCY
-        self.latency_cycles = self._join_arrival("output", self.outputs)
+        timing = graph_timing([(n.name, n.inputs, n.part.latency + n.part.schedule_delay)
+                               for n in nodes], self.outputs)
+        self.arrival = timing.arrival
+        self.skews = timing.skews     # (node or "output", input position) -> depth
+        self.latency_cycles = timing.latency_cycles
         out_signature = (pixel_stream_signature(self._formats[outputs[0]], lanes)
                          if len(outputs) == 1 else
                          stream.Signature(joined_stream_layout(self.output_formats, lanes)))
@@ -104,17 +146,6 @@ class PipelineTop(wiring.Component):
         for name in self.outputs:
             readers[name] += 1
         return readers
-
-    def _join_arrival(self, key, inputs):
-        """The arrival time at a join of ``inputs`` (one input: no join), recording the skew
-        buffer depth each input needs."""
-        arrivals = [self.arrival[name] for name in inputs]
-        if len(inputs) == 1:
-            return arrivals[0]
-        for position, depth in enumerate(skew_depth(arrivals)):
-            if depth:
-                self.skews[key, position] = depth
-        return joined_latency(arrivals)
 
     def elaborate(self, platform):
         m = Module()

@@ -42,7 +42,7 @@ from .stall import payload_register
 
 __all__ = ["BORDERS", "border_source", "ColumnScanner", "RowWindow",
            "column_stream_layout", "window_stream_layout", "check_window_geometry",
-           "check_lanes", "MAX_LANES"]
+           "check_lanes", "MAX_LANES", "drain_ticks", "window_schedule"]
 
 BORDERS = ("constant", "replicate", "reflect", "reflect101")
 
@@ -90,6 +90,17 @@ def check_window_geometry(width, height, kernel_width, kernel_height, border):
                              f"for a {k}-tap window, not {n!r}")
     if border not in BORDERS:
         raise ValueError(f"border must be one of {', '.join(BORDERS)}, not {border!r}")
+
+
+def drain_ticks(kernel_width, lanes):
+    """Ticks after a line's last transfer that finish its windows: ``ceil((Kx // 2) / P)``."""
+    return -(-(kernel_width // 2) // lanes)
+
+
+def window_schedule(kernel_height, groups, drain):
+    """Transfers between a frame's last input and its last window: the ``Ky // 2`` lines
+    below the last one (``groups`` transfers each) and the ``drain`` ticks of the last line."""
+    return (kernel_height // 2) * groups + drain
 
 
 def column_stream_layout(column_shape):
@@ -313,6 +324,9 @@ class ColumnScanner(wiring.Component):
     (:func:`~rasterflow.hdl.bram.line_memory`: collision-free when ``G >= 2``, so bare block
     RAM, and on ECP5 ``DP16KD`` blocks with their output register).
     """
+    #: Cycles from a tick to its column.
+    LATENCY = 3
+
     def __init__(self, fmt: PixelFormat, width, height, kernel_height, kernel_width, *,
                  border="reflect101", border_value=0, lanes=1, collision_monitor=False):
         check_window_geometry(width, height, kernel_width, kernel_height, border)
@@ -326,10 +340,10 @@ class ColumnScanner(wiring.Component):
         self.lanes = lanes
         self.groups = transfers_per_line(width, lanes)
         self.kernel_height = kernel_height
-        self.drain_ticks = -(-(kernel_width // 2) // lanes)
+        self.drain_ticks = drain_ticks(kernel_width, lanes)
         self.border = border
         self.border_value = border_value
-        self.latency = 3
+        self.latency = self.LATENCY
         #: With ``collision_monitor``: high when the border mux takes a word read while its
         #: line memory wrote the same address (never, when a line has two or more transfers:
         #: the formal tests check it). Verification only; builds leave it out.
@@ -685,6 +699,9 @@ class RowWindow(wiring.Component):
     Latency 1 cycle; one transfer per cycle; ``2 * ceil(hx / P)`` registers of ``P``
     columns (``hx = Kx // 2``).
     """
+    #: Cycles from a column transfer to its window.
+    LATENCY = 1
+
     def __init__(self, element_shape, width, height, kernel_width, *, border="reflect101",
                  constant_column=0, lanes=1):
         check_window_geometry(width, height, kernel_width, 1, border)
@@ -696,7 +713,7 @@ class RowWindow(wiring.Component):
         self.border = border
         self.constant_column = constant_column
         self.lanes = lanes
-        self.latency = 1
+        self.latency = self.LATENCY
         super().__init__({
             "i": In(stream.Signature(column_stream_layout(lanes_of(element_shape, lanes)))),
             "o": Out(stream.Signature(window_stream_layout(element_shape, kernel_width, lanes))),

@@ -1,18 +1,15 @@
 """A validated pipeline: a graph of stages bound to their inputs, golden model, hardware top."""
 import dataclasses
-import gc
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from amaranth.hdl import UnusedElaboratable
 
 from .errors import InputError, SpecError
 from .ops import STAGES
 from .params import check_name
-from .stages import INPUT, Stage
+from .stages import INPUT, Bound, Stage
 from .hdl.filters import SharedColumnScanner, SharedWindow
-from .hdl.top import PipelineTop, TopNode
+from .hdl.top import PipelineTop, TopNode, graph_timing
 
 __all__ = ["Node", "Pipeline"]
 
@@ -212,43 +209,57 @@ class Pipeline:
         name = self.output().name
         return self.golden_outputs(frame)[name]
 
-    def hardware(self):
-        """The graph's :class:`~rasterflow.hdl.top.PipelineTop`: a node per stage (in the
-        order of :attr:`bound`), and before the first stage of each group sharing line buffers
-        a node of their :class:`~rasterflow.hdl.filters.SharedColumnScanner`."""
+    def _graph(self):
+        """The hardware graph's nodes in order, ``(name, inputs, item)``: ``item`` is a
+        stage's :class:`Bound`, or the :class:`~rasterflow.hdl.filters.SharedWindow` of a
+        shared line-buffer scanner, placed before the first stage of the group sharing it."""
         nodes, scanners = [], {}
         for b in self.bound:
             inputs = b.inputs
             if b.share is not None:
                 key = (b.inputs[0], b.share)
                 if key not in scanners:
-                    scanners[key] = self._scanner_node(b.inputs[0], b.share, len(scanners))
-                    nodes.append(scanners[key])
-                inputs = (scanners[key].name,)
-            nodes.append(TopNode(b.name, b.hardware(), inputs, b.out_format))
+                    scanners[key] = self._scanner_name(b.inputs[0], len(scanners))
+                    nodes.append((scanners[key], b.inputs, b.share))
+                inputs = (scanners[key],)
+            nodes.append((b.name, inputs, b))
+        return nodes
+
+    def hardware(self):
+        """The graph's :class:`~rasterflow.hdl.top.PipelineTop`: a node per stage (in the
+        order of :attr:`bound`), and before the first stage of each group sharing line buffers
+        a node of their :class:`~rasterflow.hdl.filters.SharedColumnScanner`."""
+        nodes = []
+        for name, inputs, item in self._graph():
+            if isinstance(item, Bound):
+                nodes.append(TopNode(name, item.hardware(), inputs, item.out_format))
+            else:
+                fmt, width, height = self._source(inputs[0])
+                scanner = SharedColumnScanner(fmt, width, height, item, self.lanes)
+                nodes.append(TopNode(name, scanner, inputs, None))
         return PipelineTop(self.input_format, self.width, self.height, self.lanes, nodes,
                            self.outputs)
 
-    def _scanner_node(self, source, share, index):
-        fmt, width, height = self._source(source)
+    def _scanner_name(self, source, index):
         taken = {INPUT, *self._bound_by_name}
-        name = next(f"lines{k}_{source}" for k in range(index, index + len(taken) + 1)
+        return next(f"lines{k}_{source}" for k in range(index, index + len(taken) + 1)
                     if f"lines{k}_{source}" not in taken)
-        return TopNode(name, SharedColumnScanner(fmt, width, height, share, self.lanes),
-                       (source,), None)
+
+    def timings(self):
+        """Each stage's :class:`~rasterflow.hdl.timing.StageTiming`, by name (in the order of
+        :attr:`bound`), from its parameters alone."""
+        return {b.name: b.stage.timing(b) for b in self.bound}
 
     @property
     def latency_cycles(self):
-        """``L`` of the hardware: ``F`` frames take ``F*W*H + L`` cycles when nothing stalls."""
-        # The hardware is built only to read its latency; it is never elaborated, which is
-        # intended, so Amaranth's unused-elaboratable reminder is silenced for it alone.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UnusedElaboratable)
-            top = self.hardware()
-            latency = top.latency_cycles
-            del top
-            gc.collect()
-        return latency
+        """``L`` of the hardware: ``F`` frames take ``F*W*H + L`` cycles when nothing stalls.
+        Computed from the stages' timings by the hardware's own rule
+        (:func:`~rasterflow.hdl.top.graph_timing`), without building it."""
+        timings = self.timings()
+        nodes = [(name, inputs, (timings[name] if isinstance(item, Bound)
+                                 else SharedColumnScanner.timing()).delay)
+                 for name, inputs, item in self._graph()]
+        return graph_timing(nodes, self.outputs).latency_cycles
 
     @property
     def latency_lines(self):

@@ -7,7 +7,8 @@ Each stage is a frozen dataclass of its spec parameters, each declared once with
 :func:`~rasterflow.params.param` (type, default, allowed values, doc); constructing a stage
 checks them all. A :class:`~rasterflow.pipeline.Pipeline` binds it to its input
 (:meth:`Stage.bind`), which checks the parameters against the pixel format and frame size it
-receives and says what it produces.
+receives and says what it produces; :meth:`Stage.timing` says what its hardware promises
+about cycles, from the hardware classes' own timing functions, without building it.
 """
 import copy
 import functools
@@ -19,11 +20,13 @@ from .golden import filters as golden_filters
 from .golden.pixel import DTYPES, PixelFormat
 from .hdl.filters import (MAX_SHIFT, MAX_TAP, ROUNDINGS, Filter2D, SepFilter2D, SharedWindow,
                           check_taps)
+from .hdl.timing import StageTiming
 from .hdl.top import INPUT
 from .hdl.window import BORDERS, MAX_KERNEL
 from .params import check_params, from_table, param, params_of
 
-__all__ = ["Stage", "Bound", "STAGES", "INPUT", "GRAPH_KEYS", "register_stage",
+__all__ = ["Stage", "Bound", "StageTiming", "STAGES", "INPUT", "GRAPH_KEYS", "register_stage",
+           "fixed_timing",
            "stage_from_table", "border_param", "check_window_fits", "Filter2DStage",
            "SepFilter2DStage"]
 
@@ -81,6 +84,9 @@ class Stage:
     #: How many streams the stage reads; a stage of arity 2 or more is a join, bound by
     #: :meth:`bind_join` and fed one ``joined_stream_layout`` stream.
     arity: ClassVar[int] = 1
+    #: The stage's array parameters by name (a CNN layer's weights and bias), which a spec
+    #: refers to by file; ``None`` for a stage without any.
+    arrays = None
 
     def __post_init__(self):
         """Check the declared parameters; a stage with rules across parameters extends this
@@ -113,6 +119,23 @@ class Stage:
 
     def hardware(self, bound: Bound):
         raise NotImplementedError
+
+    def timing(self, bound: Bound) -> StageTiming:
+        """The cycles ``hardware(bound)`` takes (its ``latency``, ``schedule_delay``, ...),
+        computed from the parameters without building it."""
+        raise NotImplementedError
+
+    def sim_report(self, bound: Bound, frames, cycles):
+        """Figures of this stage after a simulation of ``frames`` frames that took
+        ``cycles`` (a MAC layer's utilization), or ``None`` when it has none."""
+        return None
+
+
+def fixed_timing(hardware_class, latency=None):
+    """The :class:`StageTiming` of a pointwise ``hardware_class`` (its class attributes
+    ``latency`` unless given, and ``schedule_delay``); lane copies keep both."""
+    return StageTiming(hardware_class.latency if latency is None else latency,
+                       hardware_class.schedule_delay)
 
 
 def check_window_fits(width, height, kernel_width, kernel_height):
@@ -192,6 +215,9 @@ class Filter2DStage(_LinearFilter):
                                        rounding=self.rounding, border=self.border,
                                        border_value=self.border_value, output=self.output)
 
+    def timing(self, bound):
+        return Filter2D.timing(bound.width, self.kernel, lanes=bound.lanes, share=bound.share)
+
     def hardware(self, bound):
         return Filter2D(bound.in_format, bound.width, bound.height, self.kernel,
                         shift=self.shift, rounding=self.rounding, border=self.border,
@@ -224,6 +250,10 @@ class SepFilter2DStage(_LinearFilter):
         return golden_filters.sepfilter2d(frame, self.kx, self.ky, shift=self.shift,
                                           rounding=self.rounding, border=self.border,
                                           border_value=self.border_value, output=self.output)
+
+    def timing(self, bound):
+        return SepFilter2D.timing(bound.width, self.kx, self.ky, lanes=bound.lanes,
+                                  share=bound.share)
 
     def hardware(self, bound):
         return SepFilter2D(bound.in_format, bound.width, bound.height, self.kx, self.ky,

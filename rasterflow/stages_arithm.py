@@ -17,7 +17,7 @@ from .hdl import arithm as hdl
 from .hdl import blend as hdl_blend
 from .hdl.stall import per_lane
 from .params import param
-from .stages import Bound, Stage, register_stage
+from .stages import Bound, Stage, fixed_timing, register_stage
 from .stages_imgproc import norm_param
 
 __all__ = ["JoinStage", "AddWeightedStage", "MagnitudeStage", "BitwiseNotStage"]
@@ -60,6 +60,9 @@ class JoinStage(Stage):
 
     def make_hardware(self, fmt):
         return self.hardware_class(fmt)
+
+    def timing(self, bound):
+        return fixed_timing(self.hardware_class)
 
 
 def _join_op(op, hardware_class, golden_function, summary):
@@ -104,6 +107,9 @@ class MagnitudeStage(JoinStage):
     def make_hardware(self, fmt):
         return hdl.Magnitude(fmt, self.norm)
 
+    def timing(self, bound):
+        return fixed_timing(hdl.Magnitude, hdl.Magnitude.latency_of(self.norm))
+
 
 @register_stage
 @dataclass(frozen=True)
@@ -136,6 +142,9 @@ class AddWeightedStage(JoinStage):
         return hdl_blend.AddWeighted(fmt, fmt, alpha=self.alpha, beta=self.beta,
                                      gamma=self.gamma)
 
+    def timing(self, bound):
+        return fixed_timing(hdl_blend.AddWeighted)
+
 
 @register_stage
 @dataclass(frozen=True)
@@ -152,3 +161,6 @@ class BitwiseNotStage(Stage):
 
     def hardware(self, bound):
         return per_lane(lambda: hdl.BitwiseNot(bound.in_format), bound.lanes, "data", "data")
+
+    def timing(self, bound):
+        return fixed_timing(hdl.BitwiseNot)

@@ -71,10 +71,10 @@ from .golden import cnn as golden_cnn
 from .golden.cnn import INT8_MAX, INT8_MIN
 from .golden.pixel import PixelFormat
 from .hdl.activation import RequantActivation
-from .hdl.conv import Conv2DUnit, conv_geometry
+from .hdl.conv import Conv2DUnit, conv_geometry, mac_layer_report
 from .hdl.pool import MaxPoolUnit, pool_taps
 from .params import SidecarArray, check_int, from_table, param, params_of
-from .stages import Bound, Stage, register_stage
+from .stages import Bound, Stage, fixed_timing, register_stage
 
 __all__ = ["Conv2DStage", "DepthwiseConv2DStage", "LeakyReluStage", "ReluStage",
            "Relu6Stage", "ReluN1To1Stage", "MaxPoolStage", "LAYER_STAGES", "stage_from_layer",
@@ -362,6 +362,16 @@ class _ConvBase(_LayerStage):
                           stride=self.stride, padding=self.padding, act_min=self.act_min,
                           act_max=self.act_max, pe=pe, simd=simd, depthwise=self.DEPTHWISE)
 
+    def timing(self, bound):
+        pe, simd = self.folding
+        return Conv2DUnit.timing(bound.width, bound.height, kernel=self.kernel,
+                                 terms=self.terms, out_channels=self.out_channels,
+                                 stride=self.stride, padding=self.padding, pe=pe, simd=simd)
+
+    def sim_report(self, bound, frames, cycles):
+        return mac_layer_report(self.op, *self.folding, self.timing(bound),
+                                frames * bound.out_width * bound.out_height, cycles)
+
 
 @register_stage
 @dataclass(frozen=True)
@@ -413,6 +423,9 @@ class LeakyReluStage(_LayerStage):
                                  multipliers=[(self.identity_m0, self.identity_shift),
                                               (self.alpha_m0, self.alpha_shift)])
 
+    def timing(self, bound):
+        return fixed_timing(RequantActivation)
+
 
 @dataclass(frozen=True)
 class _ReluBase(_LayerStage):
@@ -447,6 +460,9 @@ class _ReluBase(_LayerStage):
         return RequantActivation(bound.in_format, in_zp=self.in_zp, out_zp=self.out_zp,
                                  multipliers=[(self.m0, self.shift)], act_min=self.act_min,
                                  act_max=self.act_max)
+
+    def timing(self, bound):
+        return fixed_timing(RequantActivation)
 
 
 @register_stage
@@ -511,6 +527,10 @@ class MaxPoolStage(_LayerStage):
         return MaxPoolUnit(bound.in_format, bound.width, bound.height, size=self.size,
                            stride=self.stride, padding=self.padding, act_min=self.act_min,
                            act_max=self.act_max)
+
+    def timing(self, bound):
+        return MaxPoolUnit.timing(bound.width, bound.height, size=self.size,
+                                  stride=self.stride, padding=self.padding)
 
 
 # -- golden layers -> stages ---------------------------------------------------------------------

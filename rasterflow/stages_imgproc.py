@@ -17,7 +17,8 @@ from .hdl.filters import SharedWindow
 from .hdl import pointwise
 from .hdl.stall import per_lane
 from .params import param
-from .stages import Bound, Stage, border_param, check_window_fits, register_stage
+from .stages import (Bound, Stage, border_param, check_window_fits, fixed_timing,
+                     register_stage)
 
 __all__ = ["GaussianStage", "BoxStage", "SobelStage", "ScharrStage", "LaplacianStage",
            "GradientMagnitudeStage", "MedianStage", "ErodeStage", "DilateStage",
@@ -92,6 +93,10 @@ class GaussianStage(Stage):
     def window(self, bound):
         return SharedWindow(self.ksize, self.ksize, self.border)
 
+    def timing(self, bound):
+        return hdl.GaussianBlur.timing(bound.width, self.ksize, self.sigma,
+                                       lanes=bound.lanes, share=bound.share)
+
 
 @register_stage
 @dataclass(frozen=True)
@@ -118,6 +123,10 @@ class BoxStage(Stage):
 
     def window(self, bound):
         return SharedWindow(self.ksize, self.ksize, self.border)
+
+    def timing(self, bound):
+        return hdl.BoxFilter.timing(bound.width, self.ksize, normalize=self.normalize,
+                                    lanes=bound.lanes, share=bound.share)
 
 
 @register_stage
@@ -154,6 +163,10 @@ class SobelStage(Stage):
         kx, ky = golden.sobel_kernels(self.dx, self.dy, self.ksize)
         return SharedWindow(len(ky), len(kx), self.border)
 
+    def timing(self, bound):
+        return hdl.Sobel.timing(bound.width, self.dx, self.dy, self.ksize,
+                                lanes=bound.lanes, share=bound.share)
+
 
 @register_stage
 @dataclass(frozen=True)
@@ -182,6 +195,10 @@ class ScharrStage(Stage):
         return hdl.Scharr(bound.in_format, bound.width, bound.height, self.dx, self.dy,
                           border=self.border, lanes=bound.lanes, share=bound.share)
 
+    def timing(self, bound):
+        return hdl.Scharr.timing(bound.width, self.dx, self.dy,
+                                 lanes=bound.lanes, share=bound.share)
+
     def window(self, bound):
         return SharedWindow(3, 3, self.border)
 
@@ -207,6 +224,10 @@ class LaplacianStage(Stage):
     def hardware(self, bound):
         return hdl.Laplacian(bound.in_format, bound.width, bound.height, self.ksize,
                              border=self.border, lanes=bound.lanes, share=bound.share)
+
+    def timing(self, bound):
+        return hdl.Laplacian.timing(bound.width, self.ksize, lanes=bound.lanes,
+                                    share=bound.share)
 
     def window(self, bound):
         return SharedWindow(3, 3, self.border)
@@ -242,6 +263,10 @@ class GradientMagnitudeStage(Stage):
         size = max(3, self.ksize)
         return SharedWindow(size, size, self.border)
 
+    def timing(self, bound):
+        return hdl.GradientMagnitude.timing(bound.width, self.ksize, self.norm,
+                                            lanes=bound.lanes, share=bound.share)
+
 
 # --- Order statistics and morphology ------------------------------------------------------
 
@@ -268,6 +293,9 @@ class MedianStage(Stage):
     def window(self, bound):
         return SharedWindow(self.ksize, self.ksize, "replicate")   # cv2.medianBlur's border
 
+    def timing(self, bound):
+        return hdl.MedianBlur.timing(bound.width, self.ksize, lanes=bound.lanes, share=bound.share)
+
 
 @dataclass(frozen=True)
 class _MorphologyStage(Stage):
@@ -291,6 +319,10 @@ class _MorphologyStage(Stage):
         fmt = bound.in_format
         return SharedWindow(self.ksize, self.ksize, "constant",
                             fmt.max if self.op == "erode" else fmt.min)
+
+    def timing(self, bound):
+        return hdl.Morphology.timing(bound.width, self.ksize, shape=self.shape,
+                                     lanes=bound.lanes, share=bound.share)
 
 
 @register_stage
@@ -334,6 +366,9 @@ class ThresholdStage(Stage):
         return per_lane(lambda: pointwise.Threshold(bound.in_format, level=self.level, maxval=self.maxval,
                                    type=self.type), bound.lanes, "data", "data")
 
+    def timing(self, bound):
+        return fixed_timing(pointwise.Threshold)
+
 
 @register_stage
 @dataclass(frozen=True)
@@ -353,6 +388,9 @@ class RGB2GrayStage(Stage):
         return per_lane(lambda: pointwise.RGB2Gray(bound.in_format), bound.lanes,
                         "data", "data")
 
+    def timing(self, bound):
+        return fixed_timing(pointwise.RGB2Gray)
+
 
 @register_stage
 @dataclass(frozen=True)
@@ -370,3 +408,7 @@ class ChannelMinStage(Stage):
     def hardware(self, bound):
         return per_lane(lambda: pointwise.ChannelMin(bound.in_format), bound.lanes,
                         "data", "data")
+
+    def timing(self, bound):
+        return fixed_timing(pointwise.ChannelMin,
+                            pointwise.ChannelMin.latency_of(bound.in_format))

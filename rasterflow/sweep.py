@@ -13,11 +13,11 @@ Field addresses (:func:`set_field`): ``input.FIELD``, ``stage[i].FIELD``, or a b
 for every stage whose op has that field (and ``[input]`` if it has it, e.g.
 ``pixels_per_clock``).
 
-Throughput (:func:`pipeline_pixels_per_cycle`): input pixels per clock in steady state. A
-stage's hardware may say how many pixels it takes per cycle with a ``pixels_per_cycle``
-attribute; a MAC-array stage with an ``initiation_interval`` (cycles per output pixel) is
-limited to ``in_pixels / (out_pixels * II)`` of a frame's pixels per cycle; any other stage
-takes ``input.pixels_per_clock`` (1 until the spec has that field). The slowest stage sets the
+Throughput (:func:`pipeline_pixels_per_cycle`): input pixels per clock in steady state, from
+the stages' :class:`~rasterflow.hdl.timing.StageTiming` (no hardware is built). A stage takes
+a frame in the longer of its input transfers (``in_pixels / P`` for ``P =
+input.pixels_per_clock``) and its output initiations (``out_pixels / P * II``, ``II`` the
+cycles per output transfer: more than 1 for a folded MAC array). The slowest stage sets the
 pipeline's rate; Mpixel/s is that rate times Fmax.
 """
 import copy
@@ -32,6 +32,7 @@ import shutil
 import tempfile
 import tomllib
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -184,9 +185,8 @@ def normalized_spec(pipeline):
     doc = pipeline.to_dict()
     for table, node in zip(doc["stage"], pipeline.spec_nodes):
         stage = node.stage
-        arrays = getattr(stage, "arrays", None)
-        if arrays:
-            table["arrays"] = arrays
+        if stage.arrays:
+            table["arrays"] = stage.arrays
     return json.dumps(doc, sort_keys=True, default=_canonical, separators=(",", ":"))
 
 
@@ -234,19 +234,15 @@ def design_key(pipeline, board, versions, dsp_budget=None):
 
 def pipeline_pixels_per_cycle(pipeline):
     """Pipeline input pixels per clock in steady state (see the module docstring)."""
-    default = getattr(pipeline.input, "pixels_per_clock", 1)
+    lanes = pipeline.lanes
     frames_per_cycle = []
-    parts = pipeline.hardware().parts_by_name
-    for bound in pipeline.bound:
-        part = parts[bound.name]
-        in_pixels = bound.width * bound.height
-        rate = getattr(part, "pixels_per_cycle", None)
-        interval = getattr(part, "initiation_interval", None)
-        if rate is None and interval is not None:
-            busy = bound.out_width * bound.out_height * interval
-            rate = in_pixels / max(in_pixels / default, busy)
-        frames_per_cycle.append((rate or default) / in_pixels)
-    return min(frames_per_cycle) * pipeline.width * pipeline.height
+    for bound, timing in zip(pipeline.bound, pipeline.timings().values()):
+        # Exact fractions, so that a whole rate comes out as a whole float.
+        inputs = Fraction(bound.width * bound.height, lanes)
+        outputs = Fraction(bound.out_width * bound.out_height * timing.initiation_interval,
+                           lanes)
+        frames_per_cycle.append(1 / max(inputs, outputs))
+    return float(min(frames_per_cycle) * pipeline.width * pipeline.height)
 
 
 def pareto_front(points):

@@ -176,7 +176,7 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
         marker_errors=marker_errors, cycles=run.cycles, latency_cycles=top.latency_cycles,
         first_output_cycle=run.first_output_cycle, wall_seconds=wall,
         sim_cycles_per_second=run.sim_cycles_per_second, stall=stall,
-        extra={**extra, **_stage_reports(top, frames, run.cycles)})
+        extra={**extra, **_stage_reports(pipeline, frames, run.cycles)})
 
 
 class _OutputCodec:
@@ -210,8 +210,11 @@ class _OutputCodec:
         return sum(int(np.count_nonzero(got[name] != expected[name])) for name in got)
 
 
-def _stage_reports(top, frames, cycles):
-    """Figures that stages compute from their geometry and the measured cycles (per-layer MAC
-    cycles and utilization of CNN layers; see ``hdl/conv.py``'s ``mac_sim_report``)."""
+def _stage_reports(pipeline, frames, cycles):
+    """Figures that stages compute from their timing and the measured cycles (per-layer MAC
+    cycles and utilization of CNN layers; see ``hdl/conv.py``'s ``mac_sim_report``), keyed
+    ``stage<k>`` by position in ``pipeline.bound``."""
     from ..hdl.conv import mac_sim_report
-    return mac_sim_report(top.parts, frames, cycles)
+    reports = {f"stage{index}": bound.stage.sim_report(bound, frames, cycles)
+               for index, bound in enumerate(pipeline.bound)}
+    return mac_sim_report({key: r for key, r in reports.items() if r is not None}, cycles)
