@@ -99,9 +99,10 @@ class PipelineTop(wiring.Component):
     Latency: each stream's arrival time ``T`` (cycles after its input transfer, unstalled)
     is the guard's latency plus a skid buffer for the input, and for a stage's output the
     latest of its inputs' arrivals plus the stage's ``latency + schedule_delay`` plus a skid
-    buffer; ``latency_cycles`` is the latest output's (:func:`graph_timing`). Skew buffers give the earlier inputs
-    of a join the depth that keeps the fork feeding them from stalling, so ``F`` frames take
-    ``F * ceil(W/P) * H + latency_cycles`` cycles. Throughput: one transfer per cycle.
+    buffer; ``latency_cycles`` is the latest output's (:func:`graph_timing`). Skew buffers
+    give the earlier inputs of a join the depth that keeps the fork feeding them from
+    stalling, so ``F`` frames take ``F * ceil(W/P) * H + latency_cycles`` cycles.
+    Throughput: one transfer per cycle.
     Memory: the stages' plus ``depth x payload`` bits per skew buffer.
     """
     def __init__(self, in_format, width, height, lanes, nodes, outputs):

@@ -117,3 +117,20 @@ def stream_through(dut, words, count, *, stall=0.0, seed=0, counted=None, after=
 
     run_testbenches(dut, producer, consumer)
     return received
+
+
+class OneOutput:
+    """The output side of the Pipeline contract for a stand-in pipeline with one output: its
+    ``name`` names the output, of ``output_format``, ``out_width`` x ``out_height``."""
+
+    @property
+    def outputs(self):
+        return [self.name]
+
+    @property
+    def output_formats(self):
+        return {self.name: self.output_format}
+
+    def output(self, name):
+        return self
+

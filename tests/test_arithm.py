@@ -5,17 +5,16 @@ corner values, then random values with a fifth at the extremes) through random i
 and output stalls, compared pixel for pixel with ``sof``/``eol``; the exact latency and one
 pixel per cycle unstalled; a 3-channel case; parameter validation.
 """
-import random
 
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
+from conftest import stream_through
 from rasterflow.golden import arithm as golden
 from rasterflow.golden.pixel import DTYPES, PixelFormat
 from rasterflow.hdl import arithm
-from rasterflow.hdl.payload import pack_pixels, unpack_pixels
-from rasterflow.sim.amaranth_sim import stream_get, stream_put
+from rasterflow.hdl.payload import pack_joined, pack_pixels, unpack_pixels
 
 # Blocks built only to read their attributes or to be rejected are never elaborated.
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -57,41 +56,11 @@ def random_frames(fmt, seed, lo=None, hi=None):
     return frames
 
 
-def joined_words(dut, a, b):
-    """Payloads of the joined stream (``a``, ``b`` side by side), one per pixel."""
-    layout = dut.i.payload.shape()
-    height, width = a.shape[:2]
-    return [layout.const({"data": {"a": a[y, x].tolist(), "b": b[y, x].tolist()},
-                          "sof": (y, x) == (0, 0), "eol": x == width - 1}).as_value().value
-            for y in range(height) for x in range(width)]
-
-
-def run(dut, words, *, seed, stall=0.3):
-    """Send ``words`` and receive as many outputs, each side stalling with probability
-    ``stall``."""
-    received = []
-
-    async def producer(ctx):
-        rng = random.Random(seed)
-        for word in words:
-            await stream_put(ctx, dut.i, word, rng=rng, stall=stall)
-
-    async def consumer(ctx):
-        rng = random.Random(seed + 1)
-        for _ in words:
-            received.append(await stream_get(ctx, dut.o, rng=rng, stall=stall))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
-    return received
-
-
 def check(dut, inputs, expected, *, seed):
-    words = joined_words(dut, *inputs) if len(inputs) == 2 else pack_pixels(dut.fmt, *inputs)
-    out, sof, eol = unpack_pixels(dut.out_fmt, run(dut, words, seed=seed), HEIGHT, WIDTH)
+    words = pack_joined({"a": dut.fmt, "b": dut.fmt}, dict(zip("ab", inputs))) \
+        if len(inputs) == 2 else pack_pixels(dut.fmt, *inputs)
+    received = stream_through(dut, words, len(words), stall=0.3, seed=seed)
+    out, sof, eol = unpack_pixels(dut.out_fmt, received, HEIGHT, WIDTH)
     assert sof.sum() == 1 and sof[0, 0], "sof must mark exactly the first pixel"
     assert eol[:, -1].all() and eol.sum() == HEIGHT, "eol must mark each line's last pixel"
     mismatches = np.argwhere(out != expected)

@@ -6,20 +6,18 @@ and without a sticky bit); for random weights, the pairs whose sum lies nearest 
 half-integer; a 3-channel frame; the exact latency and one pixel per cycle unstalled;
 parameter validation.
 """
-import random
 
 import numpy as np
 import pytest
-from amaranth.hdl import Shape
 from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from conftest import stream_through
 from rasterflow.golden import blend as golden
 from rasterflow.golden.pixel import PixelFormat
 from rasterflow.hdl.blend import MAX_FRACTION_BITS, ROUNDING_BITS, AddWeighted
-from rasterflow.hdl.payload import unpack_pixels
-from rasterflow.sim.amaranth_sim import stream_get, stream_put
+from rasterflow.hdl.payload import pack_joined, unpack_pixels
 
 # Blocks built only to read their attributes or to be rejected are never elaborated.
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
@@ -28,51 +26,15 @@ GRAY, RGB = PixelFormat(1, "uint8"), PixelFormat(3, "uint8")
 
 
 def joined_words(dut, a, b):
-    """Payloads of the joined stream for ``H x W x C`` frames ``a``, ``b``, one per pixel,
-    each value placed at its offset in the payload layout."""
-    layout = dut.i.payload.shape()
-    pixel = layout["data"].shape
-    height, width, channels = a.shape
-    words = np.zeros((height, width), dtype=object)
-    for name, frame in (("a", a), ("b", b)):
-        field = pixel[name]
-        step = Shape.cast(field.shape.elem_shape).width
-        for ch in range(channels):
-            offset = layout["data"].offset + field.offset + ch * step
-            words += frame[:, :, ch].astype(object) << offset
-    words[0, 0] += 1 << layout["sof"].offset
-    words[:, -1] += 1 << layout["eol"].offset
-    return [int(word) for word in words.reshape(-1)]
-
-
-def run(dut, words, *, seed, stall=0.3):
-    """Send ``words`` and receive as many outputs, each side stalling with probability
-    ``stall``."""
-    received = []
-
-    async def producer(ctx):
-        rng = random.Random(seed)
-        for word in words:
-            await stream_put(ctx, dut.i, word, rng=rng, stall=stall)
-
-    async def consumer(ctx):
-        rng = random.Random(seed + 1)
-        for _ in words:
-            received.append(await stream_get(ctx, dut.o, rng=rng, stall=stall))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
-    return received
+    """Payloads of the joined stream for ``H x W x C`` frames ``a``, ``b``, one per pixel."""
+    return pack_joined({"a": dut.fmt_a, "b": dut.fmt_b}, {"a": a, "b": b})
 
 
 def check(dut, a, b, *, seed):
     """Stream frames ``a``, ``b`` (``H x W x C``) through ``dut``; compare with the golden
     vector path and the frame markers."""
     height, width = a.shape[:2]
-    out, sof, eol = unpack_pixels(dut.out_fmt, run(dut, joined_words(dut, a, b), seed=seed),
+    out, sof, eol = unpack_pixels(dut.out_fmt, stream_through(dut, joined_words(dut, a, b), a.shape[0] * a.shape[1], stall=0.3, seed=seed),
                                   height, width)
     assert sof.sum() == 1 and sof[0, 0], "sof must mark exactly the first pixel"
     assert eol[:, -1].all() and eol.sum() == height, "eol must mark each line's last pixel"

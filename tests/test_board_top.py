@@ -10,6 +10,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from conftest import OneOutput
 from rasterflow.boards.host import (bytes_to_frame, check_answer, frame_to_bytes, input_stream,
                                     link_plan, output_trailer)
 from rasterflow.boards.families import FAMILIES
@@ -49,7 +50,7 @@ class ChannelMap(wiring.Component):
 
 
 @dataclass
-class StandInPipeline:
+class StandInPipeline(OneOutput):
     """Implements the Pipeline contract with a per-pixel channel map."""
     name: str
     input_format: PixelFormat
@@ -72,17 +73,6 @@ class StandInPipeline:
     @property
     def offsets(self):
         return [1 + self.offset_step * k for k in range(self.output_format.channels)]
-
-    @property
-    def outputs(self):
-        return [self.name]
-
-    @property
-    def output_formats(self):
-        return {self.name: self.output_format}
-
-    def output(self, name):
-        return self      # has out_width and out_height
 
     def golden_outputs(self, frame):
         return {self.name: self.golden(frame)}

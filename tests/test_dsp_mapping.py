@@ -8,6 +8,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from conftest import OneOutput
 from rasterflow.boards.build import Multiplier, build, plan_multipliers, rtlil_multipliers
 from rasterflow.boards.families import FAMILIES
 from rasterflow.golden.pixel import PixelFormat
@@ -40,7 +41,7 @@ class PairProducts(wiring.Component):
 
 
 @dataclass
-class ProductsPipeline:
+class ProductsPipeline(OneOutput):
     """The parts of the Pipeline contract a board build uses, around :class:`PairProducts`."""
     pairs: int
     width: int = 8
@@ -62,17 +63,6 @@ class ProductsPipeline:
 
     out_width = property(lambda self: self.width)
     out_height = property(lambda self: self.height)
-
-    @property
-    def outputs(self):
-        return [self.name]
-
-    @property
-    def output_formats(self):
-        return {self.name: self.output_format}
-
-    def output(self, name):
-        return self      # has out_width and out_height
 
     def hardware(self):
         return PairProducts(self.pairs)

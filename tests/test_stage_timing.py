@@ -17,7 +17,7 @@ from rasterflow.stages_cnn import (Conv2DStage, DepthwiseConv2DStage, LeakyReluS
                                    MaxPoolStage, Relu6Stage, ReluN1To1Stage, ReluStage)
 from rasterflow.sweep import pipeline_pixels_per_cycle
 
-from test_graph import FAN_OUT, UNSHARP, BLUR, graph
+from test_graph import FAN_OUT, GRAPHS, graph
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -152,20 +152,7 @@ def test_stage_timing_equals_the_hardware(op, make):
 
 
 @pytest.mark.parametrize("doc", [
-    pytest.param(graph(BLUR, UNSHARP), id="unsharp"),
-    pytest.param(graph(BLUR, UNSHARP, width=13, height=9, pixels_per_clock=4),
-                 id="unsharp-4px"),
-    pytest.param(graph({"name": "gx", "op": "sobel", "dx": 1, "dy": 0},
-                       {"name": "gy", "op": "sobel", "dx": 0, "dy": 1, "ksize": 5,
-                        "inputs": ["input"]},
-                       {"name": "m", "op": "magnitude", "norm": "l2", "inputs": ["gx", "gy"]},
-                       outputs=["m", "gx"]), id="sobel-xy-two-outputs"),
-    pytest.param(graph({"name": "fine", "op": "gaussian", "ksize": 3},
-                       {"name": "coarse", "op": "gaussian", "ksize": 7, "inputs": ["input"]},
-                       {"name": "dog", "op": "subtract", "inputs": ["fine", "coarse"]},
-                       {"name": "inv", "op": "bitwise_not", "inputs": ["input"]},
-                       {"name": "out", "op": "max", "inputs": ["dog", "inv"]},
-                       channels=3), id="three-branches-rgb"),
+    *GRAPHS,
     pytest.param(FAN_OUT, id="shared-lines"),
     pytest.param({**FAN_OUT, "input": {**FAN_OUT["input"], "pixels_per_clock": 2}},
                  id="shared-lines-2px"),
