@@ -250,15 +250,19 @@ class Conv2D:
 @register_layer
 @dataclass(frozen=True, eq=False)
 class DepthwiseConv2D:
-    """TFLite ``DEPTHWISE_CONV_2D`` int8, depth multiplier 1
+    """TFLite ``DEPTHWISE_CONV_2D`` int8, any depth multiplier
     (reference_integer_ops::DepthwiseConvPerChannel).
 
-    ``acc[c] = bias[c] + sum_{taps inside the image} w[ky, kx, c] * (x[.., c] - in_zp)``,
-    then requantized per channel like :class:`Conv2D`.
+    With ``C`` input channels and depth multiplier ``M`` there are ``C * M`` output
+    channels; output channel ``oc = ic * M + m`` reads input channel ``ic = oc // M``:
+    ``acc[oc] = bias[oc] + sum_{taps inside the image} w[ky, kx, oc] * (x[.., oc // M] -
+    in_zp)``, then requantized per output channel like :class:`Conv2D`. For ``M = 1`` this
+    is the plain per-channel depthwise convolution.
 
-    Fields: ``weights`` int8 ``[K, K, C]`` (TFLite's ``[1, K, K, C]`` without the leading
-    axis), ``bias`` int32 ``[C]``, ``stride``, ``padding``, ``in_zp``, ``out_zp``, ``m0``,
-    ``shift`` (``[C]``), ``act_min``, ``act_max``.
+    Fields: ``weights`` int8 ``[K, K, C * M]`` (TFLite's ``[1, K, K, C * M]`` without the
+    leading axis), ``bias`` int32 ``[C * M]``, ``stride``, ``padding``, ``in_zp``,
+    ``out_zp``, ``m0``, ``shift`` (``[C * M]``), ``act_min``, ``act_max``,
+    ``depth_multiplier`` (``M``, default 1).
     """
     weights: np.ndarray
     bias: np.ndarray
@@ -270,21 +274,26 @@ class DepthwiseConv2D:
     shift: np.ndarray
     act_min: int = INT8_MIN
     act_max: int = INT8_MAX
+    depth_multiplier: int = 1
 
     def __post_init__(self):
         weights = _frozen_array(self.weights, np.int8, "weights", 3)
-        kernel_h, kernel_w, channels = weights.shape
+        kernel_h, kernel_w, out_channels = weights.shape
         if kernel_h != kernel_w:
             raise ValueError(f"kernel must be square, got {kernel_h}x{kernel_w}")
+        multiplier = _check_int(self.depth_multiplier, "depth_multiplier", 1)
+        if out_channels % multiplier:
+            raise ValueError(f"{out_channels} weight channels are not a multiple of the depth "
+                             f"multiplier {multiplier}")
         bias = _frozen_array(self.bias, np.int32, "bias", 1)
-        if bias.shape != (channels,):
-            raise ValueError(f"bias needs {channels} entries, got {bias.shape[0]}")
+        if bias.shape != (out_channels,):
+            raise ValueError(f"bias needs {out_channels} entries, got {bias.shape[0]}")
         m0 = _frozen_array(self.m0, np.int64, "m0", 1)
         shift = _frozen_array(self.shift, np.int64, "shift", 1)
-        _check_multipliers(m0, shift, channels, "DepthwiseConv2D")
+        _check_multipliers(m0, shift, out_channels, "DepthwiseConv2D")
         if self.padding not in PADDINGS:
             raise ValueError(f"padding must be one of {PADDINGS}, not {self.padding!r}")
-        _set(self, weights=weights, bias=bias, m0=m0, shift=shift,
+        _set(self, weights=weights, bias=bias, m0=m0, shift=shift, depth_multiplier=multiplier,
              stride=_check_int(self.stride, "stride", 1),
              in_zp=_check_int(self.in_zp, "in_zp", INT8_MIN, INT8_MAX),
              out_zp=_check_int(self.out_zp, "out_zp", INT8_MIN, INT8_MAX))
@@ -292,12 +301,13 @@ class DepthwiseConv2D:
 
     @classmethod
     def from_scales(cls, weights, bias, in_scale, in_zp, w_scales, out_scale, out_zp,
-                    activation="NONE", stride=1, padding="same"):
-        """Like :meth:`Conv2D.from_scales`, with ``w_scales`` per channel (last axis)."""
+                    activation="NONE", stride=1, padding="same", depth_multiplier=1):
+        """Like :meth:`Conv2D.from_scales`, with ``w_scales`` per output channel (last axis)."""
         channels = np.shape(weights)[-1]
         m0, shift = _conv_multipliers(in_scale, w_scales, out_scale, channels)
         act_min, act_max = activation_range(activation, out_scale, out_zp)
-        return cls(weights, bias, stride, padding, in_zp, out_zp, m0, shift, act_min, act_max)
+        return cls(weights, bias, stride, padding, in_zp, out_zp, m0, shift, act_min, act_max,
+                   depth_multiplier)
 
     @property
     def kernel(self):
@@ -305,17 +315,29 @@ class DepthwiseConv2D:
 
     @property
     def channels(self):
+        """Input channels ``C`` (equal to the output channels for depth multiplier 1)."""
+        return self.weights.shape[2] // self.depth_multiplier
+
+    @property
+    def in_channels(self):
+        return self.channels
+
+    @property
+    def out_channels(self):
         return self.weights.shape[2]
 
     def output_shape(self, input_shape):
         return _spatial_shape(input_shape, self.channels, self.kernel, self.stride,
-                              self.padding, self.channels)
+                              self.padding, self.out_channels)
 
     def __call__(self, x):
         inputs, added = _batched(x, self.channels)
         windows = _spatial_windows(inputs - self.in_zp, self.kernel, self.stride, self.padding, 0)
-        acc = np.einsum("nhwcij,ijc->nhwc", windows, self.weights.astype(np.int64))
-        acc += self.bias
+        # [K, K, C * M] -> [K, K, C, M]: output channel c * M + m reads input channel c.
+        weights = self.weights.astype(np.int64).reshape(
+            self.kernel, self.kernel, self.channels, self.depth_multiplier)
+        acc = np.einsum("nhwcij,ijcm->nhwcm", windows, weights)
+        acc = acc.reshape(*acc.shape[:3], self.out_channels) + self.bias
         y = _requantize(acc, self.m0, self.shift, self.out_zp, self.act_min, self.act_max)
         return _unbatched(y, added)
 

@@ -434,3 +434,62 @@ def test_a_layer_type_name_is_registered_once():
     with pytest.raises(ValueError, match="Relu is already registered"):
         golden_cnn.register_layer(impostor)
     assert golden_cnn.LAYER_TYPES["Relu"] is Relu
+
+
+# --- DepthwiseConv2D with a depth multiplier (against LiteRT BUILTIN_REF) -------------------
+
+DEPTH_MULTIPLIER_CASES = [  # (in shape, multiplier, kernel, stride, padding, per tensor, bias)
+    ((1, 7, 6, 3), 2, 3, 1, "same", False, True),
+    ((2, 8, 7, 2), 2, 3, 2, "valid", True, False),
+    ((1, 9, 9, 1), 8, 3, 2, "same", False, True),     # one channel into eight
+    ((1, 6, 7, 2), 8, 5, 1, "same", False, True),
+    ((1, 8, 8, 1), 8, 1, 2, "same", True, True),
+]
+
+
+@pytest.mark.parametrize("in_shape, multiplier, kernel, stride, padding, per_tensor, with_bias",
+                         DEPTH_MULTIPLIER_CASES)
+def test_depthwise_depth_multiplier_matches_litert(in_shape, multiplier, kernel, stride, padding,
+                                                    per_tensor, with_bias):
+    from test_tflite_import import (Act, Op, Padding, TensorType, activation, build_model, constant,
+                                    depthwise_options, probe_inputs, reference_interpreter, run_reference)
+    rng = case_rng("dwm", in_shape, multiplier, kernel, stride, padding)
+    out_channels = in_shape[-1] * multiplier
+    weights = rng.integers(-127, 128, size=(kernel, kernel, out_channels), dtype=np.int8)
+    w_scales = rng.uniform(0.001, 0.01, size=1 if per_tensor else out_channels).astype(np.float32)
+    in_q, out_q = (0.02, 5), (0.03, -20)
+    tensors = [activation(list(in_shape), *in_q), constant(weights[None], TensorType.INT8, w_scales, 3)]
+    bias = rng.integers(-20000, 20000, size=out_channels).astype(np.int32)
+    if with_bias:
+        tensors.append(constant(bias, TensorType.INT32, np.float32(in_q[0]) * np.resize(w_scales, out_channels)))
+    else:
+        bias = np.zeros(out_channels, np.int32)
+    op_inputs = [0, 1, 2] if with_bias else [0, 1]
+    layer = DepthwiseConv2D.from_scales(weights, bias, in_q[0], in_q[1], w_scales, out_q[0], out_q[1],
+                                        "RELU6", stride, padding, depth_multiplier=multiplier)
+    out_shape = list(layer.output_shape(in_shape))
+    assert out_shape[-1] == out_channels and layer.in_channels == in_shape[-1]
+    tensors.append(activation(out_shape, *out_q))
+    options = depthwise_options(Padding.SAME if padding == "same" else Padding.VALID, stride, Act.RELU6,
+                                multiplier)
+    content = build_model(tensors, [(Op.DEPTHWISE_CONV_2D, op_inputs, [len(tensors) - 1], options)],
+                          [0], [len(tensors) - 1])
+    interpreter = reference_interpreter(content)
+    for x in probe_inputs(rng, in_shape) + [random_int8(rng, in_shape) for _ in range(3)]:
+        np.testing.assert_array_equal(layer(x), run_reference(interpreter, x))
+
+
+def test_depthwise_multiplier_maps_output_channel_to_input_channel():
+    # Two input channels (values 1 and 2), multiplier 3: outputs 0-2 read channel 0, 3-5 channel 1.
+    x = np.stack([np.full((1, 1), 1, np.int8), np.full((1, 1), 2, np.int8)], axis=-1)
+    weights = np.arange(1, 7, dtype=np.int8).reshape(1, 1, 6)
+    layer = DepthwiseConv2D(weights, np.zeros(6, np.int32), 1, "same", 0, 0, [IDENTITY[0]] * 6,
+                            [IDENTITY[1]] * 6, depth_multiplier=3)
+    np.testing.assert_array_equal(layer(x)[0, 0], [1, 2, 3, 8, 10, 12])
+    assert (layer.channels, layer.in_channels, layer.out_channels) == (2, 2, 6)
+    assert layer.output_shape((4, 5, 2)) == (4, 5, 6)
+    with pytest.raises(ValueError, match="multiple of the depth multiplier"):
+        DepthwiseConv2D(weights, np.zeros(6, np.int32), 1, "same", 0, 0, [IDENTITY[0]] * 6,
+                        [IDENTITY[1]] * 6, depth_multiplier=4)
+    with pytest.raises(ValueError, match="channels"):
+        layer(np.zeros((3, 3, 6), np.int8))
