@@ -134,3 +134,28 @@ class OneOutput:
     def output(self, name):
         return self
 
+
+def unstalled_output_cycles(dut, words):
+    """Feed ``words`` into ``dut.i`` with ``dut.o`` always ready; the cycles (counted from
+    the first input offered) of the first and the last output transfer, as
+    ``{"first_out": c, "last_out": c}``."""
+    cycles = {}
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        cycle, sent, received = 0, 0, 0
+        while received < len(words):
+            ctx.set(dut.i.payload.as_value(), words[min(sent, len(words) - 1)])
+            ctx.set(dut.i.valid, sent < len(words))
+            if sent < len(words) and ctx.get(dut.i.ready):
+                sent += 1
+            if ctx.get(dut.o.valid):
+                cycles.setdefault("first_out", cycle)
+                received += 1
+            await ctx.tick()
+            cycle += 1
+        cycles["last_out"] = cycle - 1
+
+    run_testbenches(dut, bench)
+    return cycles
+

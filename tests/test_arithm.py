@@ -8,9 +8,8 @@ pixel per cycle unstalled; a 3-channel case; parameter validation.
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 
-from conftest import stream_through
+from conftest import stream_through, unstalled_output_cycles
 from rasterflow.golden import arithm as golden
 from rasterflow.golden.pixel import DTYPES, PixelFormat
 from rasterflow.hdl import arithm
@@ -122,28 +121,8 @@ def test_latency_and_throughput(name, make, latency):
     count = 20
     words = [dut.i.payload.shape().const({"sof": k == 0}).as_value().value
              for k in range(count)]
-    cycles = {}
-
-    async def bench(ctx):
-        ctx.set(dut.o.ready, 1)
-        cycle, sent, received = 0, 0, 0
-        while received < count:
-            ctx.set(dut.i.payload.as_value(), words[min(sent, count - 1)])
-            ctx.set(dut.i.valid, sent < count)
-            if sent < count and ctx.get(dut.i.ready):
-                sent += 1
-            if ctx.get(dut.o.valid):
-                cycles.setdefault("first_out", cycle)
-                received += 1
-            await ctx.tick()
-            cycle += 1
-        cycles["last_out"] = cycle - 1
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    assert cycles == {"first_out": latency, "last_out": count - 1 + latency}
+    assert unstalled_output_cycles(dut, words) == {"first_out": latency,
+                                                   "last_out": count - 1 + latency}
 
 
 def test_formats():

@@ -9,11 +9,10 @@ parameter validation.
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import stream_through
+from conftest import stream_through, unstalled_output_cycles
 from rasterflow.golden import blend as golden
 from rasterflow.golden.pixel import PixelFormat
 from rasterflow.hdl.blend import MAX_FRACTION_BITS, ROUNDING_BITS, AddWeighted
@@ -151,28 +150,8 @@ def test_latency_and_throughput():
     count = 20
     words = [dut.i.payload.shape().const({"sof": k == 0}).as_value().value
              for k in range(count)]
-    cycles = {}
-
-    async def bench(ctx):
-        ctx.set(dut.o.ready, 1)
-        cycle, sent, received = 0, 0, 0
-        while received < count:
-            ctx.set(dut.i.payload.as_value(), words[min(sent, count - 1)])
-            ctx.set(dut.i.valid, sent < count)
-            if sent < count and ctx.get(dut.i.ready):
-                sent += 1
-            if ctx.get(dut.o.valid):
-                cycles.setdefault("first_out", cycle)
-                received += 1
-            await ctx.tick()
-            cycle += 1
-        cycles["last_out"] = cycle - 1
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    sim.run()
-    assert cycles == {"first_out": dut.latency, "last_out": count - 1 + dut.latency}
+    assert unstalled_output_cycles(dut, words) == {"first_out": dut.latency,
+                                                   "last_out": count - 1 + dut.latency}
 
 
 def test_attributes():
