@@ -59,14 +59,15 @@ def graph_timing(nodes, outputs):
     skews = {}
 
     def join_arrival(key, inputs):
-        # One input needs no join; several meet at a join, each faster one behind a buffer.
+        # One input needs no join; several meet at a join, each faster one behind a buffer,
+        # and leave it through a skid buffer.
         arrivals = [arrival[name] for name in inputs]
         if len(inputs) == 1:
             return arrivals[0]
         for position, depth in enumerate(skew_depth(arrivals)):
             if depth:
                 skews[key, position] = depth
-        return joined_latency(arrivals)
+        return joined_latency(arrivals) + SKID_LATENCY
 
     for name, inputs, delay in nodes:
         arrival[name] = join_arrival(name, inputs) + delay + SKID_LATENCY
@@ -98,8 +99,9 @@ class PipelineTop(wiring.Component):
 
     Latency: each stream's arrival time ``T`` (cycles after its input transfer, unstalled)
     is the guard's latency plus a skid buffer for the input, and for a stage's output the
-    latest of its inputs' arrivals plus the stage's ``latency + schedule_delay`` plus a skid
-    buffer; ``latency_cycles`` is the latest output's (:func:`graph_timing`). Skew buffers
+    latest of its inputs' arrivals (a join adds a skid buffer) plus the stage's
+    ``latency + schedule_delay`` plus a skid buffer; ``latency_cycles`` is the latest
+    output's (:func:`graph_timing`). Skew buffers
     give the earlier inputs of a join the depth that keeps the fork feeding them from
     stalling, so ``F`` frames take ``F * ceil(W/P) * H + latency_cycles`` cycles.
     Throughput: one transfer per cycle.
@@ -187,7 +189,12 @@ class PipelineTop(wiring.Component):
                 connect(m, source, skew.i)
                 source = skew.o
             connect(m, source, getattr(join, f"i_{field}"))
-        connect(m, join.o, sink)
+        # The join's input readies are its output's ready: without this register, a stalling
+        # stage's enable would reach through the join into the skew buffers and the fork.
+        skid = SkidBuffer(join.o.payload.shape())
+        m.submodules[f"join_skid_{key}"] = skid
+        connect(m, join.o, skid.i)
+        connect(m, skid.o, sink)
 
 
 class _Sources:
