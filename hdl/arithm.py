@@ -29,7 +29,14 @@ DTYPES = tuple(PIXEL_DTYPES)
 
 class _Elementwise(wiring.Component):
     """A pixel of ``out_fmt`` per input pixel (or pair of pixels), from ``_expression`` of
-    each channel's operands, registered once."""
+    each channel's operands, registered once.
+
+    Parameters
+    ----------
+    fmt : PixelFormat
+        Format of the input(s) ``a``, ``b`` and, unless a subclass says otherwise, of the
+        output (any channel count and type).
+    """
     schedule_delay = 0
     latency = 1
     arity = 2
@@ -68,11 +75,6 @@ class _Elementwise(wiring.Component):
 class Add(_Elementwise):
     """``cv2.add(a, b)``: ``saturate(a + b)`` per channel.
 
-    Parameters
-    ----------
-    fmt : PixelFormat
-        Format of ``a``, ``b`` and the output (any channel count and type).
-
     Notes
     -----
     Latency 1 cycle; one pixel per cycle. Per channel: an adder one bit wider than the type
@@ -85,11 +87,6 @@ class Add(_Elementwise):
 
 class Subtract(_Elementwise):
     """``cv2.subtract(a, b)``: ``saturate(a - b)`` per channel.
-
-    Parameters
-    ----------
-    fmt : PixelFormat
-        Format of ``a``, ``b`` and the output (any channel count and type).
 
     Notes
     -----
@@ -106,11 +103,6 @@ class AbsDiff(_Elementwise):
     """``cv2.absdiff(a, b)``: ``saturate(|a - b|)`` per channel, of the input type (so signed
     types clamp at their maximum: int8 ``|-128 - 127|`` gives 127).
 
-    Parameters
-    ----------
-    fmt : PixelFormat
-        Format of ``a``, ``b`` and the output (any channel count and type).
-
     Notes
     -----
     ``|a - b|`` is ``a < b ? b - a : a - b``. Latency 1 cycle; one pixel per cycle. Per
@@ -124,11 +116,6 @@ class AbsDiff(_Elementwise):
 class Min(_Elementwise):
     """``cv2.min(a, b)`` per channel.
 
-    Parameters
-    ----------
-    fmt : PixelFormat
-        Format of ``a``, ``b`` and the output (any channel count and type).
-
     Notes
     -----
     Latency 1 cycle; one pixel per cycle. Per channel: a comparator and a multiplexer.
@@ -139,11 +126,6 @@ class Min(_Elementwise):
 
 class Max(_Elementwise):
     """``cv2.max(a, b)`` per channel.
-
-    Parameters
-    ----------
-    fmt : PixelFormat
-        Format of ``a``, ``b`` and the output (any channel count and type).
 
     Notes
     -----
@@ -156,11 +138,6 @@ class Max(_Elementwise):
 class BitwiseAnd(_Elementwise):
     """``cv2.bitwise_and(a, b)``: ``a & b`` on the two's-complement bits.
 
-    Parameters
-    ----------
-    fmt : PixelFormat
-        Format of ``a``, ``b`` and the output (any channel count and type).
-
     Notes
     -----
     Latency 1 cycle; one pixel per cycle. One gate per bit.
@@ -172,11 +149,6 @@ class BitwiseAnd(_Elementwise):
 class BitwiseOr(_Elementwise):
     """``cv2.bitwise_or(a, b)``: ``a | b`` on the two's-complement bits.
 
-    Parameters
-    ----------
-    fmt : PixelFormat
-        Format of ``a``, ``b`` and the output (any channel count and type).
-
     Notes
     -----
     Latency 1 cycle; one pixel per cycle. One gate per bit.
@@ -187,11 +159,6 @@ class BitwiseOr(_Elementwise):
 
 class BitwiseXor(_Elementwise):
     """``cv2.bitwise_xor(a, b)``: ``a ^ b`` on the two's-complement bits.
-
-    Parameters
-    ----------
-    fmt : PixelFormat
-        Format of ``a``, ``b`` and the output (any channel count and type).
 
     Notes
     -----

@@ -192,13 +192,17 @@ def test_cli_boards_lists_devices_and_pins(capsys):
     assert "ulx3s-85f" in out and "LFE5U-85F" in out and "25 MHz" in out and "M1 / L4" in out
 
 
-@pytest.fixture
-def camera_like(tmp_path):
-    pipeline = plus_one(16, 12)
-    frame = random_frame(pipeline, seed=7)
+def grey_image(tmp_path, pipeline, seed):
+    """``(pipeline, frame, PNG path)``: a random grey frame for ``pipeline``, saved."""
+    frame = random_frame(pipeline, seed=seed)
     image = tmp_path / "in.png"
     Image.fromarray(frame[:, :, 0]).save(image)
     return pipeline, frame, image
+
+
+@pytest.fixture
+def camera_like(tmp_path):
+    return grey_image(tmp_path, plus_one(16, 12), seed=7)
 
 
 def test_cli_run_bit_exact(tmp_path, camera_like, capsys):
@@ -287,11 +291,7 @@ def test_cli_run_refuses_png_for_int16_output(tmp_path, capsys):
 
 @pytest.fixture
 def graph_camera(tmp_path):
-    pipeline = blur_and_edges(16, 12)
-    frame = random_frame(pipeline, seed=13)
-    image = tmp_path / "in.png"
-    Image.fromarray(frame[:, :, 0]).save(image)
-    return pipeline, frame, image
+    return grey_image(tmp_path, blur_and_edges(16, 12), seed=13)
 
 
 def test_cli_run_writes_every_output(tmp_path, graph_camera, capsys):
