@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .cnn import INT8_MAX, INT8_MIN, _check_activation_limits, _check_int, _frozen_array, _set
+from .cnn import (INT8_MAX, INT8_MIN, _check_activation_limits, _check_int, _frozen_array, _set,
+                  register_layer)
 from .quant import activation_range, wrap_int32
 
 __all__ = ["FullyConnected"]
 
 
+@register_layer
 @dataclass(frozen=True, eq=False)
 class FullyConnected:
     """TFLite ``FULLY_CONNECTED`` int8 with int8 weights (zero point 0) and int32 bias.

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .quant import INT32_MIN, multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
+from .cnn import register_layer
 
 __all__ = ["Add", "Concatenation", "ResizeNearestNeighbor", "Pad", "quantize", "dequantize",
            "ADD_LEFT_SHIFT"]
@@ -106,6 +107,7 @@ def _set(obj, **values):
 
 # --- ADD -----------------------------------------------------------------------------------
 
+@register_layer
 @dataclass(frozen=True)
 class Add:
     """Quantized int8 ADD with an optional fused clamp ``[act_min, act_max]``.
@@ -178,6 +180,7 @@ class Add:
 
 # --- CONCATENATION -------------------------------------------------------------------------
 
+@register_layer
 @dataclass(frozen=True)
 class Concatenation:
     """Int8 CONCATENATION along ``axis`` (negative counts from the end).
@@ -259,6 +262,7 @@ def _nearest_indices(in_size, out_size, align_corners, half_pixel_centers):
     return index
 
 
+@register_layer
 @dataclass(frozen=True)
 class ResizeNearestNeighbor:
     """RESIZE_NEAREST_NEIGHBOR on NHWC (or HWC) int8 arrays to ``out_height x out_width``."""
@@ -292,6 +296,7 @@ class ResizeNearestNeighbor:
 
 # --- PAD / PADV2 ---------------------------------------------------------------------------
 
+@register_layer
 @dataclass(frozen=True)
 class Pad:
     """PAD / PADV2 on int8: ``paddings`` is one ``(before, after)`` pair per dimension (at

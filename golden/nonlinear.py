@@ -54,6 +54,7 @@ import numpy as np
 
 from .quant import (INT32_MAX, quantize_multiplier, rounding_divide_by_pot,
                     saturating_rounding_doubling_high_mul, wrap_int32)
+from .cnn import register_layer
 
 __all__ = ["Softmax", "Logistic", "exp_on_negative_values", "one_over_one_plus_x_for_x_in_0_1"]
 
@@ -170,6 +171,7 @@ def _int8_input(x):
     return x
 
 
+@register_layer
 class Softmax:
     """TFLite ``SOFTMAX`` int8 -> int8 over the last axis, as LiteRT's reference kernel.
 
@@ -234,6 +236,7 @@ class Softmax:
         return np.where(kept, y, INT8_MIN).astype(np.int8)
 
 
+@register_layer
 class Logistic:
     """TFLite ``LOGISTIC`` int8 -> int8, as LiteRT's reference kernel: the 256-entry table of
     ``LUTPopulate<int8_t>`` (float32 sigmoid, see the module docstring), indexed by the input.

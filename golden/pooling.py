@@ -11,7 +11,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .cnn import (INT8_MAX, INT8_MIN, PADDINGS, _batched, _check_activation_limits, _check_int,
-                  _set, _unbatched, window_geometry)
+                  _set, _unbatched, register_layer, window_geometry)
 from .quant import activation_range, multiply_by_quantized_multiplier, quantize_multiplier, wrap_int32
 
 __all__ = ["AveragePool2D", "Mean", "divide_round_half_away"]
@@ -29,6 +29,7 @@ def divide_round_half_away(acc, count):
     return np.where(acc > 0, positive, negative)
 
 
+@register_layer
 @dataclass(frozen=True, eq=False)
 class AveragePool2D:
     """TFLite ``AVERAGE_POOL_2D`` int8 (reference_integer_ops::AveragePool).
@@ -90,6 +91,7 @@ class AveragePool2D:
         return _unbatched(y.astype(np.int8), added)
 
 
+@register_layer
 @dataclass(frozen=True, eq=False)
 class Mean:
     """TFLite ``MEAN`` int8 over the spatial axes H and W of NHWC, as LiteRT's

@@ -5,7 +5,8 @@ op reference ``docs/ops.md`` from their parameter declarations
 import inspect
 from pathlib import Path
 
-from . import stages, stages_arithm, stages_cnn, stages_imgproc  # noqa: F401
+from . import (stages, stages_arithm, stages_cnn, stages_dense, stages_imgproc,  # noqa: F401
+               stages_layout, stages_merge, stages_nonlinear, stages_pooling)
 from .params import TYPE_NAMES, allowed_values, default_text, params_of
 from .stages import GRAPH_KEYS, STAGES
 

@@ -1,0 +1,1 @@
+"""dense stages (being written)."""

@@ -1,0 +1,1 @@
+"""layout stages (being written)."""

@@ -1,0 +1,1 @@
+"""nonlinear stages (being written)."""

@@ -1,0 +1,1 @@
+"""pooling stages (being written)."""
