@@ -1,30 +1,42 @@
-"""Import int8 TFLite models into golden layers, and store their parameters.
+"""Import int8 TFLite models into a graph of golden layers, and store their parameters.
 
 :func:`load_tflite` parses a ``.tflite`` flatbuffer with the ``tflite`` package, walks the
-operators of subgraph 0 in order and maps each to a layer of :mod:`rasterflow.golden.cnn`
-with every quantization parameter resolved to integers exactly as the interpreter's
-``Prepare`` functions resolve them. Each supported operator has one importer, registered
-with :func:`importer` beside its code (its docstring names the layer and the limits);
-:data:`IMPORTERS` lists them.
+operators of subgraph 0 in order (TFLite stores them topologically sorted) and maps each to
+a layer of :mod:`rasterflow.golden` with every quantization parameter resolved to integers
+exactly as the interpreter's ``Prepare`` functions resolve them. Each supported operator has
+one importer, registered with :func:`importer` beside its code (its docstring names the
+layer and the limits); :data:`IMPORTERS` lists them.
 
-Only a linear chain of int8 activations is accepted (each operator consumes the previous
-one's output). Anything else raises :class:`ModelError` naming the operator index, its
-name and the reason.
+The result is an :class:`ImportedModel`: a graph of :class:`ImportedNode` (a node reads the
+model input or other nodes' outputs; a tensor read twice forks) with the model's outputs in
+its order. Operators that only relabel a tensor become no node:
+
+* ``RESHAPE`` / ``SQUEEZE`` keep the stream (a tensor ``[1, H, W, C]`` streams as ``H x W``
+  pixels of ``C`` channels, ``[1, C]`` as one pixel); one that would change the pixel layout
+  is refused unless only the model output reads it (the host then reshapes).
+* At the model's edges, done by the host exactly as TFLite does them: ``QUANTIZE`` of a
+  float32 input, ``DEQUANTIZE`` of an output, ``TRANSPOSE`` of an NCHW input to NHWC
+  (:class:`ModelInput`, :class:`ModelOutput`, :meth:`ImportedModel.predict`).
+
+Anything else raises :class:`ModelError` naming the operator index, its name and the
+reason.
 
 Sidecar format
 --------------
 :func:`layer_to_dict` turns a layer into ``(params, arrays)``: ``params`` holds only
-TOML-able scalars (``str``/``int``) — ``"type"`` (the golden class name), the scalar
-fields, and for each array field the *name* of its array in ``arrays``
-(``"<prefix>.<field>"``). :func:`layer_from_dict` inverts it. :func:`save_sidecar`
-writes every layer's arrays plus a JSON copy of the parameters to one ``.npz`` file
-(atomically), and :func:`load_sidecar` rebuilds the :class:`ImportedModel` from it. A spec
-file can carry the same ``params`` dicts and point at the ``.npz`` for the arrays.
+TOML-able values (``str``/``int``/``float``/``bool`` and lists of them) — ``"type"`` (the
+golden class name), the constructor's arguments, and for each array argument the *name*
+of its array in ``arrays`` (``"<prefix>.<field>"``). :func:`layer_from_dict` inverts it.
+:func:`save_sidecar` writes every node's arrays plus a JSON description of the graph to
+one ``.npz`` file (atomically), and :func:`load_sidecar` rebuilds the
+:class:`ImportedModel` from it. A spec file points at the same ``.npz`` for the arrays.
 """
+import inspect
 import io
 import json
+import numbers
 import struct
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, is_dataclass
 from pathlib import Path
 from types import MappingProxyType
 
@@ -35,12 +47,21 @@ from tflite.BuiltinOperator import BuiltinOperator
 from tflite.Padding import Padding
 from tflite.TensorType import TensorType
 
-from .golden.cnn import LAYER_TYPES, Conv2D, DepthwiseConv2D, LeakyRelu, MaxPool2D, Relu, Sequential
 from .files import atomic_write_bytes
+from .golden.cnn import LAYER_TYPES, Conv2D, DepthwiseConv2D, LeakyRelu, MaxPool2D, Relu
+from .golden.dense import FullyConnected
+from .golden.elementwise import (Add, Concatenation, Pad, ResizeNearestNeighbor, dequantize,
+                                 quantize)
+from .golden.nonlinear import Logistic, Softmax
+from .golden.pooling import AveragePool2D, Mean
 from .golden.quant import ACTIVATIONS, activation_range
 
-__all__ = ["ModelError", "ImportedModel", "IMPORTERS", "importer", "load_tflite", "layer_to_dict",
+__all__ = ["ModelError", "ImportedModel", "ImportedNode", "ModelInput", "ModelOutput", "INPUT",
+           "IMPORTERS", "importer", "load_tflite", "stream_shape", "layer_to_dict",
            "layer_from_dict", "layer_dicts", "save_sidecar", "load_sidecar"]
+
+#: The name under which nodes read the model's input.
+INPUT = "input"
 
 
 class ModelError(ValueError):
@@ -61,35 +82,132 @@ _FLATBUFFER_ERRORS = (struct.error, IndexError, ValueError, TypeError, UnicodeDe
                       OverflowError, KeyError, AttributeError)
 
 
+def stream_shape(shape):
+    """``(height, width, channels)`` of the pixel stream that carries a tensor of TFLite
+    ``shape`` (batch first), or None for a rank the stream cannot carry."""
+    shape = tuple(shape)
+    return {4: lambda: shape[1:], 3: lambda: (1, *shape[1:]), 2: lambda: (1, 1, shape[1]),
+            1: lambda: (1, 1, shape[0])}.get(len(shape), lambda: None)()
+
+
+@dataclass(frozen=True)
+class ImportedNode:
+    """One imported operator: ``name`` (unique, ``op<index>_<operator>``), its golden
+    ``layer``, the TFLite ``op_name`` and ``op_index``, the names of the nodes it reads
+    (:data:`INPUT` for the model input) with the TFLite ``input_shapes`` it reads them as,
+    and the TFLite ``shape`` of its output (batch included)."""
+    name: str
+    layer: object
+    op_name: str
+    op_index: int
+    inputs: tuple
+    input_shapes: tuple
+    shape: tuple
+
+    @property
+    def stream_shape(self):
+        return stream_shape(self.shape)
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """The model input as LiteRT takes it: ``shape`` (batch first, NCHW when ``layout`` is
+    ``"nchw"``), ``dtype`` (``"int8"``, or ``"float32"`` quantized by the host with the
+    stream's ``scale``/``zero_point``)."""
+    shape: tuple
+    dtype: str
+    scale: float
+    zero_point: int
+    layout: str = "nhwc"
+
+    @property
+    def nhwc_shape(self):
+        n, *rest = self.shape
+        return (n, *rest[1:], rest[0]) if self.layout == "nchw" else self.shape
+
+    def to_stream(self, x):
+        """LiteRT-form input ``x`` (batch first) -> int8 NHWC."""
+        x = np.asarray(x)
+        if self.layout == "nchw":
+            x = np.moveaxis(x, 1, -1)
+        return quantize(x, self.scale, self.zero_point) if self.dtype == "float32" else x
+
+
+@dataclass(frozen=True)
+class ModelOutput:
+    """One model output: the ``node`` whose stream carries it, its TFLite ``shape`` (batch
+    first) and ``dtype`` (``"float32"``: dequantized by the host with ``scale`` and
+    ``zero_point``)."""
+    node: str
+    shape: tuple
+    dtype: str
+    scale: float
+    zero_point: int
+
+    def from_stream(self, y):
+        """int8 output ``y`` (batch first) -> the tensor LiteRT returns."""
+        y = np.asarray(y).reshape(len(y), *self.shape[1:])
+        return dequantize(y, self.scale, self.zero_point) if self.dtype == "float32" else y
+
+
 @dataclass(frozen=True, eq=False)
 class ImportedModel:
-    """Golden layers of an imported model, with its boundary quantization.
+    """An imported model: ``nodes`` (topologically ordered :class:`ImportedNode`),
+    ``input`` (:class:`ModelInput`) and ``outputs`` (:class:`ModelOutput`, in the model's
+    output order).
 
-    ``layers`` (tuple of golden layers), ``op_names`` (TFLite operator names, one per
-    layer), ``op_indices`` (their operator indices in subgraph 0), ``input_shape`` (NHWC
-    as stored in the model, batch included), ``input_scale``/``input_zero_point`` and
-    ``output_scale``/``output_zero_point`` (per-tensor quantization of the chain's first
-    input and last output).
+    :meth:`run` is the int8 golden model on NHWC batches; :meth:`predict` takes and returns
+    the tensors LiteRT takes and returns (float I/O and NCHW input included).
     """
-    layers: tuple
-    op_names: tuple
-    op_indices: tuple
-    input_shape: tuple
-    input_scale: float
-    input_zero_point: int
-    output_scale: float
-    output_zero_point: int
+    nodes: tuple
+    input: ModelInput
+    outputs: tuple
 
     @property
-    def sequential(self):
-        return Sequential(self.layers)
+    def layers(self):
+        return tuple(node.layer for node in self.nodes)
 
     @property
-    def output_shape(self):
-        return self.sequential.output_shape(self.input_shape)
+    def op_names(self):
+        return tuple(node.op_name for node in self.nodes)
+
+    @property
+    def op_indices(self):
+        return tuple(node.op_index for node in self.nodes)
+
+    @property
+    def input_shape(self):
+        """The int8 NHWC stream's shape, batch first."""
+        return self.input.nhwc_shape
+
+    @property
+    def input_scale(self):
+        return self.input.scale
+
+    @property
+    def input_zero_point(self):
+        return self.input.zero_point
+
+    def run(self, x):
+        """The int8 outputs (a list, model order) for an int8 NHWC batch ``x``."""
+        x = np.asarray(x)
+        values = {INPUT: x}
+        for node in self.nodes:
+            args = [values[name].reshape(len(x), *shape[1:])
+                    for name, shape in zip(node.inputs, node.input_shapes)]
+            values[node.name] = np.asarray(node.layer(*args)).reshape(len(x), *node.shape[1:])
+        return [values[output.node].reshape(len(x), *output.shape[1:]) for output in self.outputs]
 
     def __call__(self, x):
-        return self.sequential(x)
+        """The output of a single-output model for an int8 NHWC batch ``x``."""
+        if len(self.outputs) != 1:
+            raise ValueError(f"the model has {len(self.outputs)} outputs; use run()")
+        return self.run(x)[0]
+
+    def predict(self, x):
+        """The outputs LiteRT returns (a list, model order) for its input tensor ``x``."""
+        outputs = self.run(self.input.to_stream(x))
+        return [spec.from_stream(y) for spec, y in zip(self.outputs, outputs)]
 
 
 class _Operator:
@@ -100,6 +218,13 @@ class _Operator:
 
     def error(self, reason):
         return ModelError(f"{self.path}: operator {self.index} ({self.name}): {reason}")
+
+    def golden(self, layer_type, *args):
+        """``layer_type(*args)``, its ValueError said as this operator's error."""
+        try:
+            return layer_type(*args)
+        except ValueError as exc:
+            raise self.error(str(exc)) from exc
 
     def tensor(self, slot, kind):
         """Tensor ``slot`` of the inputs (``kind == "input"``) or outputs, or None if absent."""
@@ -219,11 +344,15 @@ _IMPORTERS = {}
 #: ``{TFLite operator name: importer}`` in registration order; read-only, filled by
 #: :func:`importer`.
 IMPORTERS = MappingProxyType(_IMPORTERS)
+#: Operators that relabel a tensor (no node): layout-only reshapes and the model's edges.
+LAYOUT_OPS = ("RESHAPE", "SQUEEZE")
+EDGE_OPS = ("QUANTIZE", "DEQUANTIZE", "TRANSPOSE")
 
 
-def importer(*op_names):
+def importer(*op_names, streams=1):
     """Decorator: register ``function(op) -> golden layer`` as the importer of the TFLite
-    builtin operators ``op_names``. An operator has one importer; a second is refused."""
+    builtin operators ``op_names``, whose first ``streams`` inputs are activations (None:
+    every input). An operator has one importer; a second is refused."""
     def register(function):
         for name in op_names:
             if name not in _OP_NAMES.values():
@@ -231,9 +360,16 @@ def importer(*op_names):
             if name in _IMPORTERS:
                 raise ValueError(f"TFLite operator {name} already has an importer "
                                  f"({_IMPORTERS[name].__name__})")
+        function.streams = streams
         _IMPORTERS.update(dict.fromkeys(op_names, function))
         return function
     return register
+
+
+def _no_dilation(op, options):
+    if (options.DilationHFactor(), options.DilationWFactor()) != (1, 1):
+        raise op.error(f"dilation {options.DilationHFactor()}x{options.DilationWFactor()} is "
+                       "not supported (only 1)")
 
 
 @importer("CONV_2D")
@@ -243,9 +379,7 @@ def _conv(op):
     in_scale, in_zp = x.activation_qparams(op, "input")
     out_scale, out_zp = y.activation_qparams(op, "output")
     options = op.options(tflite.Conv2DOptions)
-    if (options.DilationHFactor(), options.DilationWFactor()) != (1, 1):
-        raise op.error(f"dilation {options.DilationHFactor()}x{options.DilationWFactor()} is "
-                       "not supported (only 1)")
+    _no_dilation(op, options)
     weights = w.constant(op, "filter", "INT8", np.int8)
     if weights.ndim != 4 or weights.shape[1] != weights.shape[2]:
         raise op.error(f"filter shape {list(weights.shape)} is not [Cout, K, K, Cin]")
@@ -264,28 +398,27 @@ def _conv(op):
 
 @importer("DEPTHWISE_CONV_2D")
 def _depthwise(op):
-    """:class:`~rasterflow.golden.cnn.DepthwiseConv2D` (depth multiplier 1)."""
+    """:class:`~rasterflow.golden.cnn.DepthwiseConv2D`, any depth multiplier."""
     x, w, b, y = op.tensor(0, "input"), op.tensor(1, "input"), op.tensor(2, "input"), op.tensor(0, "output")
     in_scale, in_zp = x.activation_qparams(op, "input")
     out_scale, out_zp = y.activation_qparams(op, "output")
     options = op.options(tflite.DepthwiseConv2DOptions)
-    if (options.DilationHFactor(), options.DilationWFactor()) != (1, 1):
-        raise op.error(f"dilation {options.DilationHFactor()}x{options.DilationWFactor()} is "
-                       "not supported (only 1)")
+    _no_dilation(op, options)
     weights = w.constant(op, "filter", "INT8", np.int8)
     if weights.ndim != 4 or weights.shape[0] != 1 or weights.shape[1] != weights.shape[2]:
-        raise op.error(f"filter shape {list(weights.shape)} is not [1, K, K, C]")
-    channels = weights.shape[3]
+        raise op.error(f"filter shape {list(weights.shape)} is not [1, K, K, C * M]")
+    channels, in_channels = weights.shape[3], x.shape[-1]
     # The kernel derives the multiplier from the shapes (output / input channels).
-    if channels != x.shape[-1] or options.DepthMultiplier() not in (0, 1):
-        raise op.error(f"depth multiplier {channels // max(x.shape[-1], 1)} (option "
-                       f"{options.DepthMultiplier()}) is not supported (only 1)")
+    if channels % in_channels:
+        raise op.error(f"filter has {channels} channels, not a multiple of the input's "
+                       f"{in_channels}")
     # Unlike CONV_2D, the depthwise kernel accepts an omitted bias (treated as zeros).
     bias = np.zeros(channels, np.int32) if b is None else b.constant(op, "bias", "INT32", np.int32)
     return DepthwiseConv2D.from_scales(
         weights[0], bias, in_scale, in_zp, w.channel_scales(op, "filter", 3, channels),
         out_scale, out_zp, op.activation(options.FusedActivationFunction()),
-        op.square_stride(options), op.padding(options.Padding()))
+        op.square_stride(options), op.padding(options.Padding()),
+        depth_multiplier=channels // in_channels)
 
 
 @importer("LEAKY_RELU")
@@ -297,21 +430,149 @@ def _leaky_relu(op):
     return LeakyRelu.from_scales(in_scale, in_zp, out_scale, out_zp, alpha)
 
 
-@importer("MAX_POOL_2D")
-def _max_pool(op):
-    """:class:`~rasterflow.golden.cnn.MaxPool2D` (square window and stride)."""
+def _same_qparams(op):
     in_qparams = op.tensor(0, "input").activation_qparams(op, "input")
     out_qparams = op.tensor(0, "output").activation_qparams(op, "output")
     if in_qparams != out_qparams:
-        raise op.error(f"input quantization {in_qparams} differs from output {out_qparams}")
+        raise op.error(f"input quantization {in_qparams} differs from output {out_qparams} "
+                       "(TFLite requires them equal)")
+    return out_qparams
+
+
+@importer("MAX_POOL_2D")
+def _max_pool(op):
+    """:class:`~rasterflow.golden.cnn.MaxPool2D` (square window and stride)."""
+    qparams = _same_qparams(op)
     options = op.options(tflite.Pool2DOptions)
     if options.FilterWidth() != options.FilterHeight():
         raise op.error(f"non-square window {options.FilterHeight()}x{options.FilterWidth()} "
                        "is not supported")
     act_min, act_max = activation_range(op.activation(options.FusedActivationFunction()),
-                                        *out_qparams)
+                                        *qparams)
     return MaxPool2D(options.FilterWidth(), op.square_stride(options),
                      op.padding(options.Padding()), act_min, act_max)
+
+
+@importer("AVERAGE_POOL_2D")
+def _average_pool(op):
+    """:class:`~rasterflow.golden.pooling.AveragePool2D` (any window, strides, padding)."""
+    out_scale, out_zp = _same_qparams(op)
+    options = op.options(tflite.Pool2DOptions)
+    if min(options.StrideH(), options.StrideW(), options.FilterHeight(), options.FilterWidth()) < 1:
+        raise op.error("window and strides must be positive")
+    return AveragePool2D.from_scales(
+        options.FilterHeight(), options.FilterWidth(), options.StrideH(), options.StrideW(),
+        op.padding(options.Padding()), out_scale, out_zp,
+        op.activation(options.FusedActivationFunction()))
+
+
+@importer("MEAN")
+def _mean(op):
+    """:class:`~rasterflow.golden.pooling.Mean` over height and width."""
+    x = op.tensor(0, "input")
+    in_scale, in_zp = x.activation_qparams(op, "input")
+    out_scale, out_zp = op.tensor(0, "output").activation_qparams(op, "output")
+    axes = op.tensor(1, "input").constant(op, "axes", "INT32", np.int32).reshape(-1)
+    rank = len(x.shape)
+    normalized = sorted({int(a) % rank for a in axes}) if rank else []
+    if rank != 4 or normalized != [1, 2]:
+        raise op.error(f"MEAN over axes {axes.tolist()} of a rank-{rank} tensor is not "
+                       "supported (only height and width of NHWC)")
+    keep_dims = op.options(tflite.ReducerOptions).KeepDims()
+    return Mean(in_scale, in_zp, out_scale, out_zp, (1, 2), keep_dims)
+
+
+@importer("FULLY_CONNECTED")
+def _fully_connected(op):
+    """:class:`~rasterflow.golden.dense.FullyConnected` (per-tensor or per-channel weights,
+    optional bias)."""
+    x, w, b, y = op.tensor(0, "input"), op.tensor(1, "input"), op.tensor(2, "input"), op.tensor(0, "output")
+    in_scale, in_zp = x.activation_qparams(op, "input")
+    out_scale, out_zp = y.activation_qparams(op, "output")
+    options = op.options(tflite.FullyConnectedOptions)
+    if options.WeightsFormat() != 0:
+        raise op.error(f"weights format {options.WeightsFormat()} is not supported (only DEFAULT)")
+    weights = w.constant(op, "weights", "INT8", np.int8)
+    if weights.ndim != 2:
+        raise op.error(f"weights shape {list(weights.shape)} is not [Cout, Cin]")
+    bias = None if b is None else b.constant(op, "bias", "INT32", np.int32)
+    return FullyConnected.from_scales(
+        weights, bias, in_scale, in_zp, w.channel_scales(op, "weights", 0, weights.shape[0]),
+        out_scale, out_zp, op.activation(options.FusedActivationFunction()),
+        options.KeepNumDims())
+
+
+@importer("SOFTMAX")
+def _softmax(op):
+    """:class:`~rasterflow.golden.nonlinear.Softmax` over the last axis (the channels)."""
+    in_scale, in_zp = op.tensor(0, "input").activation_qparams(op, "input")
+    out_scale, out_zp = op.tensor(0, "output").activation_qparams(op, "output")
+    return op.golden(Softmax, in_scale, in_zp, out_scale, out_zp,
+                     op.options(tflite.SoftmaxOptions).Beta())
+
+
+@importer("LOGISTIC")
+def _logistic(op):
+    """:class:`~rasterflow.golden.nonlinear.Logistic`."""
+    in_scale, in_zp = op.tensor(0, "input").activation_qparams(op, "input")
+    out_scale, out_zp = op.tensor(0, "output").activation_qparams(op, "output")
+    return op.golden(Logistic, in_scale, in_zp, out_scale, out_zp)
+
+
+@importer("ADD", streams=2)
+def _add(op):
+    """:class:`~rasterflow.golden.elementwise.Add` of two activations of one shape."""
+    s1, z1 = op.tensor(0, "input").activation_qparams(op, "input 0")
+    s2, z2 = op.tensor(1, "input").activation_qparams(op, "input 1")
+    out_scale, out_zp = op.tensor(0, "output").activation_qparams(op, "output")
+    act_min, act_max = activation_range(
+        op.activation(op.options(tflite.AddOptions).FusedActivationFunction()), out_scale, out_zp)
+    return op.golden(Add, s1, z1, s2, z2, out_scale, out_zp, act_min, act_max)
+
+
+@importer("CONCATENATION", streams=None)
+def _concatenation(op):
+    """:class:`~rasterflow.golden.elementwise.Concatenation` along the channels."""
+    options = op.options(tflite.ConcatenationOptions)
+    if options.FusedActivationFunction() != ActivationFunctionType.NONE:
+        raise op.error("a fused activation on CONCATENATION is not supported")
+    rank = len(op.tensor(0, "output").shape)
+    if options.Axis() % max(rank, 1) != rank - 1:
+        raise op.error(f"concatenation along axis {options.Axis()} of a rank-{rank} tensor is "
+                       "not supported (only the last axis, the channels)")
+    in_params = [op.tensor(k, "input").activation_qparams(op, f"input {k}")
+                 for k in range(op.op.InputsLength())]
+    out_scale, out_zp = op.tensor(0, "output").activation_qparams(op, "output")
+    return op.golden(Concatenation, -1, in_params, out_scale, out_zp)
+
+
+@importer("RESIZE_NEAREST_NEIGHBOR")
+def _resize_nearest(op):
+    """:class:`~rasterflow.golden.elementwise.ResizeNearestNeighbor`."""
+    _same_qparams(op)
+    size = op.tensor(1, "input").constant(op, "size", "INT32", np.int32).reshape(-1)
+    if size.shape != (2,):
+        raise op.error(f"size must hold [height, width], not {size.tolist()}")
+    options = op.options(tflite.ResizeNearestNeighborOptions)
+    return op.golden(ResizeNearestNeighbor, int(size[0]), int(size[1]),
+                     options.AlignCorners(), options.HalfPixelCenters())
+
+
+@importer("PAD", "PADV2")
+def _pad(op):
+    """:class:`~rasterflow.golden.elementwise.Pad` (PAD fills with the zero point, PADV2 with
+    its constant)."""
+    out_scale, out_zp = _same_qparams(op)
+    paddings_tensor = op.tensor(1, "input")
+    kind = "INT64" if paddings_tensor.type_name == "INT64" else "INT32"
+    paddings = paddings_tensor.constant(op, "paddings", kind,
+                                        np.int64 if kind == "INT64" else np.int32)
+    constant = out_zp
+    value = op.tensor(2, "input") if op.name == "PADV2" else None
+    if value is not None:
+        constant = int(value.constant(op, "constant value", "INT8", np.int8).reshape(-1)[0])
+    return op.golden(Pad, [tuple(int(v) for v in pair) for pair in paddings.reshape(-1, 2)],
+                     constant)
 
 
 @importer("RELU", "RELU6", "RELU_N1_TO_1")
@@ -334,40 +595,174 @@ def _op_name(model, op):
     return _OP_NAMES.get(builtin, f"BUILTIN_{builtin}")
 
 
-def _import_operator(operator, previous=None):
-    """Map one :class:`_Operator` to a golden layer, or raise :class:`ModelError` naming it.
-
-    ``previous`` is the operator before it in the chain (its output must be this one's
-    input). The layer's computed output shape must match the model's output tensor.
-    """
-    if operator.name not in _IMPORTERS:
-        raise operator.error(f"unsupported operator (supported: {', '.join(_IMPORTERS)})")
+def _checked_output_shape(operator, layer, sources, result):
     try:
-        if operator.op.InputsLength() < 1 or operator.op.OutputsLength() != 1:
-            raise operator.error("expected one activation input and one output")
+        computed = tuple(layer.output_shape(*(source.shape for source in sources)))
+    except ValueError as exc:
+        raise operator.error(f"input shape(s) {[list(s.shape) for s in sources]} do not fit: "
+                             f"{exc}") from exc
+    if computed[1:] != result.shape[1:] or len(computed) != len(result.shape):
+        raise operator.error(f"output shape {list(result.shape)} does not match the "
+                             f"computed {list(computed)}")
+
+
+class _GraphBuilder:
+    """The walk over subgraph 0's operators ``start .. stop-1`` that makes the nodes.
+
+    ``source[t]`` is the node (or :data:`INPUT`) whose stream holds tensor ``t``;
+    ``edge`` collects the host's work at the model input (quantize, transpose).
+    """
+
+    def __init__(self, path, tensors, start_tensor):
+        self.path, self.tensors, self.start_tensor = path, tensors, start_tensor
+        self.source = {start_tensor.index: INPUT}
+        self.nodes = []
+        self.dtype, self.layout, self.input_consumed = "int8", "nhwc", False
+        self.qparams = None
+        self.dequantized = {}
+
+    def add(self, operator):
+        """Import one operator: a node, a relabelled tensor, or a ModelError."""
+        try:
+            if operator.op.OutputsLength() != 1:
+                raise operator.error(f"expected one output, got {operator.op.OutputsLength()}")
+            if operator.name in EDGE_OPS:
+                return self._edge(operator)
+            if operator.name in LAYOUT_OPS:
+                return self._reshape(operator)
+            if operator.name not in _IMPORTERS:
+                raise operator.error(f"unsupported operator (supported: "
+                                     f"{', '.join([*_IMPORTERS, *LAYOUT_OPS, *EDGE_OPS])})")
+            self._node(operator)
+        except ModelError:
+            raise
+        except _FLATBUFFER_ERRORS as exc:
+            raise operator.error(f"corrupt or inconsistent operator data "
+                                 f"({type(exc).__name__}: {exc})") from exc
+
+    def _streams(self, operator):
+        function = _IMPORTERS[operator.name]
+        count = operator.op.InputsLength() if function.streams is None else function.streams
+        sources = [operator.tensor(k, "input") for k in range(count)]
+        for k, tensor in enumerate(sources):
+            if tensor is None:
+                raise operator.error(f"activation input {k} is missing")
+            if tensor.index not in self.source:
+                what = "a constant" if tensor.data else "not produced by an imported operator"
+                raise operator.error(f"input {k} (tensor {tensor.index} '{tensor.name}') is "
+                                     f"{what}; only activations computed from the input "
+                                     "are supported here")
+            carried = self._stream_of(self.source[tensor.index])
+            if stream_shape(tensor.shape) != carried:
+                raise operator.error(
+                    f"input {k} (tensor {tensor.index} '{tensor.name}') has shape "
+                    f"{list(tensor.shape)}, but its stream carries {carried[0]}x{carried[1]} "
+                    f"pixels of {carried[2]} channels: a RESHAPE before it changes the pixel "
+                    "layout (only layout-preserving reshapes are supported)")
+        return sources
+
+    def _stream_of(self, name):
+        """(height, width, channels) of the stream ``name`` (a node or the input)."""
+        if name == INPUT:
+            return stream_shape(self.model_input(self.start_tensor).nhwc_shape)
+        return next(node.stream_shape for node in self.nodes if node.name == name)
+
+    def _node(self, operator):
+        sources = self._streams(operator)
+        result = operator.tensor(0, "output")
+        if result is None or stream_shape(result.shape) is None:
+            raise operator.error(f"the output has shape {list(result.shape) if result else None}, "
+                                 "which no pixel stream carries")
+        layer = _IMPORTERS[operator.name](operator)
+        _checked_output_shape(operator, layer, sources, result)
+        base = f"op{operator.index}_{operator.name.lower()}"
+        inputs = [self.source[t.index] for t in sources]
+        shapes = [t.shape for t in sources]
+        if isinstance(layer, Concatenation) and len(sources) > 2:
+            # A join has two inputs: a wider concatenation is a chain of them.
+            for k in range(1, len(sources) - 1):
+                shape = (*shapes[0][:-1], sum(s[-1] for s in shapes[:2]))
+                part = Concatenation(-1, layer.in_params[:2], layer.out_scale, layer.out_zp)
+                self._append(f"{base}_{k}", part, operator, inputs[:2], shapes[:2], shape)
+                inputs, shapes = [f"{base}_{k}", *inputs[2:]], [shape, *shapes[2:]]
+            layer = Concatenation(-1, layer.in_params[:2], layer.out_scale, layer.out_zp)
+        self._append(base, layer, operator, inputs, shapes, result.shape)
+        self.source[result.index] = base
+
+    def _append(self, name, layer, operator, inputs, shapes, shape):
+        self.input_consumed |= INPUT in inputs
+        self.nodes.append(ImportedNode(name, layer, operator.name, operator.index, tuple(inputs),
+                                       tuple(tuple(s) for s in shapes), tuple(shape)))
+
+    def _reshape(self, operator):
+        source, result = operator.tensor(0, "input"), operator.tensor(0, "output")
+        if source is None or source.index not in self.source:
+            raise operator.error("reshapes only a computed activation")
+        if int(np.prod(source.shape)) != int(np.prod(result.shape)):
+            raise operator.error(f"cannot reshape {list(source.shape)} to {list(result.shape)}")
+        self.source[result.index] = self.source[source.index]
+        self._inherit_dequantize(source, result)
+
+    def _inherit_dequantize(self, source, result):
+        if source.index in self.dequantized:
+            self.dequantized[result.index] = self.dequantized[source.index]
+
+    def _edge(self, operator):
         source, result = operator.tensor(0, "input"), operator.tensor(0, "output")
         if source is None or result is None:
-            raise operator.error("the activation input or the output is missing")
-        if previous is not None and source.index != previous.tensor(0, "output").index:
-            raise operator.error(f"input tensor {source.index} is not the previous operator's "
-                                 "output; only linear chains are supported")
-        for role, tensor in (("input", source), ("output", result)):
-            if len(tensor.shape) != 4 or min(tensor.shape) < 1:
-                raise operator.error(f"{role} tensor {tensor.index} '{tensor.name}' has shape "
-                                     f"{list(tensor.shape)}; expected NHWC")
-        layer = _IMPORTERS[operator.name](operator)
-        try:
-            computed = tuple(layer.output_shape(source.shape))
-        except ValueError as exc:
-            raise operator.error(f"input shape {list(source.shape)} does not fit: {exc}") from exc
-        if computed[1:] != result.shape[1:]:
-            raise operator.error(f"output shape {list(result.shape)} does not match the "
-                                 f"computed {list(computed)}")
-        return layer
-    except ModelError:
-        raise
-    except _FLATBUFFER_ERRORS as exc:
-        raise operator.error(f"corrupt or inconsistent operator data ({type(exc).__name__}: {exc})") from exc
+            raise operator.error("the input or the output is missing")
+        at_input = self.source.get(source.index) == INPUT and not self.input_consumed
+        if operator.name == "QUANTIZE" and at_input and source.type_name == "FLOAT32" \
+                and self.dtype == "int8":
+            self.dtype = "float32"
+            self.qparams = result.activation_qparams(operator, "output")
+        elif operator.name == "TRANSPOSE" and at_input and self.layout == "nhwc":
+            perm = operator.tensor(1, "input").constant(operator, "perm", "INT32", np.int32)
+            if perm.tolist() != [0, 2, 3, 1]:
+                raise operator.error(f"a TRANSPOSE with permutation {perm.tolist()} is not "
+                                     "supported (only [0, 2, 3, 1] of the model's NCHW input)")
+            self.layout = "nchw"
+        elif operator.name == "DEQUANTIZE" and source.index in self.source and \
+                source.type_name == "INT8" and source.index not in self.dequantized:
+            self.dequantized[result.index] = source.activation_qparams(operator, "input")
+        else:
+            raise operator.error(f"{operator.name} is supported only at the model's edges: "
+                                 "QUANTIZE of the float input, TRANSPOSE [0, 2, 3, 1] of the "
+                                 "(NCHW) input, DEQUANTIZE of an output")
+        self.source[result.index] = self.source[source.index]
+
+    def model_outputs(self, indices):
+        outputs = []
+        for index in indices:
+            tensor = self.tensors[index]
+            node = self.source.get(index)
+            if node is None or node == INPUT:
+                raise ModelError(f"{self.path}: output tensor {index} '{tensor.name}' is not "
+                                 "computed by an imported operator")
+            if index in self.dequantized:
+                scale, zp = self.dequantized[index]
+                outputs.append(ModelOutput(node, tensor.shape, "float32", scale, zp))
+            else:
+                scale, zp = tensor.activation_qparams(_FileContext(self.path), "output")
+                outputs.append(ModelOutput(node, tensor.shape, "int8", scale, zp))
+        return tuple(outputs)
+
+    def model_input(self, start_tensor):
+        if self.dtype == "float32":
+            scale, zp = self.qparams
+        else:
+            scale, zp = start_tensor.activation_qparams(_FileContext(self.path), "input")
+        return ModelInput(tuple(start_tensor.shape), self.dtype, scale, zp, self.layout)
+
+
+class _FileContext:
+    """Error context for tensors checked outside an operator."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def error(self, reason):
+        return ModelError(f"{self.path}: {reason}")
 
 
 def _select(count, layers, path):
@@ -381,14 +776,7 @@ def _select(count, layers, path):
     return start, stop
 
 
-def load_tflite(path, layers=None):
-    """Import subgraph 0 of the ``.tflite`` file at ``path`` as an :class:`ImportedModel`.
-
-    ``layers=(a, b)`` imports only operators ``a .. b-1`` (the CLI's ``--layers A:B``);
-    the model's boundary quantization is then that of operator ``a``'s input and operator
-    ``b-1``'s output. Raises :class:`ModelError` for a missing, unreadable, corrupt or
-    truncated file and for any operator it cannot map exactly.
-    """
+def _read_model(path):
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -404,44 +792,104 @@ def load_tflite(path, layers=None):
             raise ModelError(f"{path}: the model has no subgraph")
         subgraph = model.Subgraphs(0)
         tensors = _read_tensors(model, subgraph)
-        operators = [subgraph.Operators(i) for i in range(subgraph.OperatorsLength())]
-        names = [_op_name(model, op) for op in operators]
+        operators = [_Operator(path, index, _op_name(model, op), op, tensors)
+                     for index, op in enumerate(subgraph.Operators(i)
+                                                for i in range(subgraph.OperatorsLength()))]
+        inputs = [subgraph.Inputs(i) for i in range(subgraph.InputsLength())]
+        outputs = [subgraph.Outputs(i) for i in range(subgraph.OutputsLength())]
     except ModelError:
         raise
     except _FLATBUFFER_ERRORS as exc:
         raise ModelError(f"{path}: corrupt or truncated TFLite flatbuffer "
                          f"({type(exc).__name__}: {exc})") from exc
-    start, stop = _select(len(operators), layers, path)
+    return operators, tensors, inputs, outputs
 
-    chain = [_Operator(path, index, names[index], operators[index], tensors)
-             for index in range(start, stop)]
-    golden_layers = tuple(_import_operator(operator, chain[position - 1] if position else None)
-                          for position, operator in enumerate(chain))
-    in_scale, in_zp = chain[0].tensor(0, "input").activation_qparams(chain[0], "input")
-    out_scale, out_zp = chain[-1].tensor(0, "output").activation_qparams(chain[-1], "output")
-    return ImportedModel(golden_layers, tuple(names[start:stop]), tuple(range(start, stop)),
-                         chain[0].tensor(0, "input").shape, in_scale, in_zp, out_scale, out_zp)
+
+def _range_outputs(operators, tensors, produced_range, model_outputs):
+    """Tensors produced in the range that the rest of the model reads (or that are model
+    outputs), in order."""
+    read_inside = {op.op.Inputs(k) for op in produced_range for k in range(op.op.InputsLength())}
+    produced = [op.op.Outputs(0) for op in produced_range]
+    return [t for t in produced if t in model_outputs or t not in read_inside]
+
+
+def load_tflite(path, layers=None):
+    """Import subgraph 0 of the ``.tflite`` file at ``path`` as an :class:`ImportedModel`.
+
+    ``layers=(a, b)`` imports only operators ``a .. b-1`` (the CLI's ``--layers A:B``):
+    their input is operator ``a``'s first input, their outputs every tensor they produce
+    that no operator of the range reads (or that is a model output). Raises
+    :class:`ModelError` for a missing, unreadable, corrupt or truncated file and for any
+    operator it cannot map exactly.
+    """
+    path = Path(path)
+    operators, tensors, inputs, outputs = _read_model(path)
+    start, stop = _select(len(operators), layers, path)
+    chosen = operators[start:stop]
+    if layers is None:
+        if len(inputs) != 1:
+            raise ModelError(f"{path}: the model has {len(inputs)} inputs; only one is supported")
+        start_tensor = tensors[inputs[0]]
+        output_indices = outputs
+    else:
+        first = chosen[0].tensor(0, "input")
+        if first is None:
+            raise chosen[0].error("has no input")
+        start_tensor = first
+        output_indices = _range_outputs(operators, tensors, chosen, set(outputs))
+    for role, tensor in (("input", start_tensor),):
+        if len(tensor.shape) != 4 or min(tensor.shape) < 1 or tensor.shape[0] != 1:
+            raise ModelError(f"{path}: {role} tensor {tensor.index} '{tensor.name}' has shape "
+                             f"{list(tensor.shape)}; expected NHWC (or NCHW) with batch 1")
+    builder = _GraphBuilder(path, tensors, start_tensor)
+    for operator in chosen:
+        builder.add(operator)
+    if not builder.nodes:
+        raise ModelError(f"{path}: operators {start}..{stop - 1} compute nothing")
+    return ImportedModel(tuple(builder.nodes), builder.model_input(start_tensor),
+                         builder.model_outputs(output_indices))
+
+
+def _constructor_fields(cls):
+    """The names a golden layer class is constructed from (a dataclass's init fields, else
+    its ``__init__`` parameters)."""
+    if is_dataclass(cls):
+        return [f.name for f in fields(cls) if f.init]
+    return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+
+
+def _plain(value):
+    """``value`` as TOML/JSON-able Python (nested tuples become lists)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    if isinstance(value, str):
+        return value
+    raise TypeError(f"cannot store a {type(value).__name__} layer parameter")
 
 
 def layer_to_dict(layer, prefix):
     """``(params, arrays)`` for a golden layer.
 
-    ``params`` maps ``"type"`` to the class name and every field to a Python ``int`` or
-    ``str``; an ndarray field is replaced by the key ``f"{prefix}.{field}"`` under which
-    ``arrays`` holds it. TOML can hold ``params`` as-is.
+    ``params`` maps ``"type"`` to the class name and every constructor argument to plain
+    Python values; an ndarray argument is replaced by the key ``f"{prefix}.{field}"`` under
+    which ``arrays`` holds it. TOML can hold ``params`` as-is.
     """
     params = {"type": type(layer).__name__}
     arrays = {}
-    for field in fields(layer):
-        name, value = field.name, getattr(layer, field.name)
+    for name in _constructor_fields(type(layer)):
+        value = getattr(layer, name)
         if isinstance(value, np.ndarray):
             key = f"{prefix}.{name}"
             arrays[key] = value
             params[name] = key
-        elif isinstance(value, str):
-            params[name] = value
         else:
-            params[name] = int(value)
+            params[name] = _plain(value)
     return params, arrays
 
 
@@ -454,52 +902,57 @@ def layer_from_dict(params, arrays):
         raise ValueError(f"unknown layer type {layer_type!r}; expected one of {', '.join(LAYER_TYPES)}")
     cls = LAYER_TYPES[layer_type]
     values = {}
-    for field in fields(cls):
-        if field.name not in params:
-            raise ValueError(f"{layer_type} parameters lack {field.name!r}")
-        value = params.pop(field.name)
-        if field.type is np.ndarray:
+    for name in _constructor_fields(cls):
+        if name not in params:
+            raise ValueError(f"{layer_type} parameters lack {name!r}")
+        value = params.pop(name)
+        if isinstance(value, str) and value.startswith("layer") and "." in value:
             if value not in arrays:
-                raise ValueError(f"{layer_type}.{field.name}: no array named {value!r}")
+                raise ValueError(f"{layer_type}.{name}: no array named {value!r}")
             value = np.asarray(arrays[value])
-        values[field.name] = value
+        values[name] = value
     if params:
         raise ValueError(f"{layer_type} parameters have unknown keys {sorted(params)}")
     return cls(**values)
 
 
 def layer_dicts(model):
-    """:func:`layer_to_dict` of each of ``model``'s layers, under the array keys
+    """:func:`layer_to_dict` of each of ``model``'s nodes, under the array keys
     ``layer<i>.<field>`` that :func:`save_sidecar` writes."""
-    return [layer_to_dict(layer, f"layer{position}") for position, layer in enumerate(model.layers)]
+    return [layer_to_dict(node.layer, f"layer{position}")
+            for position, node in enumerate(model.nodes)]
 
 
 _MODEL_KEY = "model_json"
 
 
+def _description(model, layer_params):
+    nodes = [{"name": node.name, "layer": params, "op_name": node.op_name,
+              "op_index": node.op_index, "inputs": list(node.inputs),
+              "input_shapes": _plain(node.input_shapes), "shape": list(node.shape)}
+             for node, params in zip(model.nodes, layer_params)]
+    return {"nodes": nodes, "input": {key: _plain(value) for key, value in vars(model.input).items()},
+            "outputs": [{key: _plain(value) for key, value in vars(output).items()}
+                        for output in model.outputs]}
+
+
 def save_sidecar(model, npz_path):
-    """Write ``model``'s layer arrays and parameters to ``npz_path`` atomically.
+    """Write ``model``'s layer arrays and its graph to ``npz_path`` atomically.
 
     Written with :func:`~rasterflow.files.atomic_write_bytes` — readers see the old file or
-    the new one, never a partial write. Keys: ``layer<i>.<field>`` for arrays, and ``model_json`` (a
-    string array) with the boundary quantization and each layer's ``params``.
+    the new one, never a partial write. Keys: ``layer<i>.<field>`` for arrays, and
+    ``model_json`` (a string array) with the nodes, their layers' ``params``, the input and
+    the outputs.
     """
-    npz_path = Path(npz_path)
     arrays = {}
     layer_params = []
     for params, layer_arrays in layer_dicts(model):
         layer_params.append(params)
         arrays.update(layer_arrays)
-    description = {
-        "layers": layer_params, "op_names": list(model.op_names),
-        "op_indices": list(model.op_indices), "input_shape": list(model.input_shape),
-        "input_scale": model.input_scale, "input_zero_point": model.input_zero_point,
-        "output_scale": model.output_scale, "output_zero_point": model.output_zero_point,
-    }
-    arrays[_MODEL_KEY] = np.array(json.dumps(description))
+    arrays[_MODEL_KEY] = np.array(json.dumps(_description(model, layer_params)))
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    atomic_write_bytes(npz_path, buffer.getvalue())
+    atomic_write_bytes(Path(npz_path), buffer.getvalue())
 
 
 def load_sidecar(npz_path):
@@ -507,8 +960,11 @@ def load_sidecar(npz_path):
     with np.load(npz_path, allow_pickle=False) as archive:
         description = json.loads(str(archive[_MODEL_KEY]))
         arrays = {key: archive[key] for key in archive.files if key != _MODEL_KEY}
-    layers = tuple(layer_from_dict(params, arrays) for params in description["layers"])
-    return ImportedModel(layers, tuple(description["op_names"]), tuple(description["op_indices"]),
-                         tuple(description["input_shape"]), description["input_scale"],
-                         description["input_zero_point"], description["output_scale"],
-                         description["output_zero_point"])
+    nodes = tuple(ImportedNode(d["name"], layer_from_dict(d["layer"], arrays), d["op_name"],
+                               d["op_index"], tuple(d["inputs"]),
+                               tuple(tuple(s) for s in d["input_shapes"]), tuple(d["shape"]))
+                  for d in description["nodes"])
+    model_input = description["input"]
+    return ImportedModel(nodes, ModelInput(**{**model_input, "shape": tuple(model_input["shape"])}),
+                         tuple(ModelOutput(**{**o, "shape": tuple(o["shape"])})
+                               for o in description["outputs"]))
