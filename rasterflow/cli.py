@@ -9,6 +9,7 @@ import numpy as np
 from .errors import InputError, RasterflowError
 from .files import (atomic_write_text, comparison_image, read_image, write_image, write_json,
                     write_outputs)
+from .model_io import model_outputs, read_model_input
 from .spec import load_spec
 
 __all__ = ["main"]
@@ -29,7 +30,11 @@ def _check_output_path(out, pipeline):
 
 
 def _by_output(results, pipeline, batched):
-    """``{name: frame or batch}`` from per-frame ``{name: frame}`` results."""
+    """``{name: frame or batch}`` from per-frame ``{name: frame}`` results; for a model spec
+    ``{"output0": tensor, ...}`` as LiteRT returns them."""
+    if pipeline.model is not None:
+        frames = {name: np.stack([r[name] for r in results]) for name in pipeline.outputs}
+        return model_outputs(pipeline.model, frames, batched)
     return {name: _as_written([r[name] for r in results], batched) for name in pipeline.outputs}
 
 
@@ -39,7 +44,11 @@ def _named(outputs, pipeline):
 
 
 def load_batch(pipeline, path):
-    """The frames in an image file, checked against the spec, and whether it was a batch."""
+    """The frames in an image file (a model spec: its input tensor), checked against the
+    spec, and whether it was a batch."""
+    if pipeline.model is not None:
+        frames, batched = read_model_input(pipeline.model.input, path)
+        return np.stack([pipeline.check_frame(f, f"input {path}") for f in frames]), batched
     array = read_image(path)
     frames = list(array) if array.ndim == 4 else [array]
     checked = [pipeline.check_frame(f, f"image {path}" + (f" frame {k}" if array.ndim == 4 else ""))

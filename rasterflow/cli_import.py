@@ -1,9 +1,12 @@
 """``rasterflow import MODEL.tflite -o SPEC.toml [--layers A:B]``: int8 TFLite -> spec + sidecar.
 
-The spec gets one ``[[stage]]`` per imported operator (see :mod:`rasterflow.stages_cnn`) with
-the scalars in the TOML and the weight/bias arrays in ``SPEC.npz`` beside it (written by
-:func:`rasterflow.tflite_import.save_sidecar`; keys ``layer<i>.<field>``). Convolutions get
-rate-balanced ``pe``/``simd`` from :func:`~rasterflow.stages_cnn.plan_folding`.
+The spec gets one named ``[[stage]]`` per imported node (see :mod:`rasterflow.stages_cnn`),
+reading the stages (or the ``input``) the model's graph says, the model's outputs as the
+spec's ``outputs``, and a ``[model]`` table with the edges the host handles
+(:mod:`rasterflow.model_io`). Scalars are in the TOML, the weight/bias arrays in ``SPEC.npz``
+beside it (written by :func:`rasterflow.tflite_import.save_sidecar`; keys
+``layer<i>.<field>``). MAC stages get rate-balanced ``pe``/``simd`` from
+:func:`~rasterflow.stages_cnn.fold_for_budget`.
 
 Everything is validated first (model import, stages, the pipeline's geometry); then the
 sidecar and the spec are each written atomically (temporary file + ``os.replace``). On any
@@ -12,10 +15,13 @@ error nothing is left behind.
 import tomllib
 from pathlib import Path
 
+import numpy as np
 import tomli_w
 
 from .errors import InputError, SpecError
 from .files import atomic_write_text
+from .model_io import ModelIO
+from .tflite_import import stream_shape
 
 __all__ = ["add_import_command", "cmd_import", "import_model", "parse_layers"]
 
@@ -40,6 +46,36 @@ def _module_name(stem):
     return "m_" + name if name[0].isdigit() else name
 
 
+def _stream_size(shape):
+    height, width, channels = stream_shape(shape)
+    return width, height, channels
+
+
+def _stage_tables(model, sidecar, cycles_per_pixel, model_path):
+    """``(nodes, tables)``: a pipeline node and a spec table per imported node."""
+    from .pipeline import Node
+    from .stages_cnn import fold_for_budget, stage_from_layer
+    from .tflite_import import layer_dicts
+
+    width, height, _ = _stream_size(model.input_shape)
+    plan = fold_for_budget([(node.layer, np.prod(node.stream_shape[:2])) for node in model.nodes],
+                           cycles_per_pixel * width * height)
+    nodes, tables = [], []
+    for node, fold, (params, arrays) in zip(model.nodes, plan, layer_dicts(model)):
+        # Each array field refers to the key save_sidecar stores it under.
+        refs = {name: f"{sidecar.name}:{key}" for name, key in params.items() if key in arrays}
+        pe, simd = fold if fold else (0, 0)
+        try:
+            stage = stage_from_layer(node.layer, op_name=node.op_name, refs=refs, pe=pe,
+                                     simd=simd)
+        except SpecError as error:
+            raise InputError(f"model {model_path}: operator {node.op_index} "
+                             f"({node.op_name}) cannot be a stage: {error}") from None
+        nodes.append(Node(node.name, stage, node.inputs))
+        tables.append({"name": node.name, "inputs": list(node.inputs), **stage.to_table()})
+    return nodes, tables
+
+
 def import_model(model_path, spec_path, *, layers=None, name=None, cycles_per_pixel=4):
     """Import ``model_path`` and write ``spec_path`` (TOML) + its ``.npz`` sidecar.
 
@@ -49,8 +85,7 @@ def import_model(model_path, spec_path, *, layers=None, name=None, cycles_per_pi
     """
     from .pipeline import Pipeline
     from .spec import InputSpec, parse_spec
-    from .stages_cnn import plan_folding, stage_from_layer
-    from .tflite_import import ModelError, layer_dicts, load_tflite, save_sidecar
+    from .tflite_import import ModelError, load_tflite, save_sidecar
 
     model_path, spec_path = Path(model_path), Path(spec_path)
     if spec_path.suffix.lower() != ".toml":
@@ -59,45 +94,26 @@ def import_model(model_path, spec_path, *, layers=None, name=None, cycles_per_pi
     if cycles_per_pixel < 1:
         raise InputError(f"--cycles-per-pixel must be at least 1, not {cycles_per_pixel}")
     try:
-        with_count = layers
-        if layers is not None and (layers[0] is None or layers[1] is None):
-            count = len(load_tflite(model_path).layers) if layers[1] is None else None
-            with_count = (layers[0] or 0, layers[1] if layers[1] is not None else count)
-        model = load_tflite(model_path, layers=with_count)
+        model = load_tflite(model_path,
+                            layers=None if layers is None else (layers[0] or 0, layers[1]))
     except ModelError as error:
         raise InputError(f"model {error}") from None
-    shape = tuple(model.input_shape)
-    if len(shape) != 4:
-        raise InputError(f"model {model_path}: input shape {list(shape)} is not NHWC")
-    _, height, width, channels = shape
-    plan = plan_folding(model.layers, height, width, cycles_per_pixel)
-    stages, tables = [], []
-    for index, (layer, op_name, fold, (params, arrays)) in enumerate(
-            zip(model.layers, model.op_names, plan, layer_dicts(model))):
-        # Each array field refers to the key save_sidecar stores it under.
-        refs = {name: f"{sidecar.name}:{key}" for name, key in params.items() if key in arrays}
-        pe, simd = fold if fold else (0, 0)
-        try:
-            stage = stage_from_layer(layer, op_name=op_name, refs=refs, pe=pe, simd=simd)
-        except SpecError as error:
-            raise InputError(f"model {model_path}: operator {model.op_indices[index]} "
-                             f"({op_name}) cannot be a stage: {error}") from None
-        stages.append(stage)
-        table = stage.to_table()
-        tables.append(table)
+    width, height, channels = _stream_size(model.input_shape)
+    nodes, tables = _stage_tables(model, sidecar, cycles_per_pixel, model_path)
+    outputs = list(dict.fromkeys(output.node for output in model.outputs))
+    edges = ModelIO(model.input, model.outputs)
     name = name or _module_name(spec_path.stem)
     try:
         input_spec = InputSpec(width=width, height=height, channels=channels, dtype="int8")
-        pipeline = Pipeline(input_spec, stages, name=name)
+        pipeline = Pipeline(input_spec, nodes, name=name, outputs=outputs, model=edges)
     except SpecError as error:
         raise InputError(f"model {model_path}: the imported layers do not form a pipeline: "
                          f"{error}") from None
-    doc = {"name": name,
+    doc = {"name": name, "outputs": outputs,
            "input": {"width": width, "height": height, "channels": channels, "dtype": "int8"},
-           "stage": tables}
+           "model": edges.to_table(), "stage": tables}
     text = ("# Imported by `rasterflow import` from "
-            f"{model_path.name} (operators {model.op_indices[0]}..{model.op_indices[-1]}: "
-            f"{', '.join(model.op_names)}).\n"
+            f"{model_path.name} (operators {min(model.op_indices)}..{max(model.op_indices)}).\n"
             f"# Arrays: {sidecar.name}. pe/simd: rate-balanced for one input pixel every "
             f"{cycles_per_pixel} cycles.\n" + tomli_w.dumps(doc))
     spec_path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,10 +135,10 @@ def cmd_import(args):
     pipeline = import_model(args.model, args.output, layers=layers, name=args.name,
                             cycles_per_pixel=args.cycles_per_pixel)
     sidecar = Path(args.output).with_suffix(".npz")
-    print(f"import: {args.output} + {sidecar} ({len(pipeline.stages)} stages: "
-          f"{', '.join(s.op for s in pipeline.stages)}; {pipeline.width}x{pipeline.height}x"
-          f"{pipeline.input_format.channels} -> {pipeline.out_width}x{pipeline.out_height}x"
-          f"{pipeline.output_format.channels} int8)")
+    outputs = ", ".join(f"{'x'.join(map(str, o.shape[1:]))} {o.dtype}" for o in pipeline.model.outputs)
+    print(f"import: {args.output} + {sidecar} ({len(pipeline.stages)} stages; input "
+          f"{'x'.join(map(str, pipeline.model.input.shape[1:]))} {pipeline.model.input.dtype} "
+          f"-> {outputs})")
     return 0
 
 

@@ -34,9 +34,10 @@ class Pipeline:
     topological order (the spec's order where it is one), and ``bound[k]`` is ``nodes[k]``
     placed in the graph.
     """
-    def __init__(self, input_spec, stages, *, name="rasterflow_top", outputs=None):
+    def __init__(self, input_spec, stages, *, name="rasterflow_top", outputs=None, model=None):
         self.input = input_spec
         self.name = name
+        self.model = model
         self.lanes = input_spec.pixels_per_clock
         spec_nodes = [s if isinstance(s, Node) else Node(f"stage{k}", s)
                       for k, s in enumerate(stages)]
@@ -58,7 +59,33 @@ class Pipeline:
             self.bound.append(bound)
             self._bound_by_name[node.name] = bound
         self._check_output_sizes()
+        if model is not None:
+            self._check_model(model)
         self._share_line_buffers()
+
+    def _check_model(self, model):
+        """The ``[model]`` edges must fit the graph: the input tensor is the input stream,
+        each output tensor one output stream, and every output stream is an output."""
+        fmt = self.input_format
+        if tuple(model.input.nhwc_shape[1:]) != (self.height, self.width, fmt.channels) or \
+                fmt.dtype != "int8":
+            raise SpecError("model.input.shape", f"{list(model.input.shape)} "
+                            f"({model.input.layout}) does not describe the input stream "
+                            f"{self.width}x{self.height}x{fmt.channels} {fmt.dtype} "
+                            "(an int8 stream of the NHWC tensor)")
+        for k, output in enumerate(model.outputs):
+            if output.node not in self.outputs:
+                raise SpecError(f"model.output[{k}].node", f"must be one of the outputs "
+                                f"({', '.join(self.outputs)}), not {output.node!r}")
+            bound = self._bound_by_name[output.node]
+            values = bound.out_width * bound.out_height * bound.out_format.channels
+            if output.size != values:
+                raise SpecError(f"model.output[{k}].shape", f"{list(output.shape)} holds "
+                                f"{output.size} values; stage {output.node!r} streams {values}")
+        missing = set(self.outputs) - {output.node for output in model.outputs}
+        if missing:
+            raise SpecError("model.output", f"lists no tensor for the output(s) "
+                                            f"{', '.join(sorted(missing))}")
 
     def _share_line_buffers(self):
         """Give the line-buffer stages that read one stream with one vertical border a
@@ -201,7 +228,9 @@ class Pipeline:
         frames = {INPUT: self.check_frame(np.asarray(frame))}
         for bound in self.bound:
             result = bound.golden(*(frames[name] for name in bound.inputs))
-            frames[bound.name] = result[:, :, None] if result.ndim == 2 else result
+            # A tensor stage may return its TFLite shape (a pooled [C] vector): the stream
+            # holds it as out_height x out_width pixels.
+            frames[bound.name] = np.asarray(result).reshape(bound.out_height, bound.out_width, -1)
         return {name: frames[name] for name in self.outputs}
 
     def golden(self, frame):

@@ -17,6 +17,9 @@ A spec has an ``[input]`` table and one ``[[stage]]`` table per stage; stages fo
     kernel = [[1, 2, 1], [2, 4, 2], [1, 2, 1]]
     shift = 4
 
+A spec imported from a model also has a ``[model]`` table: how the model's input and
+output tensors map to the streams (:mod:`rasterflow.model_io`).
+
 Every problem is a :class:`SpecError` whose message starts with the field it concerns
 (``stage[1].kernel: ...``) and names the allowed values.
 """
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SpecError
+from .model_io import parse_model
 from .golden.pixel import DTYPES, PixelFormat
 from .params import (MAX_DIMENSION, PIXELS_PER_CLOCK, check_choice, check_int, check_name,
                      from_table)
@@ -58,7 +62,7 @@ def parse_spec(doc, *, base_dir=None):
     """Turn a parsed TOML document into a :class:`~rasterflow.pipeline.Pipeline`."""
     if not isinstance(doc, dict):
         raise SpecError("spec", "must be a table")
-    allowed = {"name", "input", "stage", "outputs"}
+    allowed = {"name", "input", "stage", "outputs", "model"}
     for key in doc:
         if key not in allowed:
             raise SpecError(key, f"unknown key; allowed keys: {', '.join(sorted(allowed))}")
@@ -78,7 +82,8 @@ def parse_spec(doc, *, base_dir=None):
                             f"must be a non-empty list of stage names or 'input', not {inputs!r}")
         nodes.append(Node(table.get("name", f"stage{index}"), stage,
                           None if inputs is None else tuple(inputs)))
-    return Pipeline(input_spec, nodes, name=name, outputs=doc.get("outputs"))
+    model = parse_model(doc["model"]) if "model" in doc else None
+    return Pipeline(input_spec, nodes, name=name, outputs=doc.get("outputs"), model=model)
 
 
 def load_spec(path):

@@ -50,11 +50,11 @@ from tflite.TensorType import TensorType
 from .files import atomic_write_bytes
 from .golden.cnn import LAYER_TYPES, Conv2D, DepthwiseConv2D, LeakyRelu, MaxPool2D, Relu
 from .golden.dense import FullyConnected
-from .golden.elementwise import (Add, Concatenation, Pad, ResizeNearestNeighbor, dequantize,
-                                 quantize)
+from .golden.elementwise import Add, Concatenation, Pad, ResizeNearestNeighbor
 from .golden.nonlinear import Logistic, Softmax
 from .golden.pooling import AveragePool2D, Mean
 from .golden.quant import ACTIVATIONS, activation_range
+from .model_io import ModelInput, ModelOutput
 
 __all__ = ["ModelError", "ImportedModel", "ImportedNode", "ModelInput", "ModelOutput", "INPUT",
            "IMPORTERS", "importer", "load_tflite", "stream_shape", "layer_to_dict",
@@ -107,47 +107,6 @@ class ImportedNode:
     @property
     def stream_shape(self):
         return stream_shape(self.shape)
-
-
-@dataclass(frozen=True)
-class ModelInput:
-    """The model input as LiteRT takes it: ``shape`` (batch first, NCHW when ``layout`` is
-    ``"nchw"``), ``dtype`` (``"int8"``, or ``"float32"`` quantized by the host with the
-    stream's ``scale``/``zero_point``)."""
-    shape: tuple
-    dtype: str
-    scale: float
-    zero_point: int
-    layout: str = "nhwc"
-
-    @property
-    def nhwc_shape(self):
-        n, *rest = self.shape
-        return (n, *rest[1:], rest[0]) if self.layout == "nchw" else self.shape
-
-    def to_stream(self, x):
-        """LiteRT-form input ``x`` (batch first) -> int8 NHWC."""
-        x = np.asarray(x)
-        if self.layout == "nchw":
-            x = np.moveaxis(x, 1, -1)
-        return quantize(x, self.scale, self.zero_point) if self.dtype == "float32" else x
-
-
-@dataclass(frozen=True)
-class ModelOutput:
-    """One model output: the ``node`` whose stream carries it, its TFLite ``shape`` (batch
-    first) and ``dtype`` (``"float32"``: dequantized by the host with ``scale`` and
-    ``zero_point``)."""
-    node: str
-    shape: tuple
-    dtype: str
-    scale: float
-    zero_point: int
-
-    def from_stream(self, y):
-        """int8 output ``y`` (batch first) -> the tensor LiteRT returns."""
-        y = np.asarray(y).reshape(len(y), *self.shape[1:])
-        return dequantize(y, self.scale, self.zero_point) if self.dtype == "float32" else y
 
 
 @dataclass(frozen=True, eq=False)
@@ -640,7 +599,7 @@ class _GraphBuilder:
             raise operator.error(f"corrupt or inconsistent operator data "
                                  f"({type(exc).__name__}: {exc})") from exc
 
-    def _streams(self, operator):
+    def _activations(self, operator):
         function = _IMPORTERS[operator.name]
         count = operator.op.InputsLength() if function.streams is None else function.streams
         sources = [operator.tensor(k, "input") for k in range(count)]
@@ -652,6 +611,10 @@ class _GraphBuilder:
                 raise operator.error(f"input {k} (tensor {tensor.index} '{tensor.name}') is "
                                      f"{what}; only activations computed from the input "
                                      "are supported here")
+        return sources
+
+    def _check_streams(self, operator, sources):
+        for k, tensor in enumerate(sources):
             carried = self._stream_of(self.source[tensor.index])
             if stream_shape(tensor.shape) != carried:
                 raise operator.error(
@@ -659,7 +622,6 @@ class _GraphBuilder:
                     f"{list(tensor.shape)}, but its stream carries {carried[0]}x{carried[1]} "
                     f"pixels of {carried[2]} channels: a RESHAPE before it changes the pixel "
                     "layout (only layout-preserving reshapes are supported)")
-        return sources
 
     def _stream_of(self, name):
         """(height, width, channels) of the stream ``name`` (a node or the input)."""
@@ -668,12 +630,17 @@ class _GraphBuilder:
         return next(node.stream_shape for node in self.nodes if node.name == name)
 
     def _node(self, operator):
-        sources = self._streams(operator)
+        sources = self._activations(operator)
         result = operator.tensor(0, "output")
-        if result is None or stream_shape(result.shape) is None:
-            raise operator.error(f"the output has shape {list(result.shape) if result else None}, "
-                                 "which no pixel stream carries")
+        if result is None:
+            raise operator.error("the output is missing")
+        # The importer checks the tensors' types and quantization first: its errors are the
+        # ones that say what is wrong with the operator itself.
         layer = _IMPORTERS[operator.name](operator)
+        self._check_streams(operator, sources)
+        if stream_shape(result.shape) is None:
+            raise operator.error(f"the output has shape {list(result.shape)}, which no pixel "
+                                 "stream carries")
         _checked_output_shape(operator, layer, sources, result)
         base = f"op{operator.index}_{operator.name.lower()}"
         inputs = [self.source[t.index] for t in sources]
@@ -741,10 +708,12 @@ class _GraphBuilder:
                                  "computed by an imported operator")
             if index in self.dequantized:
                 scale, zp = self.dequantized[index]
-                outputs.append(ModelOutput(node, tensor.shape, "float32", scale, zp))
+                outputs.append(ModelOutput(node=node, shape=tensor.shape, scale=scale,
+                                           zero_point=zp, dtype="float32"))
             else:
                 scale, zp = tensor.activation_qparams(_FileContext(self.path), "output")
-                outputs.append(ModelOutput(node, tensor.shape, "int8", scale, zp))
+                outputs.append(ModelOutput(node=node, shape=tensor.shape, scale=scale,
+                                           zero_point=zp))
         return tuple(outputs)
 
     def model_input(self, start_tensor):
@@ -752,7 +721,8 @@ class _GraphBuilder:
             scale, zp = self.qparams
         else:
             scale, zp = start_tensor.activation_qparams(_FileContext(self.path), "input")
-        return ModelInput(tuple(start_tensor.shape), self.dtype, scale, zp, self.layout)
+        return ModelInput(shape=start_tensor.shape, scale=scale, zero_point=zp, dtype=self.dtype,
+                          layout=self.layout)
 
 
 class _FileContext:
@@ -770,6 +740,7 @@ def _select(count, layers, path):
     if count == 0:
         raise ModelError(f"{path}: subgraph 0 has no operators")
     start, stop = (0, count) if layers is None else layers
+    stop = count if stop is None else stop
     if not 0 <= start < stop <= count:
         raise ModelError(f"{path}: layers {start}:{stop} is not a non-empty range of the "
                          f"operators 0..{count - 1}")
@@ -805,12 +776,14 @@ def _read_model(path):
     return operators, tensors, inputs, outputs
 
 
-def _range_outputs(operators, tensors, produced_range, model_outputs):
-    """Tensors produced in the range that the rest of the model reads (or that are model
-    outputs), in order."""
+def _range_outputs(operators, produced_range, model_outputs):
+    """Tensors produced in the range that a later operator reads, that are model outputs,
+    or that no operator of the range reads, in order."""
+    stop = produced_range[-1].index + 1
     read_inside = {op.op.Inputs(k) for op in produced_range for k in range(op.op.InputsLength())}
+    read_after = {op.op.Inputs(k) for op in operators[stop:] for k in range(op.op.InputsLength())}
     produced = [op.op.Outputs(0) for op in produced_range]
-    return [t for t in produced if t in model_outputs or t not in read_inside]
+    return [t for t in produced if t in model_outputs or t in read_after or t not in read_inside]
 
 
 def load_tflite(path, layers=None):
@@ -818,7 +791,8 @@ def load_tflite(path, layers=None):
 
     ``layers=(a, b)`` imports only operators ``a .. b-1`` (the CLI's ``--layers A:B``):
     their input is operator ``a``'s first input, their outputs every tensor they produce
-    that no operator of the range reads (or that is a model output). Raises
+    that a later operator reads, that is a model output, or that no operator of the range
+    reads; ``b`` may be None (to the last operator). Raises
     :class:`ModelError` for a missing, unreadable, corrupt or truncated file and for any
     operator it cannot map exactly.
     """
@@ -836,7 +810,7 @@ def load_tflite(path, layers=None):
         if first is None:
             raise chosen[0].error("has no input")
         start_tensor = first
-        output_indices = _range_outputs(operators, tensors, chosen, set(outputs))
+        output_indices = _range_outputs(operators, chosen, set(outputs))
     for role, tensor in (("input", start_tensor),):
         if len(tensor.shape) != 4 or min(tensor.shape) < 1 or tensor.shape[0] != 1:
             raise ModelError(f"{path}: {role} tensor {tensor.index} '{tensor.name}' has shape "
@@ -856,6 +830,10 @@ def _constructor_fields(cls):
     if is_dataclass(cls):
         return [f.name for f in fields(cls) if f.init]
     return [name for name in inspect.signature(cls.__init__).parameters if name != "self"]
+
+
+def _is_array_field(cls, name):
+    return is_dataclass(cls) and any(f.name == name and f.type is np.ndarray for f in fields(cls))
 
 
 def _plain(value):
@@ -906,7 +884,7 @@ def layer_from_dict(params, arrays):
         if name not in params:
             raise ValueError(f"{layer_type} parameters lack {name!r}")
         value = params.pop(name)
-        if isinstance(value, str) and value.startswith("layer") and "." in value:
+        if _is_array_field(cls, name):
             if value not in arrays:
                 raise ValueError(f"{layer_type}.{name}: no array named {value!r}")
             value = np.asarray(arrays[value])

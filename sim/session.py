@@ -213,8 +213,8 @@ class _OutputCodec:
 def _stage_reports(pipeline, frames, cycles):
     """Figures that stages compute from their timing and the measured cycles (per-layer MAC
     cycles and utilization of CNN layers; see ``hdl/conv.py``'s ``mac_sim_report``), keyed
-    ``stage<k>`` by position in ``pipeline.bound``."""
+    by stage name."""
     from ..hdl.conv import mac_sim_report
-    reports = {f"stage{index}": bound.stage.sim_report(bound, frames, cycles)
-               for index, bound in enumerate(pipeline.bound)}
+    reports = {bound.name: bound.stage.sim_report(bound, frames, cycles)
+               for bound in pipeline.bound}
     return mac_sim_report({key: r for key, r in reports.items() if r is not None}, cycles)

@@ -6,6 +6,7 @@ real entry point (``rasterflow.cli.main``), and :func:`test_docs_table_lists_exa
 holds ``docs/errors.md`` to the same list (regenerate its table with
 ``python tests/test_bad_input.py``), so the documentation cannot drift from the tool.
 """
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,9 +133,9 @@ def damaged_model(transform):
 
 
 def unsupported_model(tmp):
-    from test_tflite_import import Op, activation, build_model, pool_options
-    tensors = [activation([1, 4, 4, 2], 0.1, 0), activation([1, 2, 2, 2], 0.1, 0)]
-    content = build_model(tensors, [(Op.AVERAGE_POOL_2D, [0], [1], pool_options(2, 2))], [0], [1])
+    from test_tflite_import import Op, activation, build_model
+    tensors = [activation([1, 4, 4, 2], 0.1, 0), activation([1, 4, 4, 2], 0.1, 0)]
+    content = build_model(tensors, [(Op.TANH, [0], [1], None)], [0], [1])
     path = tmp / "model.tflite"
     path.write_bytes(content)
     return path
@@ -338,12 +339,49 @@ def _sidecar_cases():
     ]
 
 
+EXAMPLE_MODEL = Path(__file__).parent.parent / "examples" / "yolov3_tiny_block1.toml"
+
+
+def model_golden(write_input, edit=None):
+    """``rasterflow golden`` on a copy of the imported example model spec (``edit`` changes
+    its TOML text) with the input ``write_input(tmp)`` writes."""
+    def argv(tmp):
+        text = EXAMPLE_MODEL.read_text()
+        (tmp / "model.toml").write_text(edit(text) if edit else text)
+        shutil.copy(EXAMPLE_MODEL.with_suffix(".npz"), tmp / EXAMPLE_MODEL.with_suffix(".npz").name)
+        return ["golden", str(tmp / "model.toml"), str(write_input(tmp)), "-o", str(tmp / "o.npy")]
+    return argv
+
+
+def _model_cases():
+    tensor = np.zeros((64, 64, 3), np.int8)
+    return [
+        Rejected("golden", "model input not a .npy", "a model spec takes its input tensor as a "
+                 ".npy array", 2, model_golden(gray_png)),
+        Rejected("golden", "model input of the wrong shape", "shape [4, 4, 3] is neither the "
+                 "model input [64, 64, 3] nor a batch of them [N, 64, 64, 3]", 2,
+                 model_golden(lambda tmp: npy(tmp, np.zeros((4, 4, 3), np.int8)))),
+        Rejected("golden", "model input of the wrong dtype", "dtype float32; the model takes "
+                 "int8", 2, model_golden(lambda tmp: npy(tmp, tensor.astype(np.float32)))),
+        Rejected("golden", "`[model]` input shape not the stream", "model.input.shape: [1, 64, 64, "
+                 "4] (nhwc) does not describe the input stream 64x64x3 int8", 2,
+                 model_golden(lambda tmp: npy(tmp, tensor),
+                              lambda text: text.replace("    64,\n    3,\n]\nscale",
+                                                        "    64,\n    4,\n]\nscale", 1))),
+        Rejected("golden", "`[model]` output of another stage", "model.output[0].node: must be "
+                 "one of the outputs (op2_max_pool_2d), not 'op0_conv_2d'", 2,
+                 model_golden(lambda tmp: npy(tmp, tensor),
+                              lambda text: text.replace('node = "op2_max_pool_2d"',
+                                                        'node = "op0_conv_2d"'))),
+    ]
+
+
 CASES = [
     # -- the spec file ---------------------------------------------------------------------
     Rejected("golden", "spec file missing", "error: spec: cannot read", 2,
              lambda tmp: ["golden", str(tmp / "nope.toml"), "in.png", "-o", str(tmp / "o.png")]),
     Rejected("golden", "spec not valid TOML", "is not valid TOML", 2, spec_text("[input\n")),
-    Rejected("golden", "unknown top-level key", "colour: unknown key; allowed keys: input, name, "
+    Rejected("golden", "unknown top-level key", "colour: unknown key; allowed keys: input, model, name, "
              "outputs, stage", 2, golden(extra={"colour": 1})),
     Rejected("golden", "module name not an identifier",
              "name: must be an identifier (letters, digits, _)", 2, golden(extra={"name": "9x"})),
@@ -372,6 +410,7 @@ CASES = [
     *_graph_cases(),
     *_cnn_cases(),
     *_sidecar_cases(),
+    *_model_cases(),
     # -- stages chained / frame size -------------------------------------------------------
     Rejected("golden", "stage input of the wrong type (int16 into a uint8 op)",
              "stage[1].op: gradient_magnitude needs uint8 input", 2,
@@ -430,7 +469,7 @@ CASES = [
              "identifier)", 2, model_import(damaged_model(lambda data: b"\0" * 64))),
     Rejected("import", "model truncated", "corrupt or truncated TFLite flatbuffer", 2,
              model_import(damaged_model(lambda data: data[:200]))),
-    Rejected("import", "unsupported operator", "operator 0 (AVERAGE_POOL_2D): unsupported "
+    Rejected("import", "unsupported operator", "operator 0 (TANH): unsupported "
              "operator (supported: CONV_2D,", 2, model_import(unsupported_model)),
     Rejected("import", "`--layers` not A:B", "--layers must be A:B (operators A..B-1), not '2'", 2,
              model_import(lambda tmp: FIXTURE_MODEL, "--layers", "2")),

@@ -231,7 +231,7 @@ def _verilator_run(spec_path, name):
 def test_verilator_yolo_block_64_full_size():
     result = _verilator_run(EXAMPLES / "yolov3_tiny_block1.toml", "yolo_block_64")
     report = result.report()
-    assert report["layers"]["stage0"]["mac_cycles"] == 2 * 64 * 64 * 4
+    assert report["layers"]["op0_conv_2d"]["mac_cycles"] == 2 * 64 * 64 * 4
     assert result.cycles == chain_cycles(load_spec(EXAMPLES / "yolov3_tiny_block1.toml")
                                          .hardware(), 2)
     assert report["mac_utilization"] > 0.9
@@ -244,3 +244,86 @@ def test_verilator_yolo_two_blocks_32_full_size(tmp_path):
     import_model(DATA / "yolo_two_blocks_32.tflite", spec)
     result = _verilator_run(spec, "yolo_two_blocks_32")
     assert result.report()["mac_utilization"] > 0.5
+
+
+# -- depthwise convolution with a depth multiplier --------------------------------------------------
+
+def random_multiplied_depthwise(rng, kernel, channels, multiplier, stride, padding):
+    """A random DEPTHWISE_CONV_2D of ``channels`` inputs and ``channels * multiplier``
+    outputs."""
+    outputs = channels * multiplier
+    pairs = [quantize_multiplier(float(rng.uniform(2e-5, 4e-3))) for _ in range(outputs)]
+    return DepthwiseConv2D(rng.integers(-127, 128, (kernel, kernel, outputs)).astype(np.int8),
+                           rng.integers(-20000, 20000, outputs).astype(np.int32), stride,
+                           padding, int(rng.integers(-128, 128)), int(rng.integers(-128, 128)),
+                           [m for m, _ in pairs], [s for _, s in pairs], -128, 127,
+                           depth_multiplier=multiplier)
+
+
+MULTIPLIER_CASES = [
+    # channels, multiplier, stride, padding, H, W, pe, simd
+    (1, 8, 2, "same", 9, 8, 4, 9),       # the grey MobileNet stem: 1 -> 8 channels, 3x3/2
+    (1, 8, 2, "same", 7, 6, 8, 3),
+    (3, 2, 1, "same", 6, 7, 2, 5),
+    (3, 2, 2, "valid", 7, 6, 6, 9),
+]
+
+
+@pytest.mark.parametrize("case", MULTIPLIER_CASES,
+                         ids=[str(i) for i in range(len(MULTIPLIER_CASES))])
+def test_depthwise_depth_multiplier_hardware(case):
+    channels, multiplier, stride, padding, height, width, pe, simd = case
+    rng = np.random.default_rng(channels * 100 + multiplier * 10 + stride + width)
+    layer = random_multiplied_depthwise(rng, 3, channels, multiplier, stride, padding)
+    pipeline = build([layer], height, width, channels, {0: (pe, simd)})
+    stage = pipeline.stages[0]
+    assert (stage.depth_multiplier, stage.in_channels, stage.out_channels) == \
+        (multiplier, channels, channels * multiplier)
+    batch = rng.integers(-128, 128, (2, height, width, channels)).astype(np.int8)
+    result = run(pipeline, batch, stall=0.3, seed=multiplier)
+    report = result.report()["layers"]["stage0"]
+    assert report["useful_macs"] == 2 * pipeline.out_width * pipeline.out_height * 9 * \
+        channels * multiplier
+
+
+def test_depthwise_depth_multiplier_exact_cycles():
+    rng = np.random.default_rng(7)
+    layer = random_multiplied_depthwise(rng, 3, 2, 3, 1, "same")
+    pipeline = build([layer], 5, 6, 2, {0: (2, 9)})
+    batch = rng.integers(-128, 128, (2, 5, 6, 2)).astype(np.int8)
+    result = run(pipeline, batch, stall=0.0, frames=2)
+    assert pipeline.hardware().parts[0].initiation_interval == 3
+    assert result.cycles == 4 * 5 * 6 * 3 + result.latency_cycles
+
+
+def test_depthwise_depth_multiplier_stage_and_errors():
+    rng = np.random.default_rng(3)
+    layer = random_multiplied_depthwise(rng, 3, 2, 4, 1, "same")
+    stage = stage_from_layer(layer)
+    table = stage.to_table()
+    assert table["depth_multiplier"] == 4
+    again = type(stage)(**{k: v for k, v in table.items() if k != "op"})
+    frame = rng.integers(-128, 128, (5, 4, 2)).astype(np.int8)
+    np.testing.assert_array_equal(again.layer(frame), layer(frame))
+    # Folding counts the C * M output channels: pe may be any of 1..8.
+    assert type(stage).balanced_folding(layer, 10, 10) == (8, 9)
+    args = dict(weights=np.asarray(layer.weights), bias=np.asarray(layer.bias),
+                m0=table["m0"], shift=table["shift"], in_zp=0, out_zp=0)
+    with pytest.raises(ValueError, match="depth_multiplier: must divide the 8 weight channels, "
+                                         "not 3"):
+        type(stage)(**args, depth_multiplier=3)
+    with pytest.raises(ValueError, match="depth_multiplier: must be an integer in 1..1024"):
+        type(stage)(**args, depth_multiplier=0)
+    with pytest.raises(ValueError, match="op: depthwise_conv2d expects 2 input channels"):
+        make_pipeline([stage], 4, 4, 8, "int8")
+    weights = np.zeros((3, 3, 6), np.int8)
+    mac_args = (weights, np.zeros(6, np.int32), [1 << 30] * 6, [0] * 6)
+    with pytest.raises(ValueError, match="depth_multiplier 4 does not divide the 6 weight"):
+        MacArray(*mac_args, in_zp=0, out_zp=0, depthwise=True, depth_multiplier=4)
+    with pytest.raises(ValueError, match="depth_multiplier must be a positive integer"):
+        MacArray(*mac_args, in_zp=0, out_zp=0, depthwise=True, depth_multiplier=0)
+    with pytest.raises(ValueError, match="depth_multiplier 2 needs depthwise=True"):
+        MacArray(np.zeros((2, 1, 1, 3), np.int8), *mac_args[1:], in_zp=0, out_zp=0,
+                 depth_multiplier=2)
+    mac = MacArray(*mac_args, in_zp=0, out_zp=0, depthwise=True, depth_multiplier=3)
+    assert (mac.in_channels, mac.out_channels, mac.terms) == (2, 6, 9)
