@@ -20,7 +20,8 @@ reach the MAC array, so no multiplier works on a discarded position.
 *MAC array* (:class:`MacArray`): ``pe`` processing elements (output channels in parallel), each
 with ``simd`` int8 x int8 multipliers (input-channel x tap products in parallel) and a
 pipelined adder tree feeding an accumulator. A window of ``T = K*K*Cin`` values (depthwise:
-``K*K`` taps per channel) is processed in ``sf = ceil(T / simd)`` *synapse folds* for each of
+``K*K`` taps per output channel; with depth multiplier ``M``, output channel ``oc`` reads
+input channel ``oc // M``) is processed in ``sf = ceil(T / simd)`` *synapse folds* for each of
 ``nf = ceil(Cout / pe)`` *neuron folds*: the initiation interval is exactly
 ``II = sf * nf`` cycles per output pixel, with one step per cycle. The zero point is folded
 into the bias at elaboration (``bias' = bias - in_zp * sum(w)``, exact because padded taps
@@ -145,6 +146,18 @@ class Decimate(wiring.Component):
         return m
 
 
+def _check_depth_multiplier(depth_multiplier, channels):
+    """Raise ValueError unless ``depth_multiplier`` is a positive integer dividing the
+    ``channels`` (``Cin * M``) of depthwise weights."""
+    if not isinstance(depth_multiplier, int) or isinstance(depth_multiplier, bool) or \
+            depth_multiplier < 1:
+        raise ValueError(f"depth_multiplier must be a positive integer, not "
+                         f"{depth_multiplier!r}")
+    if channels % depth_multiplier:
+        raise ValueError(f"depth_multiplier {depth_multiplier} does not divide the {channels} "
+                         f"weight channels")
+
+
 class _Namespace:
     def __init__(self, **kw):
         self.__dict__.update(kw)
@@ -156,13 +169,18 @@ class MacArray(wiring.Component):
     Parameters
     ----------
     weights : ndarray
-        int8 ``[Cout, K, K, Cin]`` (conv, TFLite OHWI) or ``[K, K, C]`` (``depthwise``).
+        int8 ``[Cout, K, K, Cin]`` (conv, TFLite OHWI) or ``[K, K, Cin * M]`` (``depthwise``).
     bias, m0, shift : ndarray
         Per output channel: int32 bias, TFLite multiplier and exponent.
     in_zp, out_zp, act_min, act_max : int
         Input/output zero points and the fused activation's clamp.
     pe, simd : int
         Output channels in parallel (``1..Cout``); products per PE per cycle (``1..T``).
+    depthwise : bool
+        A depthwise convolution: output channel ``oc`` reads input channel ``oc // M``.
+    depth_multiplier : int
+        ``M``, output channels per input channel (depthwise only; it divides the weights'
+        last axis): ``Cin = weights.shape[2] // M``, ``Cout = weights.shape[2]``.
 
     Members: ``i`` window stream (``window[dx][dy][ch]``, ``K x K`` of ``Cin`` int8);
     ``o`` pixel stream of ``Cout`` int8.
@@ -178,16 +196,19 @@ class MacArray(wiring.Component):
     (``K*K*Cin*8`` bits) and ``(nf-1)*pe`` int8 partial-output registers.
     """
     def __init__(self, weights, bias, m0, shift, *, in_zp, out_zp, act_min=-128, act_max=127,
-                 pe=1, simd=None, depthwise=False):
+                 pe=1, simd=None, depthwise=False, depth_multiplier=1):
         weights = np.asarray(weights, dtype=np.int64)
-        self.depthwise = depthwise
+        self.depthwise, self.depth_multiplier = depthwise, depth_multiplier
         if depthwise:
             if weights.ndim != 3 or weights.shape[0] != weights.shape[1]:
-                raise ValueError(f"depthwise weights must be [K, K, C], not {weights.shape}")
-            self.kernel, _, self.in_channels = weights.shape
-            self.out_channels = self.in_channels
+                raise ValueError(f"depthwise weights must be [K, K, C * M], not {weights.shape}")
+            self.kernel, _, self.out_channels = weights.shape
+            _check_depth_multiplier(depth_multiplier, self.out_channels)
+            self.in_channels = self.out_channels // depth_multiplier
             self.terms = self.kernel ** 2
         else:
+            if depth_multiplier != 1:
+                raise ValueError(f"depth_multiplier {depth_multiplier!r} needs depthwise=True")
             if weights.ndim != 4 or weights.shape[1] != weights.shape[2]:
                 raise ValueError(f"weights must be [Cout, K, K, Cin], not {weights.shape}")
             self.out_channels, self.kernel, _, self.in_channels = weights.shape
@@ -250,13 +271,14 @@ class MacArray(wiring.Component):
         """``(weight, x_index)`` of PE ``p``, lane ``s`` at neuron fold ``n``, synapse fold ``j``.
 
         ``x_index`` is the flat window index ``(dy*K + dx)*Cin + ci``; ``None`` for padding.
+        A depthwise output channel ``c`` reads input channel ``c // M``.
         """
         c, t = n * self.pe + p, j * self.simd + s
         if c >= self.out_channels or t >= self.terms:
             return 0, None
         if self.depthwise:
             dy, dx = divmod(t, self.kernel)
-            return int(self.weights[dy, dx, c]), t * self.in_channels + c
+            return int(self.weights[dy, dx, c]), t * self.in_channels + c // self.depth_multiplier
         return int(self.weights[c].reshape(-1)[t]), t
 
     def folded_bias(self):
@@ -508,8 +530,9 @@ class MacArray(wiring.Component):
 class Conv2DUnit(_WindowedStage):
     """A whole int8 convolution stage: window generator, decimator, MAC array.
 
-    Parameters are those of :class:`MacArray` plus the input frame size ``width x height``,
-    ``stride`` and ``padding`` (``"same"``/``"valid"``, TFLite's geometry).
+    Parameters are those of :class:`MacArray` (``depthwise`` with any ``depth_multiplier``)
+    plus the input frame size ``width x height``, ``stride`` and ``padding``
+    (``"same"``/``"valid"``, TFLite's geometry).
 
     Members: ``i`` pixel stream of ``Cin`` int8; ``o`` pixel stream of ``Cout`` int8, frames
     of ``out_width x out_height``.
@@ -529,9 +552,11 @@ class Conv2DUnit(_WindowedStage):
     MAC array's ROMs and window latch.
     """
     def __init__(self, width, height, weights, bias, m0, shift, *, in_zp, out_zp, stride=1,
-                 padding="same", act_min=-128, act_max=127, pe=1, simd=None, depthwise=False):
+                 padding="same", act_min=-128, act_max=127, pe=1, simd=None, depthwise=False,
+                 depth_multiplier=1):
         mac = MacArray(weights, bias, m0, shift, in_zp=in_zp, out_zp=out_zp, act_min=act_min,
-                       act_max=act_max, pe=pe, simd=simd, depthwise=depthwise)
+                       act_max=act_max, pe=pe, simd=simd, depthwise=depthwise,
+                       depth_multiplier=depth_multiplier)
         K = mac.kernel
         out_w, out_h, off_x, off_y, decimate = self.geometry(width, height, K, stride, padding)
         fmt = mac.in_format

@@ -9,8 +9,8 @@ Each stage is the integer form of one TFLite int8 operator (what
 Spec format (TOML; ``rasterflow import`` writes it)::
 
     [[stage]]
-    op = "conv2d"                       # or "depthwise_conv2d" (depth multiplier 1)
-    weights = "model.npz:layer0.weights"  # int8 [Cout, K, K, Cin] (depthwise [K, K, C])
+    op = "conv2d"                       # or "depthwise_conv2d" (depth_multiplier = M)
+    weights = "model.npz:layer0.weights"  # int8 [Cout, K, K, Cin] (depthwise [K, K, C * M])
     bias = "model.npz:layer0.bias"        # int32 [Cout]
     m0 = [1234567890, ...]              # per output channel, TFLite QuantizeMultiplier
     shift = [-8, ...]                   # per output channel, TFLite's signed exponent
@@ -59,7 +59,7 @@ Each golden layer class has exactly one stage class made from it, which declares
 :func:`plan_folding`.
 """
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import ClassVar
@@ -78,7 +78,7 @@ from .stages import Bound, Stage, fixed_timing, register_stage
 
 __all__ = ["Conv2DStage", "DepthwiseConv2DStage", "LeakyReluStage", "ReluStage",
            "Relu6Stage", "ReluN1To1Stage", "MaxPoolStage", "LAYER_STAGES", "stage_from_layer",
-           "plan_folding", "resolve_array"]
+           "plan_folding", "fold_for_budget", "resolve_array"]
 
 INT8 = "int8"
 PADDINGS = ("same", "valid")
@@ -240,7 +240,7 @@ class _ConvBase(_LayerStage):
     """A convolution. Its array parameters are ndarrays or sidecar references with the
     arrays in ``arrays`` (``from_spec`` resolves them)."""
     weights: SidecarArray = param(doc="int8 weights [Cout, K, K, Cin] (depthwise_conv2d: "
-                                      "[K, K, C]), K odd in 1..15")
+                                      "[K, K, C * M]), K odd in 1..15")
     bias: SidecarArray = param(doc="int32 bias [Cout]")
     m0: list = _m0_param("requantization multiplier per output channel")
     shift: list = _shift_param("requantization shift per output channel")
@@ -384,10 +384,45 @@ class Conv2DStage(_ConvBase):
 @register_stage
 @dataclass(frozen=True)
 class DepthwiseConv2DStage(_ConvBase):
-    """``depthwise_conv2d``: TFLite DEPTHWISE_CONV_2D int8, depth multiplier 1."""
+    """``depthwise_conv2d``: TFLite DEPTHWISE_CONV_2D int8, any depth multiplier ``M``: ``C``
+    input channels, ``C * M`` output channels, output channel ``oc`` reading input channel
+    ``oc // M``."""
     op: ClassVar[str] = "depthwise_conv2d"
     layer_type: ClassVar[type] = golden_cnn.DepthwiseConv2D
     DEPTHWISE: ClassVar[bool] = True
+    depth_multiplier: int = param(1, lo=1, hi=MAX_CHANNELS,
+                                  doc="output channels per input channel (TFLite's depth "
+                                      "multiplier M): weights [K, K, C * M] for C input "
+                                      "channels")
+
+    def __post_init__(self):
+        # The base checks the weights [K, K, C * M] against the bias and multipliers of the
+        # C * M output channels, and builds the layer for M = 1; M then splits the channels.
+        super().__post_init__()
+        if self.out_channels % self.depth_multiplier:
+            raise SpecError("depth_multiplier", f"must divide the {self.out_channels} weight "
+                                                f"channels, not {self.depth_multiplier}")
+        object.__setattr__(self, "layer",
+                           replace(self.layer, depth_multiplier=self.depth_multiplier))
+        object.__setattr__(self, "in_channels", self.out_channels // self.depth_multiplier)
+
+    @classmethod
+    def from_layer(cls, layer, **options):
+        return replace(super().from_layer(layer, **options),
+                       depth_multiplier=layer.depth_multiplier)
+
+    @classmethod
+    def balanced_folding(cls, layer, pixels, budget):
+        # The base folds ``layer.channels`` output channels: with M = 1, all C * M of them.
+        return super().balanced_folding(replace(layer, depth_multiplier=1), pixels, budget)
+
+    def hardware(self, bound):
+        pe, simd = self.folding
+        return Conv2DUnit(bound.width, bound.height, self.arrays["weights"], self.arrays["bias"],
+                          self.m0, self.shift, in_zp=self.in_zp, out_zp=self.out_zp,
+                          stride=self.stride, padding=self.padding, act_min=self.act_min,
+                          act_max=self.act_max, pe=pe, simd=simd, depthwise=True,
+                          depth_multiplier=self.depth_multiplier)
 
 
 @register_stage
@@ -550,20 +585,23 @@ def stage_from_layer(layer, *, op_name=None, refs=None, pe=0, simd=0):
     return _stage_class(layer).from_layer(layer, op_name=op_name, refs=refs, pe=pe, simd=simd)
 
 
-def plan_folding(layers, height, width, cycles_per_pixel=4):
-    """Rate-balanced ``(pe, simd)`` per layer (``None`` for layers without a MAC array).
+def fold_for_budget(layer_pixels, budget):
+    """Rate-balanced ``(pe, simd)`` for each ``(layer, output pixels)`` (``None`` for layers
+    without a MAC array): each layer's stage class picks its folding to compute its output
+    pixels within ``budget`` cycles (``balanced_folding``: for a convolution the fewest
+    multipliers with ``P * II <= budget``), so every layer needs about the same cycles per
+    frame, and none waits long for another."""
+    return [_stage_class(layer).balanced_folding(layer, int(pixels), budget)
+            for layer, pixels in layer_pixels]
 
-    The pipeline takes one input pixel every ``cycles_per_pixel`` cycles, so a frame has a
-    budget of ``B = cycles_per_pixel * H * W`` cycles. Each layer's stage class picks its
-    folding for its ``P`` output pixels (``balanced_folding``: for a convolution the fewest
-    multipliers with ``P * II <= B``). The result: every layer needs about the same cycles
-    per frame, and none waits long for another.
-    """
-    budget = cycles_per_pixel * height * width
-    plan = []
+
+def plan_folding(layers, height, width, cycles_per_pixel=4):
+    """:func:`fold_for_budget` for a chain of ``layers`` on ``height x width`` frames taking
+    one input pixel every ``cycles_per_pixel`` cycles (a frame's budget is
+    ``cycles_per_pixel * H * W`` cycles)."""
+    sizes = []
     size = (width, height)
     for layer in layers:
-        stage_class = _stage_class(layer)
-        size = stage_class.output_size(layer, *size)
-        plan.append(stage_class.balanced_folding(layer, size[0] * size[1], budget))
-    return plan
+        size = _stage_class(layer).output_size(layer, *size)
+        sizes.append(size[0] * size[1])
+    return fold_for_budget(list(zip(layers, sizes)), cycles_per_pixel * height * width)
