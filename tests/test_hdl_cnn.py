@@ -327,3 +327,14 @@ def test_depthwise_depth_multiplier_stage_and_errors():
                  depth_multiplier=2)
     mac = MacArray(*mac_args, in_zp=0, out_zp=0, depthwise=True, depth_multiplier=3)
     assert (mac.in_channels, mac.out_channels, mac.terms) == (2, 6, 9)
+
+
+def test_grey_mobilenet_stem_on_a_crop():
+    """The grey MobileNet fixture's first layer, DEPTHWISE_CONV_2D 1 -> 8 channels
+    (``M = 8``, 3x3, stride 2, SAME), in hardware on a crop of its input images."""
+    folder = DATA.parent / "tflite2"
+    model = load_tflite(folder / "mnv1_025_96g.tflite")
+    stem = model.layers[0]
+    assert (stem.depth_multiplier, stem.in_channels, stem.out_channels) == (8, 1, 8)
+    inputs = np.load(folder / "mnv1_025_96g_input.npy")
+    run(build([stem], 10, 12, 1, {0: (4, 9)}), inputs[:, :10, :12], stall=0.3, seed=8)
