@@ -3,10 +3,12 @@
 :func:`build` elaborates a :class:`~rasterflow.boards.top.BoardTop`, writes Amaranth's build
 plan into ``build_dir`` and runs its script (Yosys, nextpnr, pack) with Amaranth's tool env
 vars pointing at the YoWASP commands unless the user has set them. While it runs, a spinner
-shows the stage and elapsed time. After synthesis the Yosys cell counts are checked against
-the board's budget so a design that cannot fit fails before place and route; nextpnr's own
-utilisation report catches the rest. The report combines nextpnr's ``--report`` JSON (Fmax,
-utilisation) with Yosys' statistics (flip-flops).
+shows the stage and elapsed time. Before anything is elaborated, a design the cost model
+(:func:`rasterflow.fold.certain_overruns`) shows cannot fit is refused; after synthesis the
+Yosys cell counts are checked against the board's budget so a design that cannot fit fails
+before place and route; nextpnr's own utilisation report catches the rest. The report
+combines nextpnr's ``--report`` JSON (Fmax, utilisation) with Yosys' statistics
+(flip-flops).
 
 Multipliers: Yosys maps every product it can to DSP blocks (``synth_ice40 -dsp``,
 ``synth_ecp5`` by default) without knowing how many the device has, and a product with a
@@ -361,6 +363,22 @@ def rtlil_memories(rtlil_text):
     return found
 
 
+def _refuse_what_cannot_fit(pipeline, board):
+    """Raise :class:`DesignDoesNotFit` when the cost model is sure the pipeline cannot fit
+    ``board`` (its memories), so no time goes into elaborating and synthesizing it. The
+    model reads a :class:`~rasterflow.pipeline.Pipeline`'s stages; anything else keeping the
+    pipeline contract (a test's stand-in) is left to synthesis."""
+    # Imported here: rasterflow.fold plans products with this module's Multiplier.
+    from ..fold import certain_overruns
+    from ..pipeline import Pipeline
+    if not isinstance(pipeline, Pipeline):
+        return
+    overruns = certain_overruns(pipeline, board)
+    if overruns:
+        raise DesignDoesNotFit(f"design does not fit {board.name} ({board.device}), per the "
+                               f"estimate before building: " + "; ".join(overruns))
+
+
 def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progress=True,
           tx_fifo_depth=None, dsp_budget=None):
     """Build a bitstream of ``pipeline`` behind the UART bridge for ``board_name``.
@@ -374,10 +392,11 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
     :func:`plan_multipliers`, with at most ``dsp_budget`` DSP blocks, default the device's),
     ``memory_bits`` (``{"rom": weights and constant tables, "ram": line buffers and FIFOs}``)
     and ``rom_fraction_of_bram`` (how much of the device's block RAM the weights would take).
-    Raises :class:`DesignDoesNotFit` naming the resources over budget, or
-    :class:`BuildError` with the end of the tool log.
+    Raises :class:`DesignDoesNotFit` naming the resources over budget (before any tool runs
+    when the estimate leaves no doubt), or :class:`BuildError` with the end of the tool log.
     """
     board = get_board(board_name)
+    _refuse_what_cannot_fit(pipeline, board)
     top_kwargs = {} if tx_fifo_depth is None else {"tx_fifo_depth": tx_fifo_depth}
     top = BoardTop(pipeline, board, baud,
                    clock_hz=None if clock_mhz is None else clock_mhz * 1e6, **top_kwargs)

@@ -205,6 +205,8 @@ def build_parser():
     p.set_defaults(func=cmd_demo)
     from .cli_import import add_import_command
     add_import_command(sub)
+    from .cli_fold import add_fold_command
+    add_fold_command(sub)
     from .cli_boards import add_board_commands
     add_board_commands(sub, load_spec)
     from .cli_sweep import add_sweep_command

@@ -6,11 +6,12 @@ spec's ``outputs``, and a ``[model]`` table with the edges the host handles
 (:mod:`rasterflow.model_io`). Scalars are in the TOML, the weight/bias arrays in ``SPEC.npz``
 beside it (written by :func:`rasterflow.tflite_import.save_sidecar`; keys
 ``layer<i>.<field>``). MAC stages get rate-balanced ``pe``/``simd`` from
-:func:`~rasterflow.stages_cnn.fold_for_budget`.
+:func:`~rasterflow.stages_cnn.fold_for_budget`, or with ``--board B`` the folding
+:func:`rasterflow.fold.fold` chooses for that board.
 
-Everything is validated first (model import, stages, the pipeline's geometry); then the
-sidecar and the spec are each written atomically (temporary file + ``os.replace``). On any
-error nothing is left behind.
+Everything is validated first (model import, stages, the pipeline's geometry, with a board
+the fit); then the sidecar and the spec are each written atomically (temporary file +
+``os.replace``). On any error nothing is left behind.
 """
 import tomllib
 from pathlib import Path
@@ -63,7 +64,8 @@ def _stage_tables(model, sidecar, cycles_per_pixel, model_path):
     nodes, tables = [], []
     for node, fold, (params, arrays) in zip(model.nodes, plan, layer_dicts(model)):
         # Each array field refers to the key save_sidecar stores it under.
-        refs = {name: f"{sidecar.name}:{key}" for name, key in params.items() if key in arrays}
+        refs = {name: f"{sidecar.name}:{key}" for name, key in params.items()
+                if isinstance(key, str) and key in arrays}
         pe, simd = fold if fold else (0, 0)
         try:
             stage = stage_from_layer(node.layer, op_name=node.op_name, refs=refs, pe=pe,
@@ -76,12 +78,16 @@ def _stage_tables(model, sidecar, cycles_per_pixel, model_path):
     return nodes, tables
 
 
-def import_model(model_path, spec_path, *, layers=None, name=None, cycles_per_pixel=4):
+def import_model(model_path, spec_path, *, layers=None, name=None, cycles_per_pixel=4,
+                 board=None):
     """Import ``model_path`` and write ``spec_path`` (TOML) + its ``.npz`` sidecar.
 
+    ``board`` (a board name): fold the MAC stages for it (:func:`rasterflow.fold.fold`)
+    instead of balancing them for ``cycles_per_pixel``.
+
     Returns the validated :class:`~rasterflow.pipeline.Pipeline`. Raises
-    :class:`InputError` (bad model, range, paths) or :class:`SpecError`; on error no file is
-    written or left behind.
+    :class:`InputError` (bad model, range, paths), :class:`SpecError` or
+    :class:`~rasterflow.fold.DoesNotFit`; on error no file is written or left behind.
     """
     from .pipeline import Pipeline
     from .spec import InputSpec, parse_spec
@@ -109,13 +115,15 @@ def import_model(model_path, spec_path, *, layers=None, name=None, cycles_per_pi
     except SpecError as error:
         raise InputError(f"model {model_path}: the imported layers do not form a pipeline: "
                          f"{error}") from None
+    note = f"pe/simd: rate-balanced for one input pixel every {cycles_per_pixel} cycles."
+    if board is not None:
+        pipeline, tables, note = _fold_for_board(pipeline, tables, board)
     doc = {"name": name, "outputs": outputs,
            "input": {"width": width, "height": height, "channels": channels, "dtype": "int8"},
            "model": edges.to_table(), "stage": tables}
     text = ("# Imported by `rasterflow import` from "
             f"{model_path.name} (operators {min(model.op_indices)}..{max(model.op_indices)}).\n"
-            f"# Arrays: {sidecar.name}. pe/simd: rate-balanced for one input pixel every "
-            f"{cycles_per_pixel} cycles.\n" + tomli_w.dumps(doc))
+            f"# Arrays: {sidecar.name}. {note}\n" + tomli_w.dumps(doc))
     spec_path.parent.mkdir(parents=True, exist_ok=True)
     existed = sidecar.exists()
     save_sidecar(model, sidecar)
@@ -130,15 +138,31 @@ def import_model(model_path, spec_path, *, layers=None, name=None, cycles_per_pi
     return pipeline
 
 
+def _fold_for_board(pipeline, tables, board):
+    """The pipeline and spec tables with the MAC stages folded for ``board``, and the
+    spec's note on the folding."""
+    from .cli_fold import folding_note
+    from .fold import fold
+
+    folding = fold(pipeline, board)
+    tables = [{**table, "pe": folding.stages[table["name"]].pe,
+               "simd": folding.stages[table["name"]].simd}
+              if table["name"] in folding.stages else table for table in tables]
+    return folding.pipeline, tables, folding_note(folding.report)
+
+
 def cmd_import(args):
     layers = parse_layers(args.layers)
     pipeline = import_model(args.model, args.output, layers=layers, name=args.name,
-                            cycles_per_pixel=args.cycles_per_pixel)
+                            cycles_per_pixel=args.cycles_per_pixel, board=args.board)
     sidecar = Path(args.output).with_suffix(".npz")
     outputs = ", ".join(f"{'x'.join(map(str, o.shape[1:]))} {o.dtype}" for o in pipeline.model.outputs)
     print(f"import: {args.output} + {sidecar} ({len(pipeline.stages)} stages; input "
           f"{'x'.join(map(str, pipeline.model.input.shape[1:]))} {pipeline.model.input.dtype} "
           f"-> {outputs})")
+    if args.board:
+        from .fold import assess
+        print(assess(pipeline, args.board).text())
     return 0
 
 
@@ -151,6 +175,11 @@ def add_import_command(subparsers):
     p.add_argument("--layers", help="operators A:B to import (A..B-1; default all)")
     p.add_argument("--name", help="Verilog module name (default: from the spec's file name)")
     p.add_argument("--cycles-per-pixel", type=int, default=4,
-                   help="input pixel rate the pe/simd folding is balanced for (default 4)")
+                   help="input pixel rate the pe/simd folding is balanced for (default 4; "
+                        "not used with --board)")
+    from .boards.platforms import BOARDS
+    p.add_argument("--board", choices=sorted(BOARDS),
+                   help="fold pe/simd for the most frames per second on this board "
+                        "(`rasterflow fold`), refusing a model that cannot fit")
     p.set_defaults(func=cmd_import)
     return p
