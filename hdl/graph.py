@@ -8,16 +8,45 @@ that the fork never waits on the slow branch in steady state, each faster branch
 All three keep the stream rules by construction (proved in ``tests/test_formal_graph.py``):
 ``Fork`` and ``Join`` are combinational (zero latency; ``valid`` never depends on ``ready``),
 ``SkewBuffer`` is a FIFO whose ``o.valid`` and ``i.ready`` are registers.
+
+Skew buffers in pixels
+----------------------
+:func:`skew_depth` counts cycles: it holds for *rigid* branches, which move one item per
+cycle. A CNN branch is not rigid: a folded MAC array takes ``II`` cycles per output, a
+stride or a pooling keeps a quarter of the positions, a resize repeats rows. There the buffer
+is sized in items of the join's stream (:func:`paced_skew_depth`), from two facts:
+
+* *Deadlock.* While the join waits for item ``n`` of its slowest branch ``A``, the fork feeds
+  ``A`` only as long as every other branch ``B`` takes the same items; ``B`` keeps what it
+  emits meanwhile in its buffer. ``A`` emits item ``n`` once it has the input transfer that
+  item is *tied* to (:class:`~rasterflow.hdl.timing.Sampling`), and ``B`` cannot take that
+  transfer before it has emitted its items tied to earlier ones. So ``B``'s buffer holds at
+  least every item of ``B`` tied before ``A``'s item ``n``. Counted in transfers of the
+  stream ``S`` where the branches part (``P`` transfers a frame), item ``n`` of a stream
+  ``X`` is tied to transfer ``n * P_S / P_X + l`` of ``S``, ``l`` within bounds
+  ``lo_X..hi_X`` that add up along the branch's stages (:func:`tie_bounds`: a stage's bounds
+  in its own input transfers, scaled by ``P_S / P_stage_input``); the buffer needs
+  ``(hi_A - lo_B) * P_join / P_S + 1`` items.
+* *Throughput.* In steady state items move at the rate of the graph's slowest stage; a
+  branch's registers hold their latency times that rate, which the buffer must also cover
+  for the fork never to wait. Adding ``latency x rate`` to the bounds gives the *arrival*
+  bounds, and the cycle rule of :func:`skew_depth` on them; for rigid branches at one item
+  per cycle it is :func:`skew_depth` itself.
 """
+import math
+from fractions import Fraction
+
+import numpy as np
 from amaranth.hdl import Cat, Module, Shape, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..golden.pixel import PixelFormat
-from .payload import joined_stream_layout, lane, pixel_stream_signature
+from .payload import joined_stream_layout, lane, pixel_stream_signature, transfers_per_line
 
-__all__ = ["Fork", "Join", "SkewBuffer", "SKEW_LATENCY", "skew_depth", "joined_latency"]
+__all__ = ["Fork", "Join", "SkewBuffer", "SKEW_LATENCY", "skew_depth", "joined_latency",
+           "frame_transfers", "tie_bounds", "paced_skew_depth"]
 
 #: Cycles a :class:`SkewBuffer` of depth 2 or more adds (input transfer to ``o.valid``).
 SKEW_LATENCY = 2
@@ -234,3 +263,100 @@ def skew_depth(branch_latencies):
     """
     target = joined_latency(branch_latencies)
     return [0 if latency == target else target - latency + 1 for latency in branch_latencies]
+
+
+def frame_transfers(size, lanes=1):
+    """Transfers of a ``(width, height)`` frame at ``lanes`` pixels per transfer."""
+    width, height = size
+    return transfers_per_line(width, lanes) * height
+
+
+#: Output transfers :func:`tie_bounds` looks at together (bounds its memory).
+_TIE_CHUNK = 1 << 20
+
+
+def tie_bounds(timing, in_size, out_size, lanes=1):
+    """``(lo, hi)``: over a frame's output transfers ``n``, the least and the greatest
+    ``tie(n) - n * P_i / P_o`` of a stage, in its input transfers (exact fractions).
+
+    ``tie`` is as :class:`~rasterflow.hdl.timing.Sampling` defines it from ``timing``'s
+    sampling; ``P_i``, ``P_o``: the transfers of an input and an output frame
+    (``in_size``, ``out_size``: ``(width, height)``). Without a sampling, a stage that keeps
+    the frame size has ``lo = hi = schedule_delay``; one that changes it is taken to need
+    any transfer of its input frame for any output (no later one: every stage completes a
+    frame from that frame), the widest bounds there are.
+    """
+    p_in, p_out = frame_transfers(in_size, lanes), frame_transfers(out_size, lanes)
+    sampling = timing.sampling
+    if sampling is None:
+        if tuple(in_size) == tuple(out_size):
+            return Fraction(timing.schedule_delay), Fraction(timing.schedule_delay)
+        return -1 - Fraction((p_out - 1) * p_in, p_out), Fraction(p_in - 1)
+    if sampling.out_size != tuple(out_size):
+        raise ValueError(f"the sampling describes a {sampling.out_size} frame, not "
+                         f"{tuple(out_size)}")
+    groups = transfers_per_line(out_size[0], lanes)
+    last_pixel = np.minimum(np.arange(groups) * lanes + lanes - 1, out_size[0] - 1)
+    columns = np.asarray(sampling.cols, dtype=np.int64)[last_pixel] // lanes
+    rows = np.asarray(sampling.rows, dtype=np.int64) * transfers_per_line(in_size[0], lanes)
+    lo, hi = _scaled_tie_extremes(rows, columns, sampling.lead, p_in, p_out)
+    return Fraction(lo, p_out), Fraction(hi, p_out)
+
+
+def _scaled_tie_extremes(rows, columns, lead, p_in, p_out):
+    """The least and greatest ``(tie(n) - n * p_in / p_out) * p_out`` (integers) of output
+    transfer ``n`` in row ``r`` and column ``c`` tied to ``rows[r] + columns[c]``, or to the
+    previous row's last (rows and columns only grow), plus ``lead``."""
+    previous = np.concatenate(([np.iinfo(np.int64).min // 2], rows[:-1] + columns[-1]))
+    lo = hi = None
+    step = max(1, _TIE_CHUNK // len(columns))
+    for start in range(0, len(rows), step):
+        chunk = slice(start, start + step)
+        ties = np.maximum(rows[chunk, None] + columns[None, :], previous[chunk, None])
+        n = np.arange(start * len(columns), start * len(columns) + ties.size)
+        scaled = (ties.reshape(-1) + lead) * p_out - n * p_in
+        lo = int(scaled.min()) if lo is None else min(lo, int(scaled.min()))
+        hi = int(scaled.max()) if hi is None else max(hi, int(scaled.max()))
+    return lo, hi
+
+
+def _buffer(items):
+    """A buffer covering a gap of ``items``: one entry more, and at least 3 (one item per
+    cycle; see :class:`SkewBuffer`)."""
+    return max(3, math.ceil(items) + 1)
+
+
+def _gaps(late, early):
+    """Per branch ``k``: how far the other branches' latest items may trail ``k``'s
+    earliest."""
+    return [max(late[:k] + late[k + 1:]) - early[k] for k in range(len(late))]
+
+
+def paced_skew_depth(arrivals, ties, skew_items):
+    """Depths of the :class:`SkewBuffer` before a join on each branch (0: no buffer), for
+    branches that are not rigid (see the module docstring).
+
+    Parameters
+    ----------
+    arrivals : list of ``(early, late)``
+        Per branch, in items of the join's stream: bounds of when item ``n`` arrives, less
+        ``n`` (its tie bounds plus its registers' latency at the steady rate).
+    ties : list of ``(early, late)``
+        Per branch, the tie bounds alone, in the same unit.
+    skew_items : number
+        A :class:`SkewBuffer`'s own latency in items (``SKEW_LATENCY`` x the rate).
+
+    Each branch ``k`` gets what the cycle rule of :func:`skew_depth` gives on the arrivals
+    (``late`` of the others against ``early`` of ``k``; every branch buffered when one trails
+    another by less than ``skew_items``), and no less than the deadlock bound: one more than
+    the other branches' latest tie less ``k``'s earliest.
+    """
+    late, early = [a[1] for a in arrivals], [a[0] for a in arrivals]
+    gaps = _gaps(late, early)
+    if any(0 < gap < skew_items for gap in gaps):
+        top = max(late) + skew_items
+        depths = [_buffer(top - e) for e in early]
+    else:
+        depths = [_buffer(gap) if gap > 0 else 0 for gap in gaps]
+    deadlock = _gaps([t[1] for t in ties], [t[0] for t in ties])
+    return [max(depth, _buffer(gap) if gap > 0 else 0) for depth, gap in zip(depths, deadlock)]

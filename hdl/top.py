@@ -4,20 +4,25 @@
 stream read by several consumers (or read and also an output) goes through a
 :class:`~rasterflow.hdl.graph.Fork`; a stage reading several streams gets them through a
 :class:`~rasterflow.hdl.graph.Join`, each input delayed by a
-:class:`~rasterflow.hdl.graph.SkewBuffer` sized from the branches' latencies (see
-:func:`~rasterflow.hdl.graph.skew_depth`); several outputs leave as one joined stream.
+:class:`~rasterflow.hdl.graph.SkewBuffer` sized from the branches' timing (in cycles for
+rigid branches, :func:`~rasterflow.hdl.graph.skew_depth`; in items of the join's stream
+for CNN branches, :func:`~rasterflow.hdl.graph.paced_skew_depth`); several outputs leave as
+one joined stream.
 """
 from dataclasses import dataclass
+from fractions import Fraction
 
 from amaranth.hdl import Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from ..golden.pixel import PixelFormat
-from .graph import Fork, Join, SkewBuffer, joined_latency, skew_depth
+from .graph import (SKEW_LATENCY, Fork, Join, SkewBuffer, frame_transfers, paced_skew_depth,
+                    skew_depth, tie_bounds)
 from .guard import Fault, FrameGuard
 from .payload import joined_stream_layout, pixel_stream_layout, pixel_stream_signature
 from .stall import SKID_LATENCY, SkidBuffer
+from .timing import StageTiming
 
 __all__ = ["INPUT", "TopNode", "PipelineTop", "GraphTiming", "graph_timing", "join_names"]
 
@@ -41,37 +46,177 @@ class GraphTiming:
     latency_cycles: int
 
 
-def graph_timing(nodes, outputs):
+def graph_timing(nodes, outputs, *, width=1, height=1, lanes=1):
     """The :class:`GraphTiming` of a graph, from each node's timing alone.
 
-    The one place the arrival-time rule is written, for :class:`PipelineTop` (which sizes
-    its skew buffers from it) and for planning a pipeline without building its hardware.
+    The one place the arrival-time and skew-buffer rules are written, for
+    :class:`PipelineTop` (which sizes its skew buffers from it) and for planning a pipeline
+    without building its hardware.
+
+    Arrival times are cycles of rigid pipelines (see :class:`PipelineTop`). A join's skew
+    buffers come from :func:`~rasterflow.hdl.graph.skew_depth` when its branches are rigid
+    and one item per cycle reaches it, else from
+    :func:`~rasterflow.hdl.graph.paced_skew_depth`, in items of the join's stream (see
+    :mod:`rasterflow.hdl.graph`): each branch is measured from the stream that dominates
+    the join (the last one every path to it goes through), where they part.
 
     Parameters
     ----------
-    nodes : iterable of ``(name, inputs, delay)``
-        In a topological order: the node's name, the names of the streams it reads, and its
-        ``latency + schedule_delay``.
+    nodes : iterable of ``(name, inputs, timing)`` or ``(name, inputs, timing, out_size)``
+        In a topological order: the node's name, the names of the streams it reads, its
+        :class:`~rasterflow.hdl.timing.StageTiming` (or an int, the ``latency +
+        schedule_delay`` of a stage that keeps its frame size) and the ``(width, height)``
+        of its output frame (default: its timing's sampling's, else its input's).
     outputs : list of str
         The names of the streams that leave the graph (joined when several).
+    width, height, lanes : int
+        The input frame and its pixels per transfer.
     """
-    arrival = {INPUT: FrameGuard.latency + SKID_LATENCY}
-    skews = {}
+    plan = _GraphPlan(nodes, (width, height), lanes)
+    for node in plan.nodes.values():
+        plan.cycles[node.name] = (plan.join(node.name, node.inputs) + node.timing.delay
+                                  + SKID_LATENCY)
+    return GraphTiming(plan.cycles, plan.skews, plan.join("output", outputs))
 
-    def join_arrival(key, inputs):
-        # One input needs no join; several meet at a join, each faster one behind a buffer,
-        # and leave it through a skid buffer.
-        arrivals = [arrival[name] for name in inputs]
+
+@dataclass(frozen=True)
+class _PlanNode:
+    """A node as :func:`graph_timing` sees it; ``ties``: its stage's
+    :func:`~rasterflow.hdl.graph.tie_bounds`."""
+    name: str
+    inputs: tuple
+    timing: StageTiming
+    in_size: tuple
+    out_size: tuple
+    ties: tuple
+
+
+@dataclass(frozen=True)
+class _Bounds:
+    """A stream's item ``n`` measured from a reference stream ``R`` (``P`` transfers a
+    frame), in ``R``'s transfers: tied to transfer ``n * P_R / P + l`` with ``l`` in
+    ``ties``, and arriving (its registers' latency at the steady rate added) in
+    ``arrivals``; both ``(early, late)``."""
+    ties: tuple
+    arrivals: tuple
+
+    def then(self, ties, held):
+        """These bounds followed by a stage of tie bounds ``ties`` (in ``R``'s transfers)
+        holding ``held`` more."""
+        lo, hi = ties
+        return _Bounds((self.ties[0] + lo, self.ties[1] + hi),
+                       (self.arrivals[0] + lo + held, self.arrivals[1] + hi + held))
+
+
+_ORIGIN = _Bounds((Fraction(0), Fraction(0)), (Fraction(0), Fraction(0)))
+
+
+class _GraphPlan:
+    """The quantities :func:`graph_timing` derives: node sizes and tie bounds, the steady
+    frame rate, each stream's dominators, and, filled by :meth:`join` in topological order,
+    the streams' arrival ``cycles``, the joins' ``depths`` and the ``skews``."""
+
+    def __init__(self, nodes, size, lanes):
+        self.lanes = lanes
+        self.sizes = {INPUT: tuple(size)}
+        self.nodes = {}
+        for entry in nodes:
+            node = self._node(*entry)
+            self.nodes[node.name] = node
+            self.sizes[node.name] = node.out_size
+        self.transfers = {name: frame_transfers(s, lanes) for name, s in self.sizes.items()}
+        self.frame_rate = self._frame_rate()
+        self.dominators = {INPUT: (INPUT,)}
+        for node in self.nodes.values():
+            self.dominators[node.name] = self._common_dominators(node.inputs) + (node.name,)
+        self.cycles = {INPUT: FrameGuard.latency + SKID_LATENCY}
+        self.depths = {}
+        self.skews = {}
+
+    def _node(self, name, inputs, timing, out_size=None):
+        if isinstance(timing, int):
+            timing = StageTiming(timing)
+        in_size = self.sizes[inputs[0]]
+        if out_size is None:
+            out_size = timing.sampling.out_size if timing.sampling else in_size
+        out_size = tuple(out_size)
+        return _PlanNode(name, tuple(inputs), timing, in_size, out_size,
+                         tie_bounds(timing, in_size, out_size, self.lanes))
+
+    def _frame_rate(self):
+        """Frames per cycle in steady state, at most: every stage takes a cycle per input
+        transfer and ``initiation_interval`` cycles per output transfer."""
+        busiest = max([self.transfers[INPUT]] + [
+            max(frame_transfers(node.in_size, self.lanes),
+                self.transfers[node.name] * node.timing.initiation_interval)
+            for node in self.nodes.values()])
+        return Fraction(1, busiest)
+
+    def _common_dominators(self, names):
+        """The streams every path to each of ``names`` goes through, in topological order
+        (a common prefix of their dominator chains)."""
+        chains = [self.dominators[name] for name in names]
+        common = []
+        for entries in zip(*chains):
+            if len(set(entries)) > 1:
+                break
+            common.append(entries[0])
+        return tuple(common)
+
+    def join(self, key, inputs):
+        """The arrival cycles of the stream ``key`` reads: its input's, or for several
+        inputs their join's (skew buffers sized, a skid buffer after it)."""
         if len(inputs) == 1:
-            return arrivals[0]
-        for position, depth in enumerate(skew_depth(arrivals)):
-            if depth:
-                skews[key, position] = depth
-        return joined_latency(arrivals) + SKID_LATENCY
+            return self.cycles[inputs[0]]
+        if len({self.sizes[name] for name in inputs}) > 1:
+            raise ValueError(f"{key} joins frames of different sizes: "
+                             f"{[self.sizes[name] for name in inputs]}")
+        depths = self._skew_depths(inputs)
+        self.depths[key] = depths
+        self.skews.update({(key, k): depth for k, depth in enumerate(depths) if depth})
+        return max(self.cycles[name] + (SKEW_LATENCY if depth else 0)
+                   for name, depth in zip(inputs, depths)) + SKID_LATENCY
 
-    for name, inputs, delay in nodes:
-        arrival[name] = join_arrival(name, inputs) + delay + SKID_LATENCY
-    return GraphTiming(arrival, skews, join_arrival("output", outputs))
+    def _skew_depths(self, inputs):
+        reference = self._common_dominators(inputs)[-1]
+        branches = self._measured(reference, inputs)
+        per_item = Fraction(self.transfers[inputs[0]], self.transfers[reference])
+        items_per_cycle = self.frame_rate * self.transfers[inputs[0]]
+        ties = [tuple(t * per_item for t in b.ties) for b in branches]
+        arrivals = [tuple(a * per_item for a in b.arrivals) for b in branches]
+        rigid = all(lo == hi and lo.denominator == 1 for lo, hi in arrivals)
+        if rigid and items_per_cycle == 1:
+            return skew_depth([int(late) for _, late in arrivals])
+        return paced_skew_depth(arrivals, ties, SKEW_LATENCY * items_per_cycle)
+
+    def _measured(self, reference, names):
+        """The :class:`_Bounds` of the streams ``names`` measured from ``reference``, which
+        dominates them: stage by stage, over the streams it dominates that have arrived."""
+        per_cycle = self.frame_rate * self.transfers[reference]
+        measured = {reference: _ORIGIN}
+        for node in self.nodes.values():
+            if node.name not in self.cycles or node.name in measured or \
+                    reference not in self.dominators[node.name]:
+                continue
+            source = self._joined([measured[name] for name in node.inputs],
+                                  self.depths.get(node.name), per_cycle)
+            scale = Fraction(self.transfers[reference],
+                             frame_transfers(node.in_size, self.lanes))
+            held = (node.timing.latency + SKID_LATENCY) * per_cycle
+            measured[node.name] = source.then(tuple(t * scale for t in node.ties), held)
+        return [measured[name] for name in names]
+
+    @staticmethod
+    def _joined(sources, depths, per_cycle):
+        """The :class:`_Bounds` of a stage's input: its one source's, or its join's (each
+        buffered branch later by the buffer, all by the join's skid buffer)."""
+        if len(sources) == 1:
+            return sources[0]
+        delays = [SKEW_LATENCY * per_cycle if depth else 0 for depth in depths]
+        return _Bounds(
+            tuple(max(b.ties[k] for b in sources) for k in (0, 1)),
+            tuple(max(b.arrivals[k] + d for b, d in zip(sources, delays)) +
+                  SKID_LATENCY * per_cycle for k in (0, 1)))
 
 
 @dataclass(frozen=True)
@@ -80,11 +225,28 @@ class TopNode:
     (``i``: the stream it reads, or for ``len(inputs) > 1`` a joined stream of the inputs
     under :func:`join_names`; ``o``: a pixel stream), the names of the streams it reads and
     the pixel format it produces (``None`` for a node whose ``o`` is not a pixel stream, such
-    as shared line buffers' column stream: it cannot be joined or be an output)."""
+    as shared line buffers' column stream: it cannot be joined or be an output).
+
+    ``timing``: the stage's :class:`~rasterflow.hdl.timing.StageTiming` (with its sampling,
+    for a stage that changes the frame size); without it, the part's ``latency``,
+    ``schedule_delay`` and ``initiation_interval`` (and ``out_width``/``out_height`` if it
+    changes the frame size, then taken to need any pixel of its input frame: see
+    :func:`~rasterflow.hdl.graph.tie_bounds`)."""
     name: str
     part: wiring.Component
     inputs: tuple
     out_format: PixelFormat
+    timing: StageTiming = None
+
+    def plan_entry(self):
+        """The node as :func:`graph_timing` takes it."""
+        part = self.part
+        timing = self.timing or StageTiming(part.latency, part.schedule_delay,
+                                            getattr(part, "initiation_interval", 1))
+        out_size = None
+        if timing.sampling is None and hasattr(part, "out_width"):
+            out_size = (part.out_width, part.out_height)
+        return self.name, self.inputs, timing, out_size
 
 
 class PipelineTop(wiring.Component):
@@ -103,8 +265,11 @@ class PipelineTop(wiring.Component):
     ``latency + schedule_delay`` plus a skid buffer; ``latency_cycles`` is the latest
     output's (:func:`graph_timing`). Skew buffers
     give the earlier inputs of a join the depth that keeps the fork feeding them from
-    stalling, so ``F`` frames take ``F * ceil(W/P) * H + latency_cycles`` cycles.
-    Throughput: one transfer per cycle.
+    stalling, so a graph of rigid stages (one transfer per cycle, frame size kept) takes
+    ``F * ceil(W/P) * H + latency_cycles`` cycles for ``F`` frames. In a graph of CNN stages
+    (folded MAC arrays, strides, resizes) they have the depth that never deadlocks and keeps
+    the slowest stage's pace (:func:`~rasterflow.hdl.graph.paced_skew_depth`).
+    Throughput: one transfer per cycle, or the slowest stage's pace.
     Memory: the stages' plus ``depth x payload`` bits per skew buffer.
     """
     def __init__(self, in_format, width, height, lanes, nodes, outputs):
@@ -121,8 +286,8 @@ class PipelineTop(wiring.Component):
         self._shapes = {INPUT: pixel_stream_layout(in_format, lanes),
                         **{n.name: n.part.o.payload.shape() for n in nodes}}
         self._readers = self._count_readers()
-        timing = graph_timing([(n.name, n.inputs, n.part.latency + n.part.schedule_delay)
-                               for n in nodes], self.outputs)
+        timing = graph_timing([n.plan_entry() for n in nodes], self.outputs, width=width,
+                              height=height, lanes=lanes)
         self.arrival = timing.arrival
         self.skews = timing.skews     # (node or "output", input position) -> depth
         self.latency_cycles = timing.latency_cycles
