@@ -126,6 +126,7 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
     per_frame = out_h * transfers_per_line(out_w, lanes)
     n_out = per_frame * frames
     top = pipeline.hardware()
+    timeout_cycles = _timeout_cycles(pipeline, len(in_words), n_out, frames)
 
     start = time.perf_counter()
     extra = {"pixels_per_clock": lanes}
@@ -137,6 +138,7 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
                     bar.n = count
                     bar.refresh()
             run = run_stream(top, in_words, n_out, stall=stall, seed=seed, vcd=vcd,
+                             timeout_cycles=timeout_cycles,
                              progress=report_progress if progress else None)
     else:
         from .verilator import VerilogRunError, run_verilog
@@ -145,7 +147,8 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
             text = pipeline_verilog(pipeline, top, family=family, with_models=True)
             run = run_verilog(text, pipeline.name, in_words, n_out,
                               expected_words=expected_words, stall=stall, seed=seed, vcd=vcd,
-                              progress=progress, cache_dir=cache_dir)
+                              progress=progress, cache_dir=cache_dir,
+                              timeout_cycles=timeout_cycles)
         except VerilogRunError as error:
             # A timeout or a broken stream rule: report what arrived, as a failed run.
             run = error.run
@@ -177,6 +180,16 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
         first_output_cycle=run.first_output_cycle, wall_seconds=wall,
         sim_cycles_per_second=run.sim_cycles_per_second, stall=stall,
         extra={**extra, **_stage_reports(pipeline, frames, run.cycles)})
+
+
+def _timeout_cycles(pipeline, in_words, out_words, frames):
+    """Cycles after which a run is declared hung: generous for the transfers (stalls
+    included) plus twice the busiest stage's work (its output pixels times its initiation
+    interval, for a folded MAC array or a sequential unit far above one per transfer)."""
+    timings = pipeline.timings()
+    busy = frames * max(b.out_width * b.out_height * timings[b.name].initiation_interval
+                        for b in pipeline.bound)
+    return 20 * (in_words + out_words) + 10_000 + 2 * busy
 
 
 class _OutputCodec:

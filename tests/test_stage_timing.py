@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from rasterflow.hdl.conv import Conv2DUnit
+from rasterflow.hdl.dense import DenseUnit
+from rasterflow.hdl.nonlinear import Softmax
 from rasterflow.hdl.filters import SharedColumnScanner
 from rasterflow.hdl.timing import StageTiming
 from rasterflow.ops import STAGES
@@ -15,6 +17,10 @@ from rasterflow.pipeline import Pipeline
 from rasterflow.spec import InputSpec, parse_spec
 from rasterflow.stages_cnn import (Conv2DStage, DepthwiseConv2DStage, LeakyReluStage,
                                    MaxPoolStage, Relu6Stage, ReluN1To1Stage, ReluStage)
+from rasterflow.stages_dense import FullyConnectedStage
+from rasterflow.stages_layout import PadStage, ResizeNearestStage
+from rasterflow.stages_nonlinear import LogisticStage, SoftmaxStage
+from rasterflow.stages_pooling import AveragePoolStage, MeanStage
 from rasterflow.sweep import pipeline_pixels_per_cycle
 
 from test_graph import FAN_OUT, GRAPHS, graph
@@ -100,6 +106,20 @@ CNN_EXAMPLES = {
     "max_pool": [(MaxPoolStage(), (2, 8, 6)), (MaxPoolStage(size=3, stride=1, padding="same"),
                                                (1, 7, 5)),
                  (MaxPoolStage(size=2, stride=1, padding="same"), (1, 7, 5))],
+    "pad": [(PadStage(top=1, bottom=2, left=0, right=3, channels_after=1, value=-5), (2, 7, 5))],
+    "resize_nearest": [(ResizeNearestStage(out_width=14, out_height=10), (2, 7, 5)),
+                       (ResizeNearestStage(out_width=4, out_height=3, half_pixel_centers=True),
+                        (1, 9, 7))],
+    "average_pool": [(AveragePoolStage(), (2, 8, 6)),
+                     (AveragePoolStage(3, 3, 1, 1, "same"), (1, 7, 5)),
+                     (AveragePoolStage(5, 7, 1, 1, "valid"), (3, 7, 5))],
+    "mean": [(MeanStage(0.05, 3, 0.02, -1), (4, 6, 5))],
+    "fully_connected": [(FullyConnectedStage(
+        weights=np.arange(-12, 12, dtype=np.int8).reshape(4, 6), scale=[0.01], in_zp=1,
+        out_zp=-2, pe=2, simd=4), (6, 1, 1))],
+    "logistic": [(LogisticStage(in_scale=0.05, in_zp=3), (3, 6, 5))],
+    "softmax": [(SoftmaxStage(in_scale=0.1, in_zp=0), (10, 1, 1)),
+                (SoftmaxStage(in_scale=0.05, in_zp=-4, beta=0.5), (4, 3, 2))],
 }
 
 
@@ -136,6 +156,12 @@ def check_pipeline(pipeline):
             built = dataclasses.replace(built, initiation_interval=part.initiation_interval,
                                         multipliers=part.multipliers,
                                         macs_per_output=part.mac.useful_macs_per_pixel)
+        elif isinstance(part, DenseUnit):
+            built = dataclasses.replace(built, initiation_interval=part.initiation_interval,
+                                        multipliers=part.multipliers,
+                                        macs_per_output=part.useful_macs_per_pixel)
+        elif isinstance(part, Softmax):
+            built = dataclasses.replace(built, initiation_interval=part.initiation_interval)
         assert timing == built, bound.name
     for name, part in top.parts_by_name.items():
         if isinstance(part, SharedColumnScanner):
