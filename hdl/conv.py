@@ -59,7 +59,7 @@ from ..golden.pixel import PixelFormat
 from .arith import bounded_shape
 from .filters import _WindowedStage, windowed_timing
 from .payload import pixel_layout, pixel_stream_signature
-from .timing import StageTiming
+from .timing import Sampling, StageTiming
 from .stall import StallPipeline
 from .requant import REQUANT_LATENCY, requantize_lanes
 from .window import ColumnScanner, RowWindow, window_stream_layout
@@ -593,11 +593,15 @@ class Conv2DUnit(_WindowedStage):
         """The :class:`~rasterflow.hdl.timing.StageTiming` of the stage these parameters
         build (``terms``: products per output channel, ``K*K*Cin`` or depthwise ``K*K``)."""
         mac = MacArray.timing(terms, out_channels, pe, simd)
-        decimate = Conv2DUnit.geometry(width, height, kernel, stride, padding)[4]
+        out_w, out_h, off_x, off_y, decimate = Conv2DUnit.geometry(width, height, kernel,
+                                                                   stride, padding)
         datapath = [RowWindow.LATENCY, *([Decimate.latency] if decimate else []), mac.latency]
         window = windowed_timing(width, kernel, kernel, datapath, skid_all=False)
+        sampling = Sampling.grid(out_w, out_h, stride_x=stride, stride_y=stride,
+                                 offset_x=off_x, offset_y=off_y,
+                                 lead=window.schedule_delay) if decimate else None
         return dataclasses.replace(mac, latency=window.latency,
-                                   schedule_delay=window.schedule_delay)
+                                   schedule_delay=window.schedule_delay, sampling=sampling)
 
 
 def mac_layer_report(op, pe, simd, timing, out_pixels, cycles):

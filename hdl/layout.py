@@ -20,7 +20,7 @@ from ..golden.pixel import PixelFormat
 from .bram import line_memory
 from .payload import pixel_layout, pixel_stream_signature
 from .stall import StallPipeline, payload_register
-from .timing import StageTiming
+from .timing import Sampling, StageTiming
 from .window import MAX_DIMENSION
 
 __all__ = ["Pad", "ResizeNearest"]
@@ -83,16 +83,21 @@ class Pad(wiring.Component):
         self.out_fmt = PixelFormat(channels_before + fmt.channels + channels_after, fmt.dtype)
         self.out_width = left + width + right
         self.out_height = top + height + bottom
-        self.schedule_delay = self.timing(width, left=left, right=right,
-                                          bottom=bottom).schedule_delay
+        self.schedule_delay = self.timing(width, height, top=top, bottom=bottom, left=left,
+                                          right=right).schedule_delay
         super().__init__({"i": In(pixel_stream_signature(fmt)),
                           "o": Out(pixel_stream_signature(self.out_fmt))})
 
     @staticmethod
-    def timing(width, *, left, right, bottom):
-        """The :class:`~rasterflow.hdl.timing.StageTiming` of a ``Pad`` of frames
-        ``width`` wide (``top`` and the channel padding do not matter)."""
-        return StageTiming(Pad.latency, right + bottom * (left + width + right))
+    def timing(width, height, *, top, bottom, left, right):
+        """The :class:`~rasterflow.hdl.timing.StageTiming` of a ``Pad`` of ``width x
+        height`` frames (the channel padding does not matter). Its sampling: the padding
+        above the frame and left of a row comes before that row's first input pixel, the
+        padding right of a row and below the frame after the last one."""
+        rows = (-1,) * top + tuple(range(height)) + (height - 1,) * bottom
+        cols = (-1,) * left + tuple(range(width)) + (width - 1,) * right
+        return StageTiming(Pad.latency, right + bottom * (left + width + right),
+                           sampling=Sampling(rows, cols))
 
     def elaborate(self, platform):
         m = Module()
@@ -214,7 +219,8 @@ class ResizeNearest(wiring.Component):
         col_uses = _source_counts(cols, width, "cols")
         latency = 1 + (LINE_READ_STAGES if max(row_uses) > 1 else 0)
         replay_steps = sum(max(u, 1) for u in col_uses[cols[0]:cols[-1] + 1])
-        return StageTiming(latency, max(row_uses[-1] - 1, 0) * replay_steps)
+        return StageTiming(latency, max(row_uses[-1] - 1, 0) * replay_steps,
+                           sampling=Sampling(tuple(rows), tuple(cols)))
 
     def elaborate(self, platform):
         m = Module()

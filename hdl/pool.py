@@ -11,6 +11,8 @@ Stride: :class:`~rasterflow.hdl.conv.Decimate` keeps the centres ``o*s``.
 Pipeline: ColumnScanner -> ColumnMax (masked rows) -> RowWindow (of column maxima) ->
 WindowMax (masked columns, activation clamp) -> [Decimate].
 """
+import dataclasses
+
 from amaranth.hdl import Module, Mux
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -20,6 +22,7 @@ from .conv import Decimate, conv_geometry
 from .filters import _WindowedStage, windowed_timing
 from .payload import pixel_layout, pixel_stream_signature
 from .stall import StallPipeline
+from .timing import Sampling
 from .window import ColumnScanner, RowWindow, column_stream_layout, window_stream_layout
 
 __all__ = ["ColumnMax", "WindowMax", "MaxPoolUnit", "pool_taps"]
@@ -147,9 +150,13 @@ class MaxPoolUnit(_WindowedStage):
     def timing(width, height, *, size, stride, padding):
         """The :class:`~rasterflow.hdl.timing.StageTiming` of the stage these parameters
         build (the others do not change it)."""
-        _, _, (kx, _), (ky, _), decimate = MaxPoolUnit.geometry(width, height, size, stride,
-                                                                padding)
+        out_w, out_h, (kx, _), (ky, _), decimate = MaxPoolUnit.geometry(width, height, size,
+                                                                        stride, padding)
         datapath = [ColumnMax.latency, RowWindow.LATENCY, WindowMax.latency]
         if decimate:
             datapath.append(Decimate.latency)
-        return windowed_timing(width, ky, kx, datapath, skid_all=False)
+        timing = windowed_timing(width, ky, kx, datapath, skid_all=False)
+        if not decimate:
+            return timing
+        return dataclasses.replace(timing, sampling=Sampling.grid(
+            out_w, out_h, stride_x=stride, stride_y=stride, lead=timing.schedule_delay))

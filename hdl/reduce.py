@@ -28,6 +28,7 @@ window clipped to the image. The count depends on the output position only where
 window overhangs the frame: each distinct count has an exact reciprocal (see
 :func:`divide_lanes`), chosen by position.
 """
+import dataclasses
 from dataclasses import dataclass
 from types import SimpleNamespace
 
@@ -44,7 +45,7 @@ from .pointwise import _reciprocal
 from .pool import pool_taps
 from .requant import REQUANT_LATENCY, requantize
 from .stall import StallPipeline, payload_register
-from .timing import StageTiming
+from .timing import Sampling, StageTiming
 from .window import MAX_DIMENSION, MAX_KERNEL, ColumnScanner, RowWindow, window_stream_layout
 
 __all__ = ["DIVIDE_LATENCY", "divide_lanes", "PoolGeometry", "pool_geometry", "GlobalMean",
@@ -150,9 +151,11 @@ class _GlobalReduction(wiring.Component):
         return channels + cls.DATAPATH_LATENCY + 1
 
     @classmethod
-    def timing(cls, channels):
-        """The :class:`~rasterflow.hdl.timing.StageTiming` for ``channels`` channels."""
-        return StageTiming(cls.latency_of(channels))
+    def timing(cls, channels, width, height):
+        """The :class:`~rasterflow.hdl.timing.StageTiming` for ``channels`` channels of
+        ``width x height`` frames (the one output stands at the frame's last pixel)."""
+        return StageTiming(cls.latency_of(channels),
+                           sampling=Sampling((height - 1,), (width - 1,)))
 
     @property
     def sum_bounds(self):
@@ -540,4 +543,9 @@ class AveragePoolUnit(_WindowedStage):
                                      stride_h=stride_h, stride_w=stride_w, padding=padding)
         datapath = [ColumnDot.latency_of(g.column_taps), RowWindow.LATENCY,
                     WindowAverage.latency_of(len(g.taps_x))]
-        return windowed_timing(width, g.kernel_y, g.kernel_x, datapath, skid_all=False)
+        timing = windowed_timing(width, g.kernel_y, g.kernel_x, datapath, skid_all=False)
+        if (g.stride_x, g.stride_y, g.out_width, g.out_height) == (1, 1, width, height):
+            return timing
+        return dataclasses.replace(timing, sampling=Sampling.grid(
+            g.out_width, g.out_height, stride_x=g.stride_x, stride_y=g.stride_y,
+            lead=timing.schedule_delay))

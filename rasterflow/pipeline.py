@@ -261,11 +261,13 @@ class Pipeline:
         nodes = []
         for name, inputs, item in self._graph():
             if isinstance(item, Bound):
-                nodes.append(TopNode(name, item.hardware(), inputs, item.out_format))
+                nodes.append(TopNode(name, item.hardware(), inputs, item.out_format,
+                                     timing=item.stage.timing(item)))
             else:
                 fmt, width, height = self._source(inputs[0])
                 scanner = SharedColumnScanner(fmt, width, height, item, self.lanes)
-                nodes.append(TopNode(name, scanner, inputs, None))
+                nodes.append(TopNode(name, scanner, inputs, None,
+                                     timing=SharedColumnScanner.timing()))
         return PipelineTop(self.input_format, self.width, self.height, self.lanes, nodes,
                            self.outputs)
 
@@ -285,10 +287,11 @@ class Pipeline:
         Computed from the stages' timings by the hardware's own rule
         (:func:`~rasterflow.hdl.top.graph_timing`), without building it."""
         timings = self.timings()
-        nodes = [(name, inputs, (timings[name] if isinstance(item, Bound)
-                                 else SharedColumnScanner.timing()).delay)
+        nodes = [(name, inputs, timings[name], (item.out_width, item.out_height))
+                 if isinstance(item, Bound) else (name, inputs, SharedColumnScanner.timing())
                  for name, inputs, item in self._graph()]
-        return graph_timing(nodes, self.outputs).latency_cycles
+        return graph_timing(nodes, self.outputs, width=self.width, height=self.height,
+                            lanes=self.lanes).latency_cycles
 
     @property
     def latency_lines(self):

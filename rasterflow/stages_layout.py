@@ -109,7 +109,8 @@ class PadStage(_LayerStage):
                    value=self.value)
 
     def timing(self, bound):
-        return Pad.timing(bound.width, left=self.left, right=self.right, bottom=self.bottom)
+        return Pad.timing(bound.width, bound.height, top=self.top, bottom=self.bottom,
+                          left=self.left, right=self.right)
 
 
 @register_stage

@@ -129,7 +129,8 @@ class AveragePoolStage(_LayerStage):
 
     def timing(self, bound):
         if self._is_global(bound):
-            return GlobalAveragePool.timing(bound.in_format.channels)
+            return GlobalAveragePool.timing(bound.in_format.channels, bound.width,
+                                            bound.height)
         return AveragePoolUnit.timing(bound.width, bound.height, size_h=self.size_h,
                                       size_w=self.size_w, stride_h=self.stride_h,
                                       stride_w=self.stride_w, padding=self.padding)
@@ -195,4 +196,4 @@ class MeanStage(_LayerStage):
                           out_zp=self.out_zp, m0=m0, shift=shift)
 
     def timing(self, bound):
-        return GlobalMean.timing(bound.in_format.channels)
+        return GlobalMean.timing(bound.in_format.channels, bound.width, bound.height)
