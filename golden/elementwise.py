@@ -48,7 +48,7 @@ from .quant import INT32_MIN, multiply_by_quantized_multiplier, quantize_multipl
 from .cnn import register_layer
 
 __all__ = ["Add", "Concatenation", "ResizeNearestNeighbor", "Pad", "quantize", "dequantize",
-           "ADD_LEFT_SHIFT"]
+           "ADD_LEFT_SHIFT", "nearest_indices"]
 
 #: TFLite's ``left_shift`` for the 8-bit ADD path.
 ADD_LEFT_SHIFT = 20
@@ -243,7 +243,7 @@ class Concatenation:
 
 # --- RESIZE_NEAREST_NEIGHBOR ---------------------------------------------------------------
 
-def _nearest_indices(in_size, out_size, align_corners, half_pixel_centers):
+def nearest_indices(in_size, out_size, align_corners, half_pixel_centers):
     """TFLite ``GetNearestNeighbor`` for every output coordinate, in float32."""
     if align_corners and out_size > 1:
         scale = np.float32(in_size - 1) / np.float32(out_size - 1)
@@ -289,8 +289,8 @@ class ResizeNearestNeighbor:
         in_h, in_w = array.shape[-3], array.shape[-2]
         if in_h < 1 or in_w < 1:
             raise ValueError(f"input height and width must be >= 1, got shape {array.shape}")
-        rows = _nearest_indices(in_h, self.out_height, self.align_corners, self.half_pixel_centers)
-        cols = _nearest_indices(in_w, self.out_width, self.align_corners, self.half_pixel_centers)
+        rows = nearest_indices(in_h, self.out_height, self.align_corners, self.half_pixel_centers)
+        cols = nearest_indices(in_w, self.out_width, self.align_corners, self.half_pixel_centers)
         return array[..., rows, :, :][..., :, cols, :]
 
 

@@ -26,7 +26,7 @@ from typing import ClassVar
 from .errors import SpecError
 from .golden import elementwise as golden_elementwise
 from .golden.cnn import INT8_MAX, INT8_MIN
-from .golden.elementwise import _nearest_indices
+from .golden.elementwise import nearest_indices
 from .golden.pixel import PixelFormat
 from .hdl.layout import Pad, ResizeNearest
 from .params import MAX_DIMENSION, param
@@ -150,7 +150,7 @@ class ResizeNearestStage(_LayerStage):
     def sources(self, bound):
         """``(rows, cols)``: the input row of each output row and the input column of each
         output column, as the golden layer (TFLite) maps them."""
-        return tuple(_nearest_indices(size, out, self.align_corners, self.half_pixel_centers)
+        return tuple(nearest_indices(size, out, self.align_corners, self.half_pixel_centers)
                      .tolist() for size, out in ((bound.height, self.out_height),
                                                  (bound.width, self.out_width)))
 
