@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-fast bench formal clean
+.PHONY: demo test test-fast bench bench-models formal clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,9 @@ formal: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_suite.py --out bench/results
+
+bench-models: $(STAMP)
+	$(BIN)/python bench/bench_models.py --out bench/results
 
 clean:
 	rm -rf $(VENV) demo-output build .pytest_cache
