@@ -5,8 +5,9 @@ pyserial like a board's USB-UART. A thread reads input bytes and answers with th
 golden output bytes (every output, as :class:`~rasterflow.boards.host.OutputLayout` lays
 them out), emitting each output row as soon as the input rows it may depend on have
 arrived (``ceil((k + 1) * H / out_H) + latency_lines`` rows for output row ``k``, the
-liveness assumption of :mod:`rasterflow.boards.host`), so a host that keeps to its
-flow-control window makes progress exactly as with a board. It frames like the board
+liveness assumption of :mod:`rasterflow.boards.host`) and, for outputs in sequence, the
+outputs before it have left, so a host that keeps to its flow-control window makes progress
+exactly as with a board. It frames like the board
 (:mod:`rasterflow.hdl.link`): it takes the input CRC trailer, checks it, and appends length,
 status and CRC once the input trailer is in and the output payload out; it resets a
 half-done frame after :data:`~rasterflow.boards.host.RESYNC_GAP` seconds of quiet.
@@ -81,9 +82,21 @@ class BoardEmulator:
         os.close(self._master)
         os.close(self._slave)
 
-    def _rows_ready(self, rows_in):
-        """Output rows computable from ``rows_in`` complete input rows."""
-        height, out_height = self.plan.height, self.plan.out_height
+    def _bytes_ready(self, rows_in):
+        """Output payload bytes computable from ``rows_in`` complete input rows: whole rows,
+        block after block of the output layout's parts."""
+        total = 0
+        for rows, row_bytes in self.plan.output.parts:
+            ready = self._rows_ready(rows_in, rows)
+            total += ready * row_bytes
+            if ready < rows:
+                break
+        return total
+
+    def _rows_ready(self, rows_in, out_height):
+        """Rows of an ``out_height``-row output computable from ``rows_in`` complete input
+        rows."""
+        height = self.plan.height
         if rows_in >= height:
             return out_height
         ready = 0
@@ -103,7 +116,6 @@ class BoardEmulator:
         payload_out = bytearray()  # output payload of the current frame computed so far
         frame_out_sent = 0         # bytes of the current answer already written
         pending = bytearray()      # answer bytes computed, not yet written
-        rows_emitted = 0
         trailer_queued = False
         last_activity = time.monotonic()
         while not self._stop.is_set():
@@ -125,13 +137,12 @@ class BoardEmulator:
                     if len(frame_in) > allowed:
                         self.window_violations += 1
 
-            rows_ready = self._rows_ready(len(frame_in) // plan.in_row_bytes)
-            if rows_ready > rows_emitted:
-                rows = self._golden_rows(frame_in, rows_emitted, rows_ready)
+            ready = self._bytes_ready(len(frame_in) // plan.in_row_bytes)
+            if ready > len(payload_out):
+                rows = self._golden_bytes(frame_in)[len(payload_out):ready]
                 payload_out += rows
                 pending += rows
-                rows_emitted = rows_ready
-            if (not trailer_queued and rows_emitted == plan.out_height
+            if (not trailer_queued and len(payload_out) == plan.out_frame_bytes
                     and len(frame_in) >= plan.in_stream_bytes):
                 received = bytes(frame_in[:plan.in_frame_bytes])
                 crc = int.from_bytes(frame_in[plan.in_frame_bytes:plan.in_stream_bytes],
@@ -163,14 +174,12 @@ class BoardEmulator:
                 self.resyncs += not finished
                 self.frames += 1
                 payload_out, pending = bytearray(), bytearray()
-                frame_out_sent, rows_emitted, trailer_queued = 0, 0, False
+                frame_out_sent, trailer_queued = 0, False
 
-    def _golden_rows(self, frame_in, first, last):
-        """Golden output rows ``first..last-1`` of every output, from the input received so
-        far (rows not yet received are zeros: the output rows asked for do not depend on
-        them)."""
+    def _golden_bytes(self, frame_in):
+        """The golden output payload from the input received so far (rows not yet received
+        are zeros: the bytes :meth:`_bytes_ready` counts do not depend on them)."""
         p, plan = self.pipeline, self.plan
         padded = bytes(frame_in[:plan.in_frame_bytes]).ljust(plan.in_frame_bytes, b"\0")
         frame = bytes_to_frame(p.input_format, padded, p.height, p.width)
-        outputs = p.golden_outputs(frame)
-        return plan.output.to_bytes({name: out[first:last] for name, out in outputs.items()})
+        return plan.output.to_bytes(p.golden_outputs(frame))

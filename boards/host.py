@@ -3,13 +3,17 @@ a frame on a board.
 
 Output bytes
 ------------
-A pipeline may have several outputs (all one frame size). On the link an output pixel is
-each output's pixel in ``pipeline.outputs`` order, each as :mod:`rasterflow.hdl.serdes` cuts
-a pixel into bytes (channels in order, little-endian, two's complement), and a frame is
-``out_H x out_W`` such pixels in raster order: the bytes of the pipeline hardware's joined
-output stream. With one output these are exactly that output's frame bytes.
-:class:`OutputLayout` converts between those bytes and ``{name: frame}``; the board top, this
-host side and the emulator all take it from :func:`link_plan`.
+The link carries the bytes of the pipeline hardware's output stream, each pixel as
+:mod:`rasterflow.hdl.serdes` cuts it into bytes (channels in order, little-endian, two's
+complement). With one output these are exactly that output's frame bytes. Several outputs
+of one frame size leave in lockstep: an output pixel is each output's pixel in
+``pipeline.outputs`` order, and a frame ``out_H x out_W`` such pixels in raster order.
+Outputs of different frame sizes leave in sequence
+(:class:`~rasterflow.hdl.graph.SequencedOutputs`): each output's whole frame in
+``pipeline.outputs`` order, each pixel in the most channels of any output (a narrower
+output's upper channels zero). :class:`OutputLayout` converts between those bytes and
+``{name: frame}``; the board top, this host side and the emulator all take it from
+:func:`link_plan`.
 
 Framing
 -------
@@ -38,7 +42,9 @@ coming back, and output implies consumed input:
 ``floor(r * H / out_H)`` through its last pixel, so it cannot be complete before the
 pipeline has taken that whole input row. After ``k >= 1`` complete output rows have arrived,
 the board has therefore drained at least ``floor((k - 1) * H / out_H) + 1`` input rows from
-its RX FIFO (:meth:`LinkPlan.consumed_lower_bound`).
+its RX FIFO (:meth:`LinkPlan.consumed_lower_bound`). For outputs in sequence, ``out_H`` and
+the rows counted are the first output's (the rows of the others prove no more input taken
+than the first output's whole frame does).
 
 *Rule:* the host sends byte ``s`` of the frame's input stream (payload, then its 4-byte
 trailer) only while ``s < consumed_lower_bound + window``, with ``window`` equal to the RX
@@ -60,7 +66,10 @@ have sent ``floor((k - 1) * H / out_H) + 1`` rows plus the window. So a window o
 that needs input it has not sent; :func:`link_plan` computes it (all ``H`` rows if fewer)
 and adds the 4 trailer bytes. Once the whole output payload has arrived, the bound is at
 least ``H - ceil(H / out_H)`` rows, so the window lets the trailer out too. The board top
-sizes its RX FIFO from the same plan.
+sizes its RX FIFO from the same plan. Outputs in sequence keep this argument for the first
+output: it leaves first, and nothing stalls it within a frame (the others wait in
+one-frame buffers; ``latency_lines`` is its latency). Once its frame has arrived the
+window lets the whole input and trailer out, and the other outputs need no more.
 """
 import math
 import time
@@ -72,6 +81,7 @@ import serial
 
 from ..hdl.link import (IN_TRAILER_BYTES, OUT_TRAILER_BYTES, STATUS_FRAMING_ERROR,
                         STATUS_INPUT_CRC_BAD, STATUS_RX_OVERFLOW)
+from ..hdl.payload import outputs_in_sequence, sequenced_format
 from ..hdl.serdes import bytes_per_pixel
 
 __all__ = ["RESYNC_GAP", "OutputLayout", "LinkPlan", "link_plan", "frame_to_bytes",
@@ -85,39 +95,77 @@ RESYNC_GAP = 0.2
 @dataclass(frozen=True)
 class OutputLayout:
     """A pipeline's outputs on the link (see "Output bytes" above): ``formats`` maps each
-    output's name to its :class:`PixelFormat`, in ``pipeline.outputs`` order; every output is
-    ``height x width``."""
+    output's name to its :class:`PixelFormat`, in ``pipeline.outputs`` order; ``height x
+    width`` is the first output's frame, and every output's unless ``shapes`` (name ->
+    ``(height, width)``) says otherwise: outputs of different sizes leave in sequence."""
     formats: dict
     height: int
     width: int
+    shapes: dict = None
 
     @classmethod
     def of(cls, pipeline):
-        first = pipeline.output(pipeline.outputs[0])
-        return cls(dict(pipeline.output_formats), first.out_height, first.out_width)
+        bounds = {name: pipeline.output(name) for name in pipeline.outputs}
+        shapes = {name: (b.out_height, b.out_width) for name, b in bounds.items()}
+        first = next(iter(shapes.values()))
+        return cls(dict(pipeline.output_formats), *first, shapes)
 
     @property
     def single(self):
         return len(self.formats) == 1
 
     @property
+    def frame_shapes(self):
+        """Each output's ``(height, width)``."""
+        return self.shapes or {name: (self.height, self.width) for name in self.formats}
+
+    @property
+    def sequenced(self):
+        """Whether the outputs leave one whole frame after another (their sizes differ)."""
+        return outputs_in_sequence(self.frame_shapes.values())
+
+    @property
     def stream_formats(self):
         """What the pipeline hardware's ``o`` carries, as the serdes take it: the output's
-        format, or for several outputs the mapping (a joined stream)."""
+        format, for several outputs of one size the mapping (a joined stream), for outputs
+        in sequence their :func:`~rasterflow.hdl.payload.sequenced_format`."""
+        if self.sequenced:
+            return sequenced_format(self.formats)
         return next(iter(self.formats.values())) if self.single else self.formats
 
     @property
     def bytes_per_pixel(self):
         return bytes_per_pixel(self.stream_formats)
 
+    @property
+    def parts(self):
+        """The frame's bytes as consecutive blocks of whole rows, ``(rows, row_bytes)`` each:
+        one block of every output's rows pixel by pixel (one frame size), or one block per
+        output in order (in sequence)."""
+        if not self.sequenced:
+            return [(self.height, self.width * self.bytes_per_pixel)]
+        return [(height, width * self.bytes_per_pixel)
+                for height, width in self.frame_shapes.values()]
+
+    @property
+    def frame_bytes(self):
+        return sum(rows * row_bytes for rows, row_bytes in self.parts)
+
     def to_bytes(self, outputs) -> bytes:
-        """The link bytes of ``{name: frame}`` (any number of rows, the same for all)."""
+        """The link bytes of ``{name: frame}``: for outputs of one frame size any number of
+        rows, the same for all; for outputs in sequence their whole frames."""
+        if self.sequenced:
+            wide = self.stream_formats
+            return b"".join(frame_to_bytes(wide, _padded(outputs[name], wide.channels))
+                            for name in self.formats)
         pixels = [np.frombuffer(frame_to_bytes(fmt, outputs[name]), np.uint8)
                   .reshape(-1, bytes_per_pixel(fmt)) for name, fmt in self.formats.items()]
         return np.concatenate(pixels, axis=1).tobytes()
 
     def from_bytes(self, data: bytes) -> dict:
         """``{name: height x width x C frame}`` from a frame's link bytes."""
+        if self.sequenced:
+            return self._from_sequenced_bytes(data)
         pixels = np.frombuffer(data, np.uint8).reshape(self.height * self.width,
                                                        self.bytes_per_pixel)
         frames, start = {}, 0
@@ -125,6 +173,17 @@ class OutputLayout:
             end = start + bytes_per_pixel(fmt)
             frames[name] = bytes_to_frame(fmt, pixels[:, start:end].tobytes(), self.height,
                                           self.width)
+            start = end
+        return frames
+
+    def _from_sequenced_bytes(self, data):
+        wide = self.stream_formats
+        frames, start = {}, 0
+        for (name, fmt), (height, width) in zip(self.formats.items(),
+                                                self.frame_shapes.values()):
+            end = start + height * width * self.bytes_per_pixel
+            frames[name] = bytes_to_frame(wide, data[start:end], height,
+                                          width)[:, :, :fmt.channels].copy()
             start = end
         return frames
 
@@ -138,10 +197,19 @@ class OutputLayout:
         return {next(iter(self.formats)): result} if self.single else result
 
 
+def _padded(frame, channels):
+    """An ``H x W x C`` (or ``H x W``) frame with zero channels appended up to ``channels``."""
+    frame = np.asarray(frame)
+    if frame.ndim == 2:
+        frame = frame[:, :, None]
+    return np.pad(frame, ((0, 0), (0, 0), (0, channels - frame.shape[2])))
+
+
 @dataclass(frozen=True)
 class LinkPlan:
     """Byte counts of one frame over the UART link, the host's send window and the output
-    bytes' layout."""
+    bytes' layout. ``out_height`` and ``out_row_bytes`` are the first output's (all the
+    outputs' rows when they leave in lockstep), the rows the flow control counts."""
     output: OutputLayout
     in_bytes_per_pixel: int
     out_bytes_per_pixel: int
@@ -157,7 +225,7 @@ class LinkPlan:
 
     @property
     def out_frame_bytes(self):
-        return self.out_row_bytes * self.out_height
+        return self.output.frame_bytes
 
     @property
     def in_stream_bytes(self):
@@ -178,7 +246,7 @@ class LinkPlan:
     def consumed_lower_bound(self, received):
         """Input bytes the board has certainly taken from its RX FIFO, given ``received``
         output bytes of the current frame."""
-        rows_out = min(received, self.out_frame_bytes) // self.out_row_bytes
+        rows_out = min(received, self.out_row_bytes * self.out_height) // self.out_row_bytes
         if rows_out == 0:
             return 0
         rows_in = (rows_out - 1) * self.height // self.out_height + 1

@@ -6,9 +6,11 @@ Data path (all in the ``sync`` domain)::
            -> PixelsToBytes -> OutputFramer -> TX FIFO -> UARTTransmitter -> tx pin
                                 ^ input CRC verdict, RX error flags
 
-A pipeline with several outputs emits them as one joined stream; PixelsToBytes sends each
-pixel of it as every output's pixel bytes in turn, the output byte layout of
-:class:`rasterflow.boards.host.OutputLayout`.
+A pipeline with several outputs of one frame size emits them as one joined stream;
+PixelsToBytes sends each pixel of it as every output's pixel bytes in turn. Outputs of
+different frame sizes leave in sequence, each output's whole frame in turn, each pixel in the
+most channels of any output; PixelsToBytes sends them as they come. Both are the output byte
+layout of :class:`rasterflow.boards.host.OutputLayout`.
 
 Both directions carry a CRC-32 trailer per frame (format in :mod:`rasterflow.hdl.link`):
 the checker strips the host's trailer so the byte-to-pixel path sees exactly the frame's
@@ -81,6 +83,11 @@ class UARTBridge(wiring.Component):
                              f"({200 * divisor} clocks), not {resync_clocks!r}")
         self.pipeline = pipeline
         self.plan = link_plan(pipeline)   # also validates the pixel formats
+        widths = {width for _, width in self.plan.output.frame_shapes.values()}
+        if pipeline.lanes > 1 and len(widths) > 1:
+            raise ValueError(f"outputs of different widths ({sorted(widths)}) at "
+                             f"{pipeline.lanes} pixels per clock: the lane unpacker before "
+                             f"the UART takes one line width")
         self.divisor = divisor
         self.resync_clocks = resync_clocks
         self.rx_fifo_depth = self.plan.window
@@ -154,10 +161,13 @@ class UARTBridge(wiring.Component):
         with m.Elif(quiet != self.resync_clocks):
             m.d.sync += quiet.eq(quiet + 1)
 
+        # A frame's output is the rows of every part of the output layout (the outputs'
+        # frames one after another, for outputs in sequence).
         pipeline_o = b["pipeline"].o
-        out_row = Signal(range(output.height))
+        out_rows = sum(rows for rows, _ in output.parts)
+        out_row = Signal(range(out_rows))
         with m.If(pipeline_o.valid & pipeline_o.ready & pipeline_o.payload.eol):
-            with m.If(out_row == output.height - 1):
+            with m.If(out_row == out_rows - 1):
                 m.d.sync += [out_row.eq(0), self.frame_done.eq(~self.frame_done)]
             with m.Else():
                 m.d.sync += out_row.eq(out_row + 1)

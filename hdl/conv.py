@@ -58,9 +58,9 @@ from amaranth.lib.wiring import In, Out
 from ..golden.pixel import PixelFormat
 from .arith import bounded_shape
 from .filters import _WindowedStage, windowed_timing
+from .folded import FoldedSteps, adder_trees, lane_products
 from .payload import pixel_layout, pixel_stream_signature
 from .timing import Sampling, StageTiming
-from .stall import StallPipeline
 from .requant import REQUANT_LATENCY, requantize_lanes
 from .window import ColumnScanner, RowWindow, window_stream_layout
 
@@ -156,11 +156,6 @@ def _check_depth_multiplier(depth_multiplier, channels):
     if channels % depth_multiplier:
         raise ValueError(f"depth_multiplier {depth_multiplier} does not divide the {channels} "
                          f"weight channels")
-
-
-class _Namespace:
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
 
 
 class MacArray(wiring.Component):
@@ -292,60 +287,24 @@ class MacArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         # Built stage by stage, in pipeline order (which is also the netlist's order: keep it,
-        # the committed Fmax figures were measured on it).
-        seq = self._sequencer(m)
-        pipe = self._step_pipeline(m, seq)
+        # the committed Fmax figures were measured on it, as they were with a reset on the
+        # latch and the partial outputs: hence register=Signal).
+        seq = FoldedSteps(m, self.i, self.o, synapse_folds=self.sf, neuron_folds=self.nf,
+                          register=Signal, latch_name="win")
+        pipe = seq.pipe
         weight_port = self._weight_rom(m, seq)
-        lane_weights, operands = self._operand_registers(pipe, seq)
+        lanes = self._operand_registers(pipe, seq)
         pipe.stage()
-        terms = self._products(pipe, weight_port, lane_weights, operands)
+        terms = lane_products(pipe, weight_port.data, lanes, self.pe)
         pipe.stage()
-        terms = self._adder_tree(pipe, terms)
+        terms = adder_trees(pipe, terms, self.tree_levels)
         acc_bounds = self._accumulator_bounds()
         param_port, bias_bounds = self._parameter_rom(m, pipe, seq.en)
-        accs = self._accumulators(m, pipe, terms, seq.en, acc_bounds)
+        accs = seq.accumulators(terms, bounded_shape(*acc_bounds))
         pipe.stage()
         results = self._requantizers(pipe, accs, param_port, acc_bounds, bias_bounds)
-        self._collector(m, pipe, results, seq.en)
+        seq.collect(results, self.o.payload.data, self.o.payload.sof, self.o.payload.eol)
         return m
-
-    def _sequencer(self, m):
-        """The window latch and the step counters: a window is latched (``have``) and worked
-        on for ``II`` steps (``k``), synapse fold ``j`` inside neuron fold ``n``; the next
-        window is taken at the last step, so the window generator moves on meanwhile."""
-        steps, sf, nf = self.sf * self.nf, self.sf, self.nf
-        en = Signal()
-        win = Signal(self.i.payload.shape(), name="win")
-        have = Signal()
-        k = Signal(range(steps))
-        j = Signal(range(sf))
-        n = Signal(range(nf))
-        last_step = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), last_step.eq(k == steps - 1)]
-        m.d.comb += self.i.ready.eq(~have | (en & last_step))
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [win.eq(self.i.payload), have.eq(1)]
-        with m.Elif(have & en & last_step):
-            m.d.sync += have.eq(0)
-        with m.If(have & en):
-            m.d.sync += k.eq(Mux(last_step, 0, k + 1))
-            m.d.sync += j.eq(Mux(j == sf - 1, 0, j + 1))
-            with m.If(j == sf - 1):
-                m.d.sync += n.eq(Mux(n == nf - 1, 0, n + 1))
-        return _Namespace(en=en, win=win, have=have, k=k, j=j, n=n)
-
-    def _step_pipeline(self, m, seq):
-        """The stall-all pipeline the steps travel through, carrying each step's valid bit,
-        first/last synapse fold flags, neuron fold and the window's markers."""
-        source = _Namespace(valid=seq.have, ready=Signal(name="unused_ready"))
-        pipe = StallPipeline(m, source, self.o)
-        pipe.carry("v", seq.have)
-        pipe.carry("first", seq.j == 0)
-        pipe.carry("last", seq.j == self.sf - 1)
-        pipe.carry("n", seq.n)
-        pipe.carry("sof", seq.win.sof)
-        pipe.carry("eol", seq.win.eol)
-        return pipe
 
     def _weight_rom(self, m, seq):
         """Stage 1: the weight ROM, one word of ``pe x simd`` int8 per step, read at ``k``."""
@@ -369,20 +328,18 @@ class MacArray(wiring.Component):
         share a register; the operand is a constant element, or a mux on ``j`` when it only
         depends on the synapse fold, else a mux on ``k``.
 
-        Returns ``({(p, s): weights over the steps}, {(p, s): operand register})``."""
+        Returns ``{(p, s): (operand register, least weight, greatest weight)}``."""
         steps, sf = self.sf * self.nf, self.sf
         j, k = seq.j, seq.k
-        element = self._window_element(seq.win)
-        lane_weights = {}
+        element = self._window_element(seq.latch)
         operand_regs = {}
-        operands = {}
+        lanes = {}
         for p in range(self.pe):
             for s in range(self.simd):
                 slots = [self._slot(*divmod(kk, sf), p, s) for kk in range(steps)]
                 ws = [w for w, _ in slots]
                 if not any(ws):
                     continue
-                lane_weights[p, s] = ws
                 fill = next(x for _, x in slots if x is not None)
                 idx = [fill if x is None else x for _, x in slots]
                 key = tuple(idx)
@@ -395,8 +352,8 @@ class MacArray(wiring.Component):
                         value = Array([element(x) for x in idx])[k]
                     operand_regs[key] = pipe.register(value, name=f"x_{len(operand_regs)}",
                                                       shape=signed(8))
-                operands[p, s] = operand_regs[key]
-        return lane_weights, operands
+                lanes[p, s] = (operand_regs[key], min(ws), max(ws))
+        return lanes
 
     def _window_element(self, win):
         """``element(index)``: the latched window's value at flat index
@@ -408,40 +365,6 @@ class MacArray(wiring.Component):
             dy, dx = divmod(tap, K)
             return win.window[dx][dy][ci]
         return element
-
-    def _products(self, pipe, wport, lane_weights, operands):
-        """Stage 2: the products, each register as wide as its lane's weights allow.
-        Returns ``{p: [(product, lo, hi)]}``."""
-        terms = {p: [] for p in range(self.pe)}
-        for (p, s), ws in lane_weights.items():
-            w_lo, w_hi = min(ws), max(ws)
-            corners = [a * b for a in (w_lo, w_hi) for b in (-128, 127)]
-            lo, hi = min(corners), max(corners)
-            reg = pipe.register(wport.data[p][s] * operands[p, s], name=f"prod_p{p}_s{s}",
-                                shape=bounded_shape(lo, hi))
-            terms[p].append((reg, lo, hi))
-        return terms
-
-    def _adder_tree(self, pipe, terms):
-        """Per PE, a pipelined adder tree, one level per stage (an odd term out is carried
-        to the next level in a register). Returns ``{p: [(sum, lo, hi)]}``, one term left."""
-        for level in range(self.tree_levels):
-            for p in range(self.pe):
-                summed = []
-                ts = terms[p]
-                for q in range(0, len(ts), 2):
-                    if q + 1 < len(ts):
-                        (a, a_lo, a_hi), (b, b_lo, b_hi) = ts[q], ts[q + 1]
-                        lo, hi = a_lo + b_lo, a_hi + b_hi
-                        summed.append((pipe.register(a + b, name=f"sum{level}_p{p}_{q}",
-                                                     shape=bounded_shape(lo, hi)), lo, hi))
-                    else:
-                        a, lo, hi = ts[q]
-                        summed.append((pipe.register(a, name=f"sum{level}_p{p}_{q}",
-                                                     shape=bounded_shape(lo, hi)), lo, hi))
-                terms[p] = summed
-            pipe.stage()
-        return terms
 
     def _accumulator_bounds(self):
         """``(lo, hi)`` of a whole window's sum of products, over every output channel."""
@@ -478,19 +401,6 @@ class MacArray(wiring.Component):
         m.d.comb += [pport.addr.eq(pipe.carried["n"]), pport.en.eq(en)]
         return pport, (b_lo, b_hi)
 
-    def _accumulators(self, m, pipe, terms, en, acc_bounds):
-        """Per PE, the accumulator: cleared by the first synapse fold's sum, added to by the
-        others. A PE with no nonzero weight keeps 0."""
-        accs = []
-        for p in range(self.pe):
-            acc = Signal(bounded_shape(*acc_bounds), name=f"acc_p{p}")
-            if terms[p]:
-                total, _, _ = terms[p][0]
-                with m.If(en & pipe.carried["v"]):
-                    m.d.sync += acc.eq(Mux(pipe.carried["first"], 0, acc) + total)
-            accs.append(acc)
-        return accs
-
     def _requantizers(self, pipe, accs, pport, acc_bounds, bias_bounds):
         """Per PE, ``accumulator + bias`` through one pipelined requantizer (with the output
         zero point and the activation's clamp). Returns the int8 results."""
@@ -500,31 +410,6 @@ class MacArray(wiring.Component):
         return [y for y, _, _ in requantize_lanes(
             pipe, lanes, name="rq", zero_point=self.out_zp,
             clamp_range=(self.act_min, self.act_max))]
-
-    def _collector(self, m, pipe, results, en):
-        """The output: each neuron fold's results but the last wait in partial registers;
-        the last fold's step loads the output register with all ``Cout`` channels."""
-        pe, nf = self.pe, self.nf
-        v, last, fold = pipe.carried["v"], pipe.carried["last"], pipe.carried["n"]
-        partial = [[Signal(signed(8), name=f"part_n{nn}_p{p}") for p in range(pe)]
-                   for nn in range(nf - 1)]
-        done = Signal()
-        m.d.comb += done.eq(v & last & (fold == nf - 1))
-        with m.If(en):
-            m.d.sync += self.o.valid.eq(done)
-        with m.If(en & done):
-            for c in range(self.out_channels):
-                nn, p = divmod(c, pe)
-                src = results[p] if nn == nf - 1 else partial[nn][p]
-                m.d.sync += self.o.payload.data[c].eq(src)
-            m.d.sync += [self.o.payload.sof.eq(pipe.carried["sof"]),
-                         self.o.payload.eol.eq(pipe.carried["eol"])]
-        if nf > 1:
-            with m.If(en & v & last & (fold != nf - 1)):
-                with m.Switch(fold):
-                    for nn in range(nf - 1):
-                        with m.Case(nn):
-                            m.d.sync += [partial[nn][p].eq(results[p]) for p in range(pe)]
 
 
 class Conv2DUnit(_WindowedStage):

@@ -25,19 +25,19 @@ import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
-from types import SimpleNamespace
 
 import numpy as np
-from amaranth.hdl import Array, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Array, Module, Mux, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..golden.pixel import PixelFormat
 from .arith import bounded_shape, clamp
+from .folded import FoldedSteps, adder_trees, lane_products
 from .payload import pixel_layout, pixel_stream_signature
 from .requant import INT32_MAX, INT32_MIN
-from .stall import StallPipeline, payload_register
+from .stall import payload_register
 from .timing import StageTiming
 
 __all__ = ["Rescale", "exact_rescale", "golden_rescale", "accumulator_magnitude",
@@ -322,57 +322,21 @@ class DenseUnit(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        seq = self._sequencer(m)
-        pipe = self._step_pipeline(m, seq)
+        seq = FoldedSteps(m, self.i, self.o, synapse_folds=self.sf, neuron_folds=self.nf)
+        pipe = seq.pipe
         step_weights = self._step_weights()
         weights = self._weight_rom(m, seq, step_weights)
-        lanes, operands = self._operand_registers(pipe, seq, step_weights)
+        lanes = self._operand_registers(pipe, seq, step_weights)
         pipe.stage()
-        terms = self._products(pipe, weights, lanes, operands)
+        terms = lane_products(pipe, weights, lanes, self.pe)
         pipe.stage()
-        terms = self._adder_tree(pipe, terms)
+        terms = adder_trees(pipe, terms, (self.simd - 1).bit_length())
         param_port = self._parameter_rom(m, pipe, seq.en)
-        accumulators = self._accumulators(m, pipe, terms, seq.en)
+        accumulators = seq.accumulators(terms, bounded_shape(*self._sum_bounds()))
         pipe.stage()
         results = self._rescale(pipe, accumulators, param_port)
-        self._collector(m, pipe, results, seq.en)
+        self._collector(m, seq, results)
         return m
-
-    def _sequencer(self, m):
-        """The input latch and the step counters: a pixel is latched (``have``) and worked on
-        for ``II`` steps (``k``), synapse fold ``j`` inside neuron fold ``n``; the next pixel
-        is taken at the last step."""
-        steps, sf, nf = self.sf * self.nf, self.sf, self.nf
-        en = Signal()
-        pixel = payload_register(self.i.payload.shape(), name="pixel")
-        have = Signal()
-        k, j, n = Signal(range(steps)), Signal(range(sf)), Signal(range(nf))
-        last_step = Signal()
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), last_step.eq(k == steps - 1)]
-        m.d.comb += self.i.ready.eq(~have | (en & last_step))
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [pixel.eq(self.i.payload), have.eq(1)]
-        with m.Elif(have & en & last_step):
-            m.d.sync += have.eq(0)
-        with m.If(have & en):
-            m.d.sync += k.eq(Mux(last_step, 0, k + 1))
-            m.d.sync += j.eq(Mux(j == sf - 1, 0, j + 1))
-            with m.If(j == sf - 1):
-                m.d.sync += n.eq(Mux(n == nf - 1, 0, n + 1))
-        return SimpleNamespace(en=en, pixel=pixel, have=have, k=k, j=j, n=n)
-
-    def _step_pipeline(self, m, seq):
-        """The stall-all pipeline the steps travel through, with each step's valid bit,
-        first/last synapse fold flags, neuron fold and the pixel's markers."""
-        source = SimpleNamespace(valid=seq.have, ready=Signal(name="unused_ready"))
-        pipe = StallPipeline(m, source, self.o)
-        pipe.carry("v", seq.have)
-        pipe.carry("first", seq.j == 0)
-        pipe.carry("last", seq.j == self.sf - 1)
-        pipe.carry("n", seq.n)
-        pipe.carry("sof", seq.pixel.sof)
-        pipe.carry("eol", seq.pixel.eol)
-        return pipe
 
     def _step_weights(self):
         """``[step, p, s]``: the weight of PE ``p``, lane ``s`` at each step (step ``k =
@@ -399,47 +363,17 @@ class DenseUnit(wiring.Component):
     def _operand_registers(self, pipe, seq, step_weights):
         """Stage 1: lane ``s``'s input value ``x[j*simd + s]``, registered once for all PEs
         (a mux on the synapse fold ``j``). Lanes whose weight is zero in every step are left
-        out. Returns ``({(p, s): (least, greatest weight)}, {s: register})``."""
-        values = seq.pixel.data
+        out. Returns ``{(p, s): (operand register, least weight, greatest weight)}``."""
+        values = seq.latch.data
         used = step_weights.any(axis=0)
-        lanes = {(int(p), int(s)): (int(step_weights[:, p, s].min()),
-                                    int(step_weights[:, p, s].max()))
-                 for p, s in zip(*np.nonzero(used))}
         operands = {}
         for s in map(int, np.nonzero(used.any(axis=0))[0]):
             inputs = [values[min(j * self.simd + s, self.in_channels - 1)] for j in range(self.sf)]
             value = inputs[0] if self.sf == 1 else Array(inputs)[seq.j]
             operands[s] = pipe.register(value, name=f"x_{s}", shape=signed(8))
-        return lanes, operands
-
-    def _products(self, pipe, weights, lanes, operands):
-        """Stage 2: the products, each as wide as its lane's weights allow. Returns
-        ``{p: [(product, lo, hi)]}``."""
-        terms = {p: [] for p in range(self.pe)}
-        for (p, s), (w_lo, w_hi) in lanes.items():
-            corners = [w * x for w in (w_lo, w_hi) for x in (-128, 127)]
-            lo, hi = min(corners), max(corners)
-            product = pipe.register(weights[p][s] * operands[s], name=f"prod_p{p}_s{s}",
-                                    shape=bounded_shape(lo, hi))
-            terms[p].append((product, lo, hi))
-        return terms
-
-    def _adder_tree(self, pipe, terms):
-        """Per PE, a pipelined adder tree, one level per stage (an odd term out is
-        registered as it is). Returns ``{p: [(sum, lo, hi)]}`` with one term left (none for a
-        PE without weights)."""
-        for level in range((self.simd - 1).bit_length()):
-            for p in range(self.pe):
-                summed = []
-                for q in range(0, len(terms[p]), 2):
-                    pair = terms[p][q:q + 2]
-                    value = sum(t for t, _, _ in pair)
-                    lo, hi = sum(t_lo for _, t_lo, _ in pair), sum(t_hi for _, _, t_hi in pair)
-                    summed.append((pipe.register(value, name=f"sum{level}_p{p}_{q}",
-                                                 shape=bounded_shape(lo, hi)), lo, hi))
-                terms[p] = summed
-            pipe.stage()
-        return terms
+        return {(int(p), int(s)): (operands[int(s)], int(step_weights[:, p, s].min()),
+                                   int(step_weights[:, p, s].max()))
+                for p, s in zip(*np.nonzero(used))}
 
     def _sum_bounds(self):
         """``(lo, hi)`` of a PE's sum of products over a neuron fold, over every channel."""
@@ -478,20 +412,6 @@ class DenseUnit(wiring.Component):
         port = rom.read_port()
         m.d.comb += [port.addr.eq(pipe.carried["n"]), port.en.eq(en)]
         return port
-
-    def _accumulators(self, m, pipe, terms, en):
-        """Per PE, the accumulator: loaded by the first synapse fold's sum, added to by the
-        others. A PE with no nonzero weight keeps 0."""
-        accumulators = []
-        shape = bounded_shape(*self._sum_bounds())
-        for p in range(self.pe):
-            acc = Signal(shape, name=f"acc_p{p}")
-            if terms[p]:
-                total, _, _ = terms[p][0]
-                with m.If(en & pipe.carried["v"]):
-                    m.d.sync += acc.eq(Mux(pipe.carried["first"], 0, acc) + total)
-            accumulators.append(acc)
-        return accumulators
 
     def _rescale(self, pipe, accumulators, port):
         """Per PE, ``acc + bias'`` (wrapped to int32 when it can leave it), its magnitude
@@ -542,29 +462,11 @@ class DenseUnit(wiring.Component):
         pipe.stage()
         return results
 
-    def _collector(self, m, pipe, results, en):
-        """The output: each neuron fold's results but the last wait in partial registers;
-        the last fold's step loads the output register with all ``Cout`` channels."""
-        pe, nf = self.pe, self.nf
-        v, last, fold = pipe.carried["v"], pipe.carried["last"], pipe.carried["n"]
-        partial = [[payload_register(signed(8), name=f"part_n{n}_p{p}") for p in range(pe)]
-                   for n in range(nf - 1)]
+    def _collector(self, m, seq, results):
+        """The output registers (reset-less, unlike the output's own), loaded with every
+        channel at the last neuron fold's step."""
         out = payload_register(pixel_layout(self.out_format), name="out")
         sof, eol = payload_register(1, name="out_sof"), payload_register(1, name="out_eol")
-        done = Signal()
-        m.d.comb += done.eq(v & last & (fold == nf - 1))
-        with m.If(en):
-            m.d.sync += self.o.valid.eq(done)
-        with m.If(en & done):
-            for c in range(self.out_channels):
-                n, p = divmod(c, pe)
-                m.d.sync += out[c].eq(results[p] if n == nf - 1 else partial[n][p])
-            m.d.sync += [sof.eq(pipe.carried["sof"]), eol.eq(pipe.carried["eol"])]
-        if nf > 1:
-            with m.If(en & v & last & (fold != nf - 1)):
-                with m.Switch(fold):
-                    for n in range(nf - 1):
-                        with m.Case(n):
-                            m.d.sync += [partial[n][p].eq(results[p]) for p in range(pe)]
+        seq.collect(results, out, sof, eol)
         m.d.comb += [self.o.payload.data.eq(out), self.o.payload.sof.eq(sof),
                      self.o.payload.eol.eq(eol)]

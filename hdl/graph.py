@@ -5,6 +5,9 @@ again at a join (:class:`Join`), which takes one transfer from every branch in l
 that the fork never waits on the slow branch in steady state, each faster branch gets a
 :class:`SkewBuffer` before the join, sized by :func:`skew_depth`.
 
+Outputs whose frames differ in size cannot leave in lockstep: :class:`SequencedOutputs`
+sends them one whole frame after another, buffering all but the first.
+
 All three keep the stream rules by construction (proved in ``tests/test_formal_graph.py``):
 ``Fork`` and ``Join`` are combinational (zero latency; ``valid`` never depends on ``ready``),
 ``SkewBuffer`` is a FIFO whose ``o.valid`` and ``i.ready`` are registers.
@@ -43,10 +46,11 @@ from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..golden.pixel import PixelFormat
-from .payload import joined_stream_layout, lane, pixel_stream_signature, transfers_per_line
+from .payload import (joined_stream_layout, lane, pixel_stream_signature, sequenced_format,
+                      transfers_per_line)
 
-__all__ = ["Fork", "Join", "SkewBuffer", "SKEW_LATENCY", "skew_depth", "joined_latency",
-           "frame_transfers", "tie_bounds", "paced_skew_depth"]
+__all__ = ["Fork", "Join", "SkewBuffer", "SequencedOutputs", "SKEW_LATENCY", "skew_depth",
+           "joined_latency", "frame_transfers", "tie_bounds", "paced_skew_depth"]
 
 #: Cycles a :class:`SkewBuffer` of depth 2 or more adds (input transfer to ``o.valid``).
 SKEW_LATENCY = 2
@@ -208,6 +212,140 @@ class SkewBuffer(wiring.Component):
                      self.o.payload.eq(fifo.r_data), self.o.valid.eq(fifo.r_rdy),
                      fifo.r_en.eq(self.o.ready)]
         return m
+
+
+class SequencedOutputs(wiring.Component):
+    """Pixel streams whose frames differ in size, sent one after another as one stream: for
+    each frame, ``o`` carries the whole frame of the first input, then of the second, ...
+
+    Members: ``i_<name>`` (``In(pixel_stream_signature(formats[name], lanes))``) for each
+    name of ``formats``, in its order (:attr:`names`), and ``o``
+    (``Out(pixel_stream_signature(sequenced_format(formats), lanes))``): each pixel in the
+    most channels of any input, a narrower input's upper channels zero. Every frame keeps
+    its own markers: ``sof`` on its first transfer, ``eol`` on its lines' last.
+
+    Every input but the first passes through a :class:`SkewBuffer` (Amaranth's
+    :class:`~amaranth.lib.fifo.SyncFIFOBuffered`) of one whole frame of it
+    (:attr:`fifo_depths`: ``ceil(W_k / P) * H_k`` entries), so no input is stalled by the
+    sequencing while its frame is produced, whatever the order in which the frames arrive.
+    A register names the input being sent and a counter its transfers; ``o`` shows that
+    input (``o.valid`` is its ``valid``: never depends on ``ready``) and only that input sees
+    ``o.ready``. After its frame's last transfer the next input is sent.
+
+    *No deadlock.* While ``o`` waits for input ``j`` of frame ``f``, an input ``k`` is
+    stalled only on an item of a later frame: frame ``f`` of the inputs before ``j`` has
+    left, and a buffered input holds nothing older than frame ``f`` (the sequence took it
+    all before it moved to frame ``f``), so its frame ``f`` fits in its one-frame buffer.
+    A stage emits an item of frame ``f + 1`` only after it has taken all of frame ``f`` from
+    its inputs (it completes a frame before the next), streams keep their order, and a fork
+    offers its next item only once every
+    branch has taken the current one: so every stream feeding a stalled input has delivered
+    all of frame ``f`` to all of its readers, and the stall holds back no frame ``f`` item.
+    Every stage completes a frame from that frame's input alone, so input ``j`` completes
+    frame ``f``. (Without the buffers it deadlocks: when the first output's frame comes at
+    the end of the input frame and the second's throughout, the second's items stall its
+    producer, the fork feeding both and so the first.)
+
+    Latency 0 from the first input (``o`` is a view of it); a buffered input's item reaches
+    ``o`` :data:`SKEW_LATENCY` cycles after its transfer at the soonest, and as late as the
+    sequence comes to it. Throughput: one transfer per cycle, ``sum_k ceil(W_k / P) * H_k``
+    transfers a frame. The first input is not buffered: its next frame waits while the
+    others' frames drain, and if its producer has items of it meanwhile, it stalls (and
+    what feeds it) for up to ``sum_{k>=1} ceil(W_k / P) * H_k`` cycles a frame: not at all
+    when its next frame starts after the others have drained (YOLO-tiny's heads: the 16
+    pixels of the 4x4 head leave long before the 8x8 head's next frame), about an input
+    frame for a max pool 2/2 first and a relu of the whole frame second.
+    Memory: ``fifo_depths[k] x payload_k`` bits per buffered input (each in its own format),
+    the transfer counter and the input register.
+
+    Parameters
+    ----------
+    formats : dict of str to PixelFormat
+        At least two inputs: name (a Python identifier) -> pixel format, in the order they
+        are sent; one dtype for all.
+    sizes : dict of str to ``(width, height)``
+        Each input's frame size.
+    lanes : int
+        Pixels per transfer, at least 1.
+    """
+
+    #: Cycles from the first input to ``o`` (a view of it).
+    latency = 0
+
+    def __init__(self, formats, sizes, lanes=1):
+        if not isinstance(formats, dict) or len(formats) < 2:
+            raise ValueError(f"formats must be a dict of at least 2 inputs, not {formats!r}")
+        for name, fmt in formats.items():
+            if not isinstance(name, str) or not name.isidentifier():
+                raise ValueError(f"input names must be Python identifiers, not {name!r}")
+            if not isinstance(fmt, PixelFormat):
+                raise ValueError(f"format of input {name!r} must be a PixelFormat, "
+                                 f"not {fmt!r}")
+        if not isinstance(sizes, dict) or set(sizes) != set(formats):
+            raise ValueError(f"sizes must give the (width, height) of every input "
+                             f"({', '.join(formats)}), not {sizes!r}")
+        for name, size in sizes.items():
+            if not isinstance(size, tuple) or len(size) != 2:
+                raise ValueError(f"size of input {name!r} must be (width, height), "
+                                 f"not {size!r}")
+            for value in size:
+                _check_int(f"a dimension of input {name!r}", value, 1)
+        _check_int("lanes", lanes, 1)
+        self.names = tuple(formats)
+        self.formats = dict(formats)
+        self.lanes = lanes
+        self.format = sequenced_format(formats)
+        self.transfers = {name: frame_transfers(sizes[name], lanes) for name in self.names}
+        self.fifo_depths = self.buffer_depths({name: sizes[name] for name in self.names}, lanes)
+        members = {f"i_{name}": In(pixel_stream_signature(fmt, lanes))
+                   for name, fmt in formats.items()}
+        members["o"] = Out(pixel_stream_signature(self.format, lanes))
+        super().__init__(members)
+
+    @staticmethod
+    def buffer_depths(sizes, lanes=1):
+        """The entries of each buffered input's frame buffer (every input but the first):
+        its frame's transfers. ``sizes``: name -> ``(width, height)``, in the inputs'
+        order (for planning memories without building the component)."""
+        return {name: frame_transfers(size, lanes) for name, size in list(sizes.items())[1:]}
+
+    def elaborate(self, platform):
+        m = Module()
+        sources = [self._buffered(m, name) for name in self.names]
+        current = Signal(range(len(self.names)))
+        position = Signal(range(max(self.transfers.values())))
+        with m.Switch(current):
+            for k, (name, source) in enumerate(zip(self.names, sources)):
+                with m.Case(k):
+                    self._send(m, source)
+                    with m.If(self.o.valid & self.o.ready):
+                        with m.If(position == self.transfers[name] - 1):
+                            m.d.sync += [position.eq(0),
+                                         current.eq((k + 1) % len(self.names))]
+                        with m.Else():
+                            m.d.sync += position.eq(position + 1)
+        return m
+
+    def _buffered(self, m, name):
+        """Input ``name``'s stream as the sequence reads it: through its one-frame buffer,
+        except for the first input."""
+        port = wiring.flipped(getattr(self, f"i_{name}"))
+        if name not in self.fifo_depths:
+            return port
+        fifo = SkewBuffer(port.payload.shape(), self.fifo_depths[name])
+        m.submodules[f"frame_{name}"] = fifo
+        wiring.connect(m, port, fifo.i)
+        return fifo.o
+
+    def _send(self, m, source):
+        """Show ``source`` on ``o``, its channels zero-extended to ``o``'s (an array of
+        channels is a plain bit vector, channel 0 at the LSB)."""
+        m.d.comb += [self.o.valid.eq(source.valid), source.ready.eq(self.o.ready),
+                     self.o.payload.sof.eq(source.payload.sof),
+                     self.o.payload.eol.eq(source.payload.eol)]
+        for j in range(self.lanes):
+            m.d.comb += lane(self.o.payload.data, j, self.lanes).as_value().eq(
+                lane(source.payload.data, j, self.lanes).as_value())
 
 
 def _check_latencies(branch_latencies):

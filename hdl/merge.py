@@ -20,17 +20,16 @@ input times a constant, and the zero point joins the rounding constant: ``h = (x
 zp*m)) >> 11``, then ``s = RoundingDivideByPOT(h, -e)``. The output side is the project's
 requantizer (:func:`~rasterflow.hdl.requant.requantize_lanes`) on the sum.
 """
-from types import SimpleNamespace
-
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..golden.pixel import PixelFormat
 from .arith import bounded_shape, rounded_bounds
+from .folded import FoldedSteps
 from .payload import joined_stream_signature, pixel_stream_signature
 from .requant import REQUANT_LATENCY, requantize_lanes, rounding_divide_by_pot
-from .stall import StallPipeline, payload_register
+from .stall import StallPipeline
 from .timing import StageTiming
 
 __all__ = ["QuantizedAdd", "ChannelConcat", "ADD_LEFT_SHIFT"]
@@ -156,10 +155,10 @@ class QuantizedAdd(wiring.Component):
             m.d.comb += [self.o.payload.data[ch].eq(y) for ch, y in enumerate(results)]
             pipe.finish()
             return m
-        seq = self._sequencer(m)
-        pipe = self._fold_pipeline(m, seq)
-        results = self._datapath(pipe, *self._fold_operands(pipe, seq))
-        self._collector(m, pipe, results)
+        # A fold is a neuron fold of FoldedSteps: k channels computed in one step.
+        seq = FoldedSteps(m, self.i, self.o, synapse_folds=1, neuron_folds=self.folds)
+        results = self._datapath(seq.pipe, *self._fold_operands(seq))
+        seq.collect(results, self.o.payload.data, self.o.payload.sof, self.o.payload.eol)
         return m
 
     def _datapath(self, pipe, first, second):
@@ -190,72 +189,19 @@ class QuantizedAdd(wiring.Component):
         return [[(value, *scale.bounds["scaled"]) for value in row]
                 for scale, row in zip(scales, values)]
 
-    # -- folded: latch, operand select, collector (as hdl/conv.py's MacArray) -------------
-
-    def _sequencer(self, m):
-        """The pixel latch and the fold counter: a pixel is latched (``have``) and worked on
-        for ``F`` cycles (fold ``fold``); the next is taken at the last fold."""
-        en, have, last = Signal(), Signal(), Signal()
-        pixel = payload_register(self.i.payload.shape(), name="pixel")
-        fold = Signal(range(self.folds))
-        m.d.comb += [en.eq(~self.o.valid | self.o.ready), last.eq(fold == self.folds - 1),
-                     self.i.ready.eq(~have | (en & last))]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [pixel.eq(self.i.payload), have.eq(1)]
-        with m.Elif(have & en & last):
-            m.d.sync += have.eq(0)
-        with m.If(have & en):
-            m.d.sync += fold.eq(Mux(last, 0, fold + 1))
-        return SimpleNamespace(valid=have, ready=Signal(name="unused_ready"), pixel=pixel,
-                               fold=fold)
-
-    def _fold_pipeline(self, m, seq):
-        """The stall-all pipeline the folds travel through, carrying each fold's valid bit,
-        index and its pixel's markers."""
-        pipe = StallPipeline(m, seq, self.o)
-        pipe.carry("valid", seq.valid)
-        pipe.carry("fold", seq.fold)
-        pipe.carry("sof", seq.pixel.sof)
-        pipe.carry("eol", seq.pixel.eol)
-        return pipe
-
-    def _fold_operands(self, pipe, seq):
-        """Stage 1: lane ``l``'s two operands, channel ``fold * k + l`` of each input
-        (a lane past the last channel repeats it: its result is not used)."""
+    def _fold_operands(self, seq):
+        """Stage 1: lane ``l``'s two operands, channel ``n * k + l`` of each input at fold
+        ``n`` (a lane past the last channel repeats it: its result is not used)."""
         k, channels = self.channels_per_cycle, self.fmt.channels
         operands = []
         for name in ("a", "b"):
-            values = seq.pixel.data[name]
-            operands.append([pipe.register(
+            values = seq.latch.data[name]
+            operands.append([seq.pipe.register(
                 Array(values[min(f * k + lane, channels - 1)] for f in range(self.folds))[
-                    seq.fold], name=f"{name}_lane{lane}", shape=signed(8))
+                    seq.n], name=f"{name}_lane{lane}", shape=signed(8))
                 for lane in range(k)])
-        pipe.stage()
+        seq.pipe.stage()
         return operands
-
-    def _collector(self, m, pipe, results):
-        """The output register: each fold's results but the last wait in partial
-        registers; the last fold's loads the output with all ``C`` channels."""
-        k, folds, en = self.channels_per_cycle, self.folds, pipe.en
-        valid, fold = pipe.carried["valid"], pipe.carried["fold"]
-        partial = [[payload_register(signed(8), name=f"part{f}_{lane}") for lane in range(k)]
-                   for f in range(folds - 1)]
-        done = Signal()
-        m.d.comb += done.eq(valid & (fold == folds - 1))
-        with m.If(en):
-            m.d.sync += self.o.valid.eq(done)
-        with m.If(en & done):
-            for ch in range(self.fmt.channels):
-                f, lane = divmod(ch, k)
-                source = results[lane] if f == folds - 1 else partial[f][lane]
-                m.d.sync += self.o.payload.data[ch].eq(source)
-            m.d.sync += [self.o.payload.sof.eq(pipe.carried["sof"]),
-                         self.o.payload.eol.eq(pipe.carried["eol"])]
-        with m.If(en & valid & (fold != folds - 1)):
-            with m.Switch(fold):
-                for f in range(folds - 1):
-                    with m.Case(f):
-                        m.d.sync += [partial[f][lane].eq(results[lane]) for lane in range(k)]
 
 
 class _InputScale:

@@ -14,6 +14,11 @@ defined value on output. ``sof`` marks a frame's first transfer, ``eol`` each li
 
 Host software packs and unpacks payloads with :func:`pack_pixels` / :func:`unpack_pixels`,
 which take every offset and width from the layout object itself.
+
+Several outputs leave a pipeline as one stream: in lockstep when their frames have one size
+(a :func:`joined_stream_layout` payload: :func:`pack_joined` / :func:`unpack_joined`), else
+in sequence, each output's whole frame after the previous one's in pixels of
+:func:`sequenced_format` (:func:`pack_sequenced` / :func:`unpack_sequenced`).
 """
 import numpy as np
 from amaranth.hdl import Shape, signed, unsigned
@@ -23,7 +28,8 @@ from ..golden.pixel import PixelFormat
 
 __all__ = ["channel_shape", "pixel_layout", "pixel_stream_layout", "pixel_stream_signature",
            "joined_stream_layout", "joined_stream_signature", "pack_pixels", "unpack_pixels",
-           "pack_joined", "unpack_joined",
+           "pack_joined", "unpack_joined", "outputs_in_sequence", "sequenced_format",
+           "pack_sequenced", "unpack_sequenced", "sequenced_words",
            "lanes_of", "lane", "transfers_per_line"]
 
 
@@ -114,6 +120,67 @@ def pack_joined(formats, frames, lanes=1) -> list[int]:
         frame = _hwc(frames[name], formats[name])
         words = words + _pack_values(frame, elem_width, offsets, lanes)
     return _with_markers(words, layout, *frame.shape[:2], lanes)
+
+
+def outputs_in_sequence(sizes) -> bool:
+    """Whether outputs of frame sizes ``sizes`` (any iterable of sizes) leave in sequence:
+    when their sizes differ (else in lockstep, or alone)."""
+    return len(set(map(tuple, sizes))) > 1
+
+
+def sequenced_format(formats) -> PixelFormat:
+    """The pixel of a sequenced stream of outputs (``formats``: name -> :class:`PixelFormat`,
+    every one of the same dtype): that dtype, with the most channels of any output. An
+    output of fewer channels fills the lower ones; its upper channels are zero."""
+    formats = dict(formats)
+    dtypes = sorted({fmt.dtype for fmt in formats.values()})
+    if len(dtypes) != 1:
+        listed = ", ".join(f"{name} is {fmt}" for name, fmt in formats.items())
+        raise ValueError(f"outputs in sequence need one pixel dtype, not {' and '.join(dtypes)}: "
+                         f"{listed}")
+    return PixelFormat(max(fmt.channels for fmt in formats.values()), dtypes[0])
+
+
+def _padded(frame, fmt, channels):
+    """``frame`` (of ``fmt``) with zero channels appended up to ``channels``."""
+    frame = _hwc(frame, fmt)
+    return np.pad(frame, ((0, 0), (0, 0), (0, channels - frame.shape[2])))
+
+
+def pack_sequenced(formats, frames, lanes=1) -> list[int]:
+    """Pack ``{name: frame}`` (``formats``' order, any sizes) as a sequenced stream: each
+    frame, its channels padded to :func:`sequenced_format`'s, as :func:`pack_pixels` packs it
+    (``sof`` on its first transfer, ``eol`` on its lines' last), one frame after another."""
+    wide = sequenced_format(formats)
+    return [word for name, fmt in formats.items()
+            for word in pack_pixels(wide, _padded(frames[name], fmt, wide.channels), lanes)]
+
+
+def sequenced_words(sizes, lanes=1):
+    """Transfers of each output's frame in a sequenced stream: name -> ``ceil(W/P) * H`` for
+    ``sizes``: name -> ``(width, height)``."""
+    return {name: transfers_per_line(width, lanes) * height
+            for name, (width, height) in sizes.items()}
+
+
+def unpack_sequenced(formats, words, sizes, lanes=1):
+    """Unpack a sequenced stream's payload integers (one frame of every output) into
+    ``({name: frame}, {name: sof}, {name: eol})``, each as :func:`unpack_pixels` gives it
+    for that output's ``(width, height)`` in ``sizes`` (the padding channels dropped)."""
+    wide = sequenced_format(formats)
+    words = list(words)
+    counts = sequenced_words(sizes, lanes)
+    if len(words) != sum(counts.values()):
+        raise ValueError(f"expected {sum(counts.values())} payloads, got {len(words)}")
+    frames, sofs, eols = {}, {}, {}
+    start = 0
+    for name, fmt in formats.items():
+        width, height = sizes[name]
+        frame, sofs[name], eols[name] = unpack_pixels(
+            wide, words[start:start + counts[name]], height, width, lanes)
+        frames[name] = frame[:, :, :fmt.channels]
+        start += counts[name]
+    return frames, sofs, eols
 
 
 def _hwc(frame, fmt):

@@ -7,7 +7,8 @@ stream read by several consumers (or read and also an output) goes through a
 :class:`~rasterflow.hdl.graph.SkewBuffer` sized from the branches' timing (in cycles for
 rigid branches, :func:`~rasterflow.hdl.graph.skew_depth`; in items of the join's stream
 for CNN branches, :func:`~rasterflow.hdl.graph.paced_skew_depth`); several outputs leave as
-one joined stream.
+one joined stream when their frames have one size, else one after another through a
+:class:`~rasterflow.hdl.graph.SequencedOutputs`.
 """
 from dataclasses import dataclass
 from fractions import Fraction
@@ -17,10 +18,11 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out, connect
 
 from ..golden.pixel import PixelFormat
-from .graph import (SKEW_LATENCY, Fork, Join, SkewBuffer, frame_transfers, paced_skew_depth,
-                    skew_depth, tie_bounds)
+from .graph import (SKEW_LATENCY, Fork, Join, SequencedOutputs, SkewBuffer, frame_transfers,
+                    paced_skew_depth, skew_depth, tie_bounds)
 from .guard import Fault, FrameGuard
-from .payload import joined_stream_layout, pixel_stream_layout, pixel_stream_signature
+from .payload import (joined_stream_layout, outputs_in_sequence, pixel_stream_layout,
+                      pixel_stream_signature, sequenced_format)
 from .stall import SKID_LATENCY, SkidBuffer
 from .timing import StageTiming
 
@@ -40,10 +42,13 @@ class GraphTiming:
     """The arrival times of a graph's streams, its joins' skew buffers and its latency (see
     :class:`PipelineTop`): ``arrival`` (stream name -> cycles after its input transfer),
     ``skews`` (``(node name or "output", input position)`` -> skew buffer depth, for the
-    inputs that need one) and ``latency_cycles``."""
+    inputs that need one), ``latency_cycles`` (the output stream's arrival: the joined
+    outputs', or for outputs in sequence the first output's) and ``sizes`` (stream name ->
+    ``(width, height)`` of its frames)."""
     arrival: dict
     skews: dict
     latency_cycles: int
+    sizes: dict
 
 
 def graph_timing(nodes, outputs, *, width=1, height=1, lanes=1):
@@ -68,7 +73,8 @@ def graph_timing(nodes, outputs, *, width=1, height=1, lanes=1):
         schedule_delay`` of a stage that keeps its frame size) and the ``(width, height)``
         of its output frame (default: its timing's sampling's, else its input's).
     outputs : list of str
-        The names of the streams that leave the graph (joined when several).
+        The names of the streams that leave the graph (joined when several of one frame
+        size, else in sequence).
     width, height, lanes : int
         The input frame and its pixels per transfer.
     """
@@ -76,7 +82,7 @@ def graph_timing(nodes, outputs, *, width=1, height=1, lanes=1):
     for node in plan.nodes.values():
         plan.cycles[node.name] = (plan.join(node.name, node.inputs) + node.timing.delay
                                   + SKID_LATENCY)
-    return GraphTiming(plan.cycles, plan.skews, plan.join("output", outputs))
+    return GraphTiming(plan.cycles, plan.skews, plan.output(outputs), plan.sizes)
 
 
 @dataclass(frozen=True)
@@ -162,6 +168,14 @@ class _GraphPlan:
                 break
             common.append(entries[0])
         return tuple(common)
+
+    def output(self, outputs):
+        """The arrival cycles of the output stream: the outputs' join's, or for outputs in
+        sequence the first output's (the later ones leave when the sequence comes to them:
+        no fixed time)."""
+        if outputs_in_sequence(self.sizes[name] for name in outputs):
+            return self.cycles[outputs[0]] + SequencedOutputs.latency
+        return self.join("output", outputs)
 
     def join(self, key, inputs):
         """The arrival cycles of the stream ``key`` reads: its input's, or for several
@@ -252,9 +266,13 @@ class TopNode:
 class PipelineTop(wiring.Component):
     """A pipeline graph's hardware behind a frame guard, skid buffers after every stage.
 
-    Members: ``i`` (pixel stream of the pipeline input), ``o`` (the output's pixel stream,
-    or with several outputs their :func:`~rasterflow.hdl.payload.joined_stream_layout`
-    stream, fields named as the outputs), and the
+    Members: ``i`` (pixel stream of the pipeline input), ``o`` (the output's pixel stream;
+    with several outputs of one frame size their
+    :func:`~rasterflow.hdl.payload.joined_stream_layout` stream, fields named as the
+    outputs; with outputs of different frame sizes, a pixel stream of
+    :func:`~rasterflow.hdl.payload.sequenced_format` carrying for each input frame every
+    output's whole frame in turn, from :attr:`sequencer`, a
+    :class:`~rasterflow.hdl.graph.SequencedOutputs`), and the
     :class:`~rasterflow.hdl.guard.FrameGuard`'s status: ``error`` (sticky), ``errors``
     (malformed input frames seen, saturating) and ``last_fault``. The guard repairs
     malformed input frames, so the stages only ever see whole frames.
@@ -269,8 +287,15 @@ class PipelineTop(wiring.Component):
     ``F * ceil(W/P) * H + latency_cycles`` cycles for ``F`` frames. In a graph of CNN stages
     (folded MAC arrays, strides, resizes) they have the depth that never deadlocks and keeps
     the slowest stage's pace (:func:`~rasterflow.hdl.graph.paced_skew_depth`).
-    Throughput: one transfer per cycle, or the slowest stage's pace.
-    Memory: the stages' plus ``depth x payload`` bits per skew buffer.
+    Outputs in sequence: ``latency_cycles`` is the first output's arrival; its items leave
+    that many cycles after their input transfer while nothing stalls it, as in the first
+    frame. The exact count ``F * ceil(W/P) * H + latency_cycles`` does not hold for them:
+    the last frame's other outputs leave after the first's, and a frame's first output
+    waits while the previous frame's others drain.
+    Throughput: one transfer per cycle, or the slowest stage's pace (for outputs in
+    sequence, at most one output transfer per cycle for all the outputs' frames together).
+    Memory: the stages' plus ``depth x payload`` bits per skew buffer (and the sequenced
+    outputs' frame buffers, see :class:`~rasterflow.hdl.graph.SequencedOutputs`).
     """
     def __init__(self, in_format, width, height, lanes, nodes, outputs):
         names = [node.name for node in nodes]
@@ -291,9 +316,15 @@ class PipelineTop(wiring.Component):
         self.arrival = timing.arrival
         self.skews = timing.skews     # (node or "output", input position) -> depth
         self.latency_cycles = timing.latency_cycles
-        out_signature = (pixel_stream_signature(self._formats[outputs[0]], lanes)
-                         if len(outputs) == 1 else
-                         stream.Signature(joined_stream_layout(self.output_formats, lanes)))
+        self.output_sizes = {name: timing.sizes[name] for name in self.outputs}
+        self.sequencer = None
+        if len(outputs) == 1:
+            out_signature = pixel_stream_signature(self._formats[outputs[0]], lanes)
+        elif outputs_in_sequence(self.output_sizes.values()):
+            self.sequencer = SequencedOutputs(self.output_formats, self.output_sizes, lanes)
+            out_signature = pixel_stream_signature(sequenced_format(self.output_formats), lanes)
+        else:
+            out_signature = stream.Signature(joined_stream_layout(self.output_formats, lanes))
         super().__init__({
             "i": In(pixel_stream_signature(in_format, lanes)),
             "o": Out(out_signature),
@@ -333,7 +364,13 @@ class PipelineTop(wiring.Component):
             m.submodules[f"skid_{node.name}"] = skid
             connect(m, node.part.o, skid.i)
             sources.add(node.name, skid.o, self._shapes[node.name])
-        self._feed(m, sources, "output", self.outputs, wiring.flipped(self.o))
+        if self.sequencer is not None:
+            m.submodules.sequence_outputs = self.sequencer
+            for name in self.outputs:
+                connect(m, sources.take(name), getattr(self.sequencer, f"i_{name}"))
+            connect(m, self.sequencer.o, wiring.flipped(self.o))
+        else:
+            self._feed(m, sources, "output", self.outputs, wiring.flipped(self.o))
         return m
 
     def _feed(self, m, sources, key, inputs, sink):

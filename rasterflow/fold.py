@@ -68,14 +68,15 @@ from .errors import RasterflowError
 from .hdl.arith import bounded_shape
 from .hdl.bram import DP16KD_MIN_DEPTH, dp16kd_geometry
 from .hdl.filters import SharedColumnScanner
-from .hdl.graph import frame_transfers
-from .hdl.payload import lanes_of, pixel_layout, pixel_stream_layout, transfers_per_line
+from .hdl.graph import SequencedOutputs, frame_transfers
+from .hdl.payload import (lanes_of, outputs_in_sequence, pixel_layout, pixel_stream_layout,
+                          sequenced_format, transfers_per_line)
 from .hdl.pool import MaxPoolUnit
 from .hdl.reduce import pool_geometry
 from .hdl.top import INPUT, graph_timing
 from .pipeline import Node, Pipeline
 from .stages import Bound
-from .stages_cnn import Conv2DStage, DepthwiseConv2DStage
+from .stages_cnn import Conv2DStage, DepthwiseConv2DStage, divisors
 
 __all__ = ["REFERENCE_CLOCK_HZ", "MEMORY_LIBRARIES", "DoesNotFit", "MemoryNeed", "StageCost",
            "Usage", "LayerFold", "FoldReport", "Folding", "stage_costs", "place_memory",
@@ -348,7 +349,19 @@ def _skew_memories(pipeline, graph, timings):
         width = Shape.cast(pixel_stream_layout(formats[source], pipeline.lanes)).width
         skews.setdefault(key, []).append(
             MemoryNeed(f"skew buffer ({source})", width, depth - 1, rom=False))
+    sizes = {name: _out_size(pipeline, name) for name in pipeline.outputs}
+    if outputs_in_sequence(sizes.values()):
+        width = Shape.cast(pixel_stream_layout(
+            sequenced_format({n: formats[n] for n in pipeline.outputs}), pipeline.lanes)).width
+        for name, depth in SequencedOutputs.buffer_depths(sizes, pipeline.lanes).items():
+            skews.setdefault("output", []).append(
+                MemoryNeed(f"output buffer ({name})", width, depth - 1, rom=False))
     return skews
+
+
+def _out_size(pipeline, name):
+    bound = pipeline.output(name)
+    return bound.out_width, bound.out_height
 
 
 def _shared_scanner_cost(pipeline, name, inputs, share):
@@ -683,10 +696,6 @@ def assess(pipeline, board):
 
 # -- folding -----------------------------------------------------------------------------------
 
-def _divisors(n):
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
 class _Designs:
     """The designs of one pipeline at frame budgets: each MAC stage folded by its
     ``balanced_folding`` (the folded stages remembered, as building one checks its arrays)."""
@@ -709,7 +718,7 @@ class _Designs:
             # With no folding in budget, balanced_folding gives the full array.
             channels, terms = b.stage.balanced_folding(b.stage.layer, pixels, 0)
             values.update(pixels * (terms // simd) * (channels // pe)
-                          for pe in _divisors(channels) for simd in _divisors(terms))
+                          for pe in divisors(channels) for simd in divisors(terms))
         return sorted(v for v in values if v >= floor)
 
     def stages(self, budget):

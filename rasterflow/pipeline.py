@@ -9,6 +9,7 @@ from .ops import STAGES
 from .params import check_name
 from .stages import INPUT, Bound, Stage
 from .hdl.filters import SharedColumnScanner, SharedWindow
+from .hdl.payload import outputs_in_sequence
 from .hdl.top import PipelineTop, TopNode, graph_timing
 
 __all__ = ["Node", "Pipeline"]
@@ -30,7 +31,9 @@ class Pipeline:
 
     ``stages`` are :class:`Node`s (or bare stages, which read the stage before them: a
     chain, named ``stage0``, ``stage1``, ...). ``outputs`` names the stages whose streams
-    leave the pipeline (default: the last stage). ``nodes`` and ``bound`` are in a
+    leave the pipeline (default: the last stage), in one stream: in lockstep when their
+    frames have one size, else each output's whole frame in turn, in this order (then they
+    need one pixel dtype). ``nodes`` and ``bound`` are in a
     topological order (the spec's order where it is one), and ``bound[k]`` is ``nodes[k]``
     placed in the graph.
     """
@@ -112,12 +115,17 @@ class Pipeline:
         self._bound_by_name[bound.name] = bound
 
     def _check_output_sizes(self):
-        sizes = {name: (b.out_width, b.out_height) for name, b in
-                 ((n, self._bound_by_name[n]) for n in self.outputs)}
-        if len(set(sizes.values())) > 1:
-            listed = ", ".join(f"{name} is {w}x{h}" for name, (w, h) in sizes.items())
-            raise SpecError("outputs", f"the outputs leave in one stream, in lockstep, so they "
-                                       f"need one frame size: {listed}")
+        """Outputs of different frame sizes leave one after another in pixels of one dtype
+        (:class:`~rasterflow.hdl.graph.SequencedOutputs`), so they need that dtype."""
+        bounds = [self._bound_by_name[name] for name in self.outputs]
+        if not outputs_in_sequence((b.out_width, b.out_height) for b in bounds):
+            return
+        if len({b.out_format.dtype for b in bounds}) > 1:
+            listed = ", ".join(f"{b.name} is {b.out_width}x{b.out_height} of {b.out_format}"
+                               for b in bounds)
+            raise SpecError("outputs", f"outputs of different frame sizes leave one after "
+                                       f"another in one stream, so they need one pixel "
+                                       f"dtype: {listed}")
 
     @property
     def stages(self):
@@ -284,8 +292,12 @@ class Pipeline:
     @property
     def latency_cycles(self):
         """``L`` of the hardware: ``F`` frames take ``F*W*H + L`` cycles when nothing stalls.
-        Computed from the stages' timings by the hardware's own rule
-        (:func:`~rasterflow.hdl.top.graph_timing`), without building it."""
+        For outputs of different frame sizes (in sequence) no such count holds: ``L`` is the
+        first output's latency, from an input transfer to the first output's item tied to it
+        while nothing stalls that output (as in the first frame; see
+        :class:`~rasterflow.hdl.top.PipelineTop`). Computed from the stages' timings by the
+        hardware's own rule (:func:`~rasterflow.hdl.top.graph_timing`), without building
+        it."""
         timings = self.timings()
         nodes = [(name, inputs, timings[name], (item.out_width, item.out_height))
                  if isinstance(item, Bound) else (name, inputs, SharedColumnScanner.timing())

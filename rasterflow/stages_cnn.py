@@ -74,11 +74,11 @@ from .hdl.activation import RequantActivation
 from .hdl.conv import Conv2DUnit, conv_geometry, mac_layer_report
 from .hdl.pool import MaxPoolUnit, pool_taps
 from .params import SidecarArray, check_int, from_table, param, params_of
-from .stages import Bound, Stage, fixed_timing, register_stage
+from .stages import Bound, Stage, check_window_fits, fixed_timing, register_stage
 
 __all__ = ["Conv2DStage", "DepthwiseConv2DStage", "LeakyReluStage", "ReluStage",
            "Relu6Stage", "ReluN1To1Stage", "MaxPoolStage", "LAYER_STAGES", "stage_from_layer",
-           "plan_folding", "fold_for_budget", "resolve_array"]
+           "plan_folding", "fold_for_budget", "balanced_mac_folding", "resolve_array"]
 
 INT8 = "int8"
 PADDINGS = ("same", "valid")
@@ -142,8 +142,25 @@ def _window_output_size(width, height, kernel, stride, padding):
             conv_geometry(height, kernel, stride, padding)[0])
 
 
-def _divisors(n):
+def divisors(n):
+    """The divisors of ``n`` in increasing order (the foldings a MAC array can take)."""
     return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def balanced_mac_folding(channels, terms, pixels, budget):
+    """The ``(pe, simd)`` of a MAC array of ``channels`` outputs, each a sum of ``terms``
+    products: the fewest multipliers ``pe * simd`` (``pe`` dividing ``channels``, ``simd``
+    dividing ``terms``) whose ``II = (terms/simd) * (channels/pe)`` satisfies ``pixels * II
+    <= budget``; ties go to the smaller ``II``. Without one, the full array (``II = 1``)."""
+    best = None
+    for pe in divisors(channels):
+        for simd in divisors(terms):
+            ii = (terms // simd) * (channels // pe)
+            if pixels * ii <= budget:
+                key = (pe * simd, ii, -simd)
+                if best is None or key < best[0]:
+                    best = (key, pe, simd)
+    return (best[1], best[2]) if best else (channels, terms)
 
 
 def _geometry(width, height, kernel, stride, padding):
@@ -151,10 +168,7 @@ def _geometry(width, height, kernel, stride, padding):
         out_w, out_h = _window_output_size(width, height, kernel, stride, padding)
     except ValueError as error:
         raise SpecError("input.width", str(error)) from None
-    for name, n in (("input.width", width), ("input.height", height)):
-        if n < kernel // 2 + 1:
-            raise SpecError(name, f"must be at least {kernel // 2 + 1} for a {kernel}-tap "
-                                  f"window, not {n}")
+    check_window_fits(width, height, kernel, kernel)
     return out_w, out_h
 
 
@@ -224,6 +238,35 @@ class _LayerStage(Stage):
         return self.layer(np.asarray(frame))
 
 
+class _SidecarStage(_LayerStage):
+    """A layer stage with array parameters (``SidecarArray`` fields): ndarrays, or sidecar
+    references whose arrays its ``arrays`` field holds (``from_spec`` resolves them)."""
+
+    @classmethod
+    def from_spec(cls, table, where, *, base_dir=None):
+        try:
+            arrays = {name: resolve_array(table[name], name, base_dir)
+                      for name in _array_params(cls) if name in table}
+        except SpecError as error:
+            raise error.within(where) from None
+        return from_table(cls, table, where, arrays=arrays)
+
+    def _given_arrays(self, optional=()):
+        """``{name: ndarray}`` of the array fields: from ``arrays``, else the field's own
+        ndarray; a field named in ``optional`` may be None (then it has none). A field
+        without its array is a SpecError naming it."""
+        arrays = dict(self.arrays or {})
+        for name in _array_params(type(self)):
+            value = getattr(self, name)
+            if name in arrays or (name in optional and value is None):
+                continue
+            if not isinstance(value, np.ndarray):
+                raise SpecError(name, "needs its array (a sidecar reference resolved by "
+                                      "from_spec, or an ndarray)")
+            arrays[name] = value
+        return arrays
+
+
 def _register_layer_stage(cls):
     layer_type = cls.layer_type
     if golden_cnn.LAYER_TYPES.get(layer_type.__name__) is not layer_type:
@@ -236,7 +279,7 @@ def _register_layer_stage(cls):
 
 
 @dataclass(frozen=True)
-class _ConvBase(_LayerStage):
+class _ConvBase(_SidecarStage):
     """A convolution. Its array parameters are ndarrays or sidecar references with the
     arrays in ``arrays`` (``from_spec`` resolves them)."""
     weights: SidecarArray = param(doc="int8 weights [Cout, K, K, Cin] (depthwise_conv2d: "
@@ -255,26 +298,9 @@ class _ConvBase(_LayerStage):
     arrays: dict = field(default=None, repr=False, compare=False)
     DEPTHWISE: ClassVar[bool] = False
 
-    @classmethod
-    def from_spec(cls, table, where, *, base_dir=None):
-        try:
-            arrays = {name: resolve_array(table[name], name, base_dir)
-                      for name in _array_params(cls) if name in table}
-        except SpecError as error:
-            raise error.within(where) from None
-        return from_table(cls, table, where, arrays=arrays)
-
     def __post_init__(self):
         super().__post_init__()
-        arrays = dict(self.arrays or {})
-        for name in _array_params(type(self)):
-            if name not in arrays:
-                value = getattr(self, name)
-                if isinstance(value, np.ndarray):
-                    arrays[name] = value
-                else:
-                    raise SpecError(name, "needs its array (a sidecar reference resolved by "
-                                          "from_spec, or an ndarray)")
+        arrays = self._given_arrays()
         if self.DEPTHWISE:
             weights = _check_array("weights", arrays["weights"], np.int8, 3, "[K, K, C]")
             channels = weights.shape[2]
@@ -328,21 +354,11 @@ class _ConvBase(_LayerStage):
 
     @classmethod
     def balanced_folding(cls, layer, pixels, budget):
-        """The fewest multipliers ``pe * simd`` (``pe`` dividing the output channels, ``simd``
-        dividing ``T``) whose ``II = ceil(T/simd) * ceil(Cout/pe)`` satisfies ``pixels * II
-        <= budget``; ties go to the smaller ``II``. Without one, the full array (``II = 1``).
-        """
+        """:func:`balanced_mac_folding` of the ``Cout`` output channels, each a sum of
+        ``T = K*K*Cin`` products (depthwise ``K*K``)."""
         channels = layer.channels if cls.DEPTHWISE else layer.out_channels
         terms = layer.kernel ** 2 * (1 if cls.DEPTHWISE else layer.in_channels)
-        best = None
-        for pe in _divisors(channels):
-            for simd in _divisors(terms):
-                ii = (terms // simd) * (channels // pe)
-                if pixels * ii <= budget:
-                    key = (pe * simd, ii, -simd)
-                    if best is None or key < best[0]:
-                        best = (key, pe, simd)
-        return (best[1], best[2]) if best else (channels, terms)
+        return balanced_mac_folding(channels, terms, pixels, budget)
 
     @property
     def folding(self):

@@ -31,11 +31,10 @@ from .golden import dense as golden_dense
 from .golden.pixel import PixelFormat
 from .hdl.conv import mac_layer_report
 from .hdl.dense import DenseUnit, channel_rescales, fold_bias
-from .params import SidecarArray, check_int, from_table, param
+from .params import SidecarArray, check_int, param
 from .stages import Bound, register_stage
-from .stages_cnn import (INT8, _array_params, _check_activation_order, _check_array,
-                         _check_input, _clamp_param, _divisors, _LayerStage, _zero_point_param,
-                         resolve_array)
+from .stages_cnn import (INT8, _check_activation_order, _check_array, _check_input,
+                         _clamp_param, _SidecarStage, _zero_point_param, balanced_mac_folding)
 
 __all__ = ["FullyConnectedStage"]
 
@@ -49,7 +48,7 @@ def _check_scale(scale):
 
 @register_stage
 @dataclass(frozen=True)
-class FullyConnectedStage(_LayerStage):
+class FullyConnectedStage(_SidecarStage):
     """``fully_connected``: TFLite FULLY_CONNECTED int8 (per-tensor or per-channel weights)
     on a 1x1 frame of Cin channels, giving a 1x1 frame of Cout."""
     op: ClassVar[str] = "fully_connected"
@@ -69,33 +68,14 @@ class FullyConnectedStage(_LayerStage):
     simd: int = param(0, doc="products per PE per cycle, 0..Cin (0: all)")
     arrays: dict = field(default=None, repr=False, compare=False)
 
-    @classmethod
-    def from_spec(cls, table, where, *, base_dir=None):
-        try:
-            arrays = {name: resolve_array(table[name], name, base_dir)
-                      for name in _array_params(cls) if name in table}
-        except SpecError as error:
-            raise error.within(where) from None
-        return from_table(cls, table, where, arrays=arrays)
-
     def __post_init__(self):
         super().__post_init__()
-        arrays = dict(self.arrays or {})
-        for name in _array_params(type(self)):
-            value = getattr(self, name)
-            if name not in arrays and isinstance(value, np.ndarray):
-                arrays[name] = value
-        if "weights" not in arrays:
-            raise SpecError("weights", "needs its array (a sidecar reference resolved by "
-                                       "from_spec, or an ndarray)")
+        arrays = self._given_arrays(optional=("bias",))
         weights = _check_array("weights", arrays["weights"], np.int8, 2, "[Cout, Cin]")
         out_channels, in_channels = weights.shape
         for what, n in (("output", out_channels), ("input", in_channels)):
             if not 1 <= n <= 1024:
                 raise SpecError("weights", f"must have 1..1024 {what} channels, not {n}")
-        if self.bias is not None and "bias" not in arrays:
-            raise SpecError("bias", "needs its array (a sidecar reference resolved by "
-                                    "from_spec, or an ndarray)")
         bias = arrays.get("bias")
         bias = np.zeros(out_channels, np.int32) if bias is None else \
             _check_array("bias", bias, np.int32, 1, f"[{out_channels}]")
@@ -139,18 +119,9 @@ class FullyConnectedStage(_LayerStage):
 
     @classmethod
     def balanced_folding(cls, layer, pixels, budget):
-        """The fewest multipliers ``pe * simd`` (``pe`` dividing ``Cout``, ``simd`` dividing
-        ``Cin``) whose ``II = (Cin/simd) * (Cout/pe)`` satisfies ``pixels * II <= budget``;
-        ties go to the smaller ``II``. Without one, the full array (``II = 1``)."""
-        best = None
-        for pe in _divisors(layer.out_channels):
-            for simd in _divisors(layer.in_channels):
-                ii = (layer.in_channels // simd) * (layer.out_channels // pe)
-                if pixels * ii <= budget:
-                    key = (pe * simd, ii, -simd)
-                    if best is None or key < best[0]:
-                        best = (key, pe, simd)
-        return (best[1], best[2]) if best else (layer.out_channels, layer.in_channels)
+        """:func:`~rasterflow.stages_cnn.balanced_mac_folding` of the ``Cout`` outputs, each
+        a sum of ``Cin`` products."""
+        return balanced_mac_folding(layer.out_channels, layer.in_channels, pixels, budget)
 
     @property
     def folding(self):

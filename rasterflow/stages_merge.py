@@ -46,6 +46,7 @@ from .hdl.merge import ChannelConcat, QuantizedAdd
 from .hdl.stall import per_lane
 from .params import param
 from .stages import Bound, fixed_timing, register_stage
+from .stages_arithm import _describe
 from .stages_cnn import (INT8, MAX_CHANNELS, _LayerStage, _check_activation_order,
                          _clamp_param, _zero_point_param)
 
@@ -60,11 +61,6 @@ CHANNEL_AXES = (-1, 3)
 def _scale_param(which, default=None):
     kwargs = {} if default is None else {"default": default}
     return param(**kwargs, lo=MIN_SCALE, hi=MAX_SCALE, doc=f"scale of the {which} (float32)")
-
-
-def _describe(source):
-    fmt, width, height = source
-    return f"{width}x{height}x{fmt.channels} {fmt.dtype}"
 
 
 class _JoinLayerStage(_LayerStage):

@@ -8,8 +8,9 @@ from amaranth.back import verilog as verilog_backend
 from tqdm import tqdm
 
 from ..boards.families import FAMILIES
-from ..hdl.payload import (pack_joined, pack_pixels, transfers_per_line, unpack_joined,
-                           unpack_pixels)
+from ..hdl.payload import (outputs_in_sequence, pack_joined, pack_pixels, pack_sequenced,
+                           sequenced_words, transfers_per_line, unpack_joined, unpack_pixels,
+                           unpack_sequenced)
 from .amaranth_sim import run_stream
 
 __all__ = ["SIMULATORS", "FAMILY_MODELS", "FamilyTarget", "SimResult", "simulate",
@@ -41,6 +42,7 @@ class SimResult:
     marker_errors: int            # output pixels whose sof/eol disagree with the geometry
     cycles: int
     latency_cycles: int           # the design's L: F frames take F*W*H + L cycles unstalled
+                                  # (outputs in sequence: the first output's latency)
     first_output_cycle: int
     wall_seconds: float
     sim_cycles_per_second: float
@@ -122,8 +124,7 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
     expected = [codec.outputs(pipeline.golden_outputs(f)) for f in batch]
     lanes = pipeline.lanes
     in_words = [w for f in batch for w in pack_pixels(pipeline.input_format, f, lanes)]
-    out_h, out_w = codec.height, codec.width
-    per_frame = out_h * transfers_per_line(out_w, lanes)
+    per_frame = codec.words_per_frame
     n_out = per_frame * frames
     top = pipeline.hardware()
     timeout_cycles = _timeout_cycles(pipeline, len(in_words), n_out, frames)
@@ -159,22 +160,19 @@ def simulate(pipeline, batch, *, frames=1, simulator="amaranth", stall=0.0, seed
     wall = time.perf_counter() - start
 
     outputs, frame_mismatches, marker_errors = [], [], 0
-    want_sof = np.zeros((out_h, transfers_per_line(out_w, lanes)), bool)
-    want_sof[0, 0] = True
-    want_eol = np.zeros_like(want_sof)
-    want_eol[:, -1] = True
     received = list(run.out_words)
     for index in range(frames):
         words = received[index * per_frame:(index + 1) * per_frame]
         if len(words) < per_frame:
-            frame_mismatches.append(per_frame * codec.channels)
+            frame_mismatches.append(codec.values_per_frame)
             continue
-        out, sof, eol = codec.unpack(words)
+        out, wrong_markers = codec.unpack(words)
         outputs.append(out)
         frame_mismatches.append(codec.mismatches(out, expected[index]))
-        marker_errors += int(np.count_nonzero(sof != want_sof) + np.count_nonzero(eol != want_eol))
+        marker_errors += wrong_markers
     return SimResult(
-        simulator=simulator, frames=frames, width=out_w, height=out_h, outputs=outputs,
+        simulator=simulator, frames=frames, width=codec.width, height=codec.height,
+        outputs=outputs,
         expected=expected, mismatches=sum(frame_mismatches), frame_mismatches=frame_mismatches,
         marker_errors=marker_errors, cycles=run.cycles, latency_cycles=top.latency_cycles,
         first_output_cycle=run.first_output_cycle, wall_seconds=wall,
@@ -193,15 +191,24 @@ def _timeout_cycles(pipeline, in_words, out_words, frames):
 
 
 class _OutputCodec:
-    """The pipeline's output stream, host side: one output's frames as arrays, several
-    outputs' (one joined stream) as ``{name: frame}`` dicts."""
+    """The pipeline's output stream, host side: one output's frames as arrays; several
+    outputs' as ``{name: frame}`` dicts, from one joined stream when their frames have one
+    size, else from a sequenced one (each output's whole frame in turn, see
+    :class:`~rasterflow.hdl.graph.SequencedOutputs`). ``width`` and ``height``: the first
+    output's."""
     def __init__(self, pipeline):
         self.formats = pipeline.output_formats
         self.single = len(self.formats) == 1
-        first = pipeline.output(pipeline.outputs[0])
-        self.width, self.height = first.out_width, first.out_height
         self.lanes = pipeline.lanes
-        self.channels = sum(fmt.channels for fmt in self.formats.values())
+        self.sizes = {name: (b.out_width, b.out_height)
+                      for name, b in ((n, pipeline.output(n)) for n in pipeline.outputs)}
+        self.sequenced = outputs_in_sequence(self.sizes.values())
+        self.width, self.height = next(iter(self.sizes.values()))
+        words = sequenced_words(self.sizes, self.lanes)
+        self.words_per_frame = sum(words.values()) if self.sequenced else next(
+            iter(words.values()))
+        self.values_per_frame = sum(w * h * self.formats[name].channels
+                                    for name, (w, h) in self.sizes.items())
 
     def outputs(self, by_name):
         return next(iter(by_name.values())) if self.single else by_name
@@ -209,13 +216,32 @@ class _OutputCodec:
     def pack(self, outputs):
         if self.single:
             return pack_pixels(next(iter(self.formats.values())), outputs, self.lanes)
+        if self.sequenced:
+            return pack_sequenced(self.formats, outputs, self.lanes)
         return pack_joined(self.formats, outputs, self.lanes)
 
     def unpack(self, words):
+        """``(output, marker errors)`` of one frame's words: the output as :meth:`outputs`
+        gives it, and the count of transfers whose ``sof``/``eol`` disagree with the
+        geometry of the frame they belong to."""
+        if self.sequenced:
+            frames, sofs, eols = unpack_sequenced(self.formats, words, self.sizes, self.lanes)
+            return frames, sum(self._marker_errors(sofs[name], eols[name], *self.sizes[name])
+                               for name in frames)
         if self.single:
-            return unpack_pixels(next(iter(self.formats.values())), words, self.height,
-                                 self.width, self.lanes)
-        return unpack_joined(self.formats, words, self.height, self.width, self.lanes)
+            frame, sof, eol = unpack_pixels(next(iter(self.formats.values())), words,
+                                            self.height, self.width, self.lanes)
+        else:
+            frame, sof, eol = unpack_joined(self.formats, words, self.height, self.width,
+                                            self.lanes)
+        return frame, self._marker_errors(sof, eol, self.width, self.height)
+
+    def _marker_errors(self, sof, eol, width, height):
+        want_sof = np.zeros((height, transfers_per_line(width, self.lanes)), bool)
+        want_sof[0, 0] = True
+        want_eol = np.zeros_like(want_sof)
+        want_eol[:, -1] = True
+        return int(np.count_nonzero(sof != want_sof) + np.count_nonzero(eol != want_eol))
 
     def mismatches(self, got, expected):
         if self.single:

@@ -6,11 +6,14 @@ The helpers are plain functions, imported by the tests that use them
 
 * :func:`make_pipeline`, :func:`random_frames`: a pipeline from stage tables (or stage objects)
   and random input batches for it;
+* :func:`run_layers`: a pipeline of layer stages simulated against its golden layers;
 * :func:`put_words`, :func:`get_words`, :func:`run_testbenches`, :func:`stream_through`:
   testbenches around :func:`~rasterflow.sim.amaranth_sim.stream_put` /
   :func:`~rasterflow.sim.amaranth_sim.stream_get` for single components in Amaranth's
-  simulator.
+  simulator; :func:`output_transfer_cycles`, :func:`unstalled_output_cycles`: when their
+  outputs leave, unstalled.
 """
+import itertools
 import random
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from amaranth.sim import Simulator
 
 from rasterflow.pipeline import Pipeline
 from rasterflow.sim.amaranth_sim import stream_get, stream_put
+from rasterflow.sim.session import simulate
 from rasterflow.spec import InputSpec, parse_spec
 
 DATA = Path(__file__).parent / "data"
@@ -61,6 +65,26 @@ def random_frames(pipeline, seed, lo=None, hi=None, frames=2):
     hi = fmt.max if hi is None else hi
     shape = (frames, pipeline.height, pipeline.width, fmt.channels)
     return rng.integers(lo, hi + 1, size=shape).astype(fmt.np_dtype)
+
+
+def run_layers(pipeline, batch, *, stall, seed=0, frames=1):
+    """Simulate ``batch`` (N x H x W x C), ``frames`` times back to back, through a linear
+    pipeline of layer stages in Amaranth's simulator with random stalls (``stall``, ``seed``).
+    Every output frame must equal the stages' golden layers applied in turn, the reference
+    independent of the hardware (each layer's result shaped as its stage's output frame: a
+    mean's or a fully connected layer's vector is ``1 x 1 x C``), and the run must be bit
+    exact. Returns the simulation result."""
+    result = simulate(pipeline, batch, frames=frames, simulator="amaranth", stall=stall,
+                      seed=seed, progress=False)
+    assert len(result.outputs) == len(batch) * frames
+    for k, out in enumerate(result.outputs):
+        expected = batch[k % len(batch)]
+        for bound in pipeline.bound:
+            expected = np.asarray(bound.stage.layer(expected)).reshape(
+                bound.out_height, bound.out_width, -1)
+        np.testing.assert_array_equal(out, expected)
+    assert result.bit_exact, result.report()
+    return result
 
 
 # -- stream testbenches in Amaranth's simulator -------------------------------------------------
@@ -135,27 +159,33 @@ class OneOutput:
         return self
 
 
-def unstalled_output_cycles(dut, words):
-    """Feed ``words`` into ``dut.i`` with ``dut.o`` always ready; the cycles (counted from
-    the first input offered) of the first and the last output transfer, as
-    ``{"first_out": c, "last_out": c}``."""
-    cycles = {}
+def output_transfer_cycles(dut, words, count, *, limit=None):
+    """Offer ``words`` to ``dut.i`` back to back with ``dut.o`` always ready; the cycles
+    (counted from the first input offered) of the first ``count`` output transfers. With
+    ``limit``, fewer than ``count`` in ``limit`` cycles fail the test."""
+    cycles = []
 
     async def bench(ctx):
         ctx.set(dut.o.ready, 1)
-        cycle, sent, received = 0, 0, 0
-        while received < len(words):
+        sent = 0
+        for cycle in itertools.count() if limit is None else range(limit):
             ctx.set(dut.i.payload.as_value(), words[min(sent, len(words) - 1)])
             ctx.set(dut.i.valid, sent < len(words))
             if sent < len(words) and ctx.get(dut.i.ready):
                 sent += 1
             if ctx.get(dut.o.valid):
-                cycles.setdefault("first_out", cycle)
-                received += 1
+                cycles.append(cycle)
+                if len(cycles) == count:
+                    return
             await ctx.tick()
-            cycle += 1
-        cycles["last_out"] = cycle - 1
+        raise AssertionError(f"only {len(cycles)} of {count} outputs in {limit} cycles")
 
     run_testbenches(dut, bench)
     return cycles
 
+
+def unstalled_output_cycles(dut, words):
+    """:func:`output_transfer_cycles` of a unit with one output per input word: the cycles
+    of the first and the last output transfer, as ``{"first_out": c, "last_out": c}``."""
+    cycles = output_transfer_cycles(dut, words, len(words))
+    return {"first_out": cycles[0], "last_out": cycles[-1]}

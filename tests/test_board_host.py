@@ -16,6 +16,7 @@ from rasterflow.files import LABEL_HEIGHT
 from rasterflow.golden.pixel import PixelFormat
 from test_board_top import (blur_and_edges, blur_and_edges_bytes, fan_out_16, plus_one,
                             random_frame, widen_int16)
+from test_outputs import slow_conv, two_sizes
 
 BAUD = 1_000_000
 
@@ -389,3 +390,76 @@ def test_cli_run_refuses_png_for_an_int16_output_of_several(tmp_path, graph_came
     assert status == 1
     assert "output 'edges' (" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png"]
+
+
+# --- outputs of different frame sizes, in sequence ------------------------------------------
+
+def int8_frame_file(tmp_path, pipeline, seed):
+    """``(frame, .npy path)``: a random int8 input frame for ``pipeline``, saved."""
+    shape = (pipeline.height, pipeline.width, pipeline.input_format.channels)
+    frame = np.random.default_rng(seed).integers(-128, 128, shape).astype(np.int8)
+    np.save(tmp_path / "in.npy", frame)
+    return frame, tmp_path / "in.npy"
+
+
+def test_output_layout_sequences_outputs_of_different_sizes():
+    """Each output's whole frame in turn, every pixel in the most channels (4, the
+    convolution's): the 3-channel pool's fourth byte is zero."""
+    pipeline = two_sizes(["pool", "big"], larger=slow_conv())
+    layout = link_plan(pipeline).output
+    assert layout.sequenced and layout.stream_formats == PixelFormat(4, "int8")
+    assert layout.parts == [(4, 4 * 4), (8, 8 * 4)] and layout.frame_bytes == 4 * 16 + 4 * 64
+    golden = pipeline.golden_outputs(random_frame(pipeline, seed=1))
+    data = layout.to_bytes(golden)
+    pool = np.frombuffer(data[:64], np.int8).reshape(4, 4, 4)
+    np.testing.assert_array_equal(pool[:, :, :3], golden["pool"])
+    assert not pool[:, :, 3].any()
+    assert data[64:] == frame_to_bytes(PixelFormat(4, "int8"), golden["big"])
+    back = layout.from_bytes(data)
+    assert list(back) == ["pool", "big"]
+    for name, frame in golden.items():
+        np.testing.assert_array_equal(back[name], frame)
+        assert back[name].dtype == np.int8
+
+
+def test_link_plan_of_outputs_in_sequence_counts_the_first_outputs_rows():
+    plan = link_plan(two_sizes(["big", "pool"], width=8, height=8))
+    assert (plan.out_height, plan.out_row_bytes) == (8, 8 * 3)
+    assert plan.out_frame_bytes == 8 * 8 * 3 + 4 * 4 * 3
+    assert plan.consumed_lower_bound(24) == 24                  # big's row 0: input row 0
+    assert plan.consumed_lower_bound(8 * 24) == 8 * 24          # big whole: every input row
+    assert plan.consumed_lower_bound(plan.out_frame_bytes) == 8 * 24
+    plan = link_plan(two_sizes(["pool", "big"], width=8, height=8))
+    assert (plan.out_height, plan.out_row_bytes) == (4, 4 * 3)
+    assert plan.consumed_lower_bound(2 * 12) == 3 * 24          # pool's row 1: input rows 0..2
+    assert plan.consumed_lower_bound(4 * 12 + 5 * 24) == 7 * 24  # big's rows add nothing
+
+
+@pytest.mark.parametrize("outputs", [["pool", "big"], ["big", "pool"]])
+def test_run_on_board_returns_outputs_of_different_sizes(outputs):
+    pipeline = two_sizes(outputs, width=16, height=12)
+    frame = random_frame(pipeline, seed=21)
+    with BoardEmulator(pipeline) as board:
+        got = run_on_board(pipeline, frame, board.port, BAUD, timeout=2)
+        got2 = run_on_board(pipeline, frame[::-1].copy(), board.port, BAUD, timeout=2)
+    for result, source in ((got, frame), (got2, frame[::-1])):
+        assert list(result) == outputs
+        for name, expected in pipeline.golden_outputs(source).items():
+            np.testing.assert_array_equal(result[name], expected)
+    assert board.window_violations == 0 and board.resyncs == 0
+
+
+def test_cli_run_writes_outputs_of_different_sizes(tmp_path, capsys):
+    pipeline = two_sizes(["big", "pool"], width=16, height=12)
+    frame, image = int8_frame_file(tmp_path, pipeline, seed=22)
+    with BoardEmulator(pipeline) as board:
+        status = cli(["run", "s", str(image), "--board", "icebreaker", "--port", board.port,
+                      "-o", str(tmp_path / "out.npz")], pipeline)
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "bit-exact: outputs big (12x16x3 int8), pool (6x8x3 int8) match" in captured.out
+    with np.load(tmp_path / "out.npz") as saved:
+        for name, expected in pipeline.golden_outputs(frame).items():
+            np.testing.assert_array_equal(saved[name], expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.npy", "out.npz", "out_big.diff.png", "out_pool.diff.png"]

@@ -22,7 +22,7 @@ from rasterflow.spec import load_spec
 from rasterflow.stages_cnn import stage_from_layer
 from rasterflow.tflite_import import load_tflite
 
-from conftest import make_pipeline
+from conftest import make_pipeline, run_layers
 
 DATA = Path(__file__).parent / "data" / "tflite"
 EXAMPLES = Path(__file__).parent.parent / "examples"
@@ -43,20 +43,6 @@ def build(layers, height, width, channels, folding=None, op_names=None):
     return make_pipeline(stages, width, height, channels, "int8")
 
 
-def run(pipeline, batch, *, stall, seed=0, frames=1):
-    result = simulate(pipeline, batch, frames=frames, simulator="amaranth", stall=stall,
-                      seed=seed, progress=False)
-    # The golden reference here is the golden layers themselves, independent of the hardware.
-    for k, out in enumerate(result.outputs):
-        expected = batch[k % len(batch)]
-        for stage in pipeline.stages:
-            expected = stage.layer(expected)
-        np.testing.assert_array_equal(out, expected)
-    assert result.bit_exact, result.report()
-    assert len(result.outputs) == len(batch) * frames
-    return result
-
-
 # -- the shared fixtures, cropped, as whole pipelines -----------------------------------------------
 
 FIXTURE_CASES = [
@@ -75,7 +61,7 @@ def test_fixture_pipeline(name, height, width, folding, stall):
     model, inputs, _ = fixture(name)
     batch = inputs[:, :height, :width]
     pipeline = build(model.layers, height, width, inputs.shape[-1], folding, model.op_names)
-    result = run(pipeline, batch, stall=stall, seed=len(name))
+    result = run_layers(pipeline, batch, stall=stall, seed=len(name))
     report = result.report()
     assert 0 < report["mac_utilization"] <= 1
     for index, layer in report["layers"].items():
@@ -129,7 +115,7 @@ def test_random_conv_layers(case):
                         activation=activation)
     pipeline = build([layer], height, width, cin, {0: (pe, simd)})
     batch = rng.integers(-128, 128, (2, height, width, cin)).astype(np.int8)
-    result = run(pipeline, batch, stall=0.3, seed=kernel * 7 + stride)
+    result = run_layers(pipeline, batch, stall=0.3, seed=kernel * 7 + stride)
     layer_report = result.report()["layers"]["stage0"]
     out_pixels = 2 * pipeline.out_width * pipeline.out_height
     macs = kernel * kernel * cin * (1 if depthwise else cout)
@@ -151,7 +137,7 @@ def test_max_pool_variants(size, stride, padding, height, width):
     pipeline = build([layer], height, width, 3)
     batch = rng.integers(-128, 128, (2, height, width, 3)).astype(np.int8)
     batch[0, :, -1] = -128          # a border column of minimum values: padding must not win
-    run(pipeline, batch, stall=0.3, seed=stride)
+    run_layers(pipeline, batch, stall=0.3, seed=stride)
 
 
 # -- exact cycle counts ------------------------------------------------------------------------------
@@ -167,7 +153,7 @@ def test_conv_exact_cycles(kernel, cin, cout, pe, simd, height, width):
     layer = random_conv(rng, kernel, cin, cout, 1, "same")
     pipeline = build([layer], height, width, cin, {0: (pe, simd)})
     batch = rng.integers(-128, 128, (2, height, width, cin)).astype(np.int8)
-    result = run(pipeline, batch, stall=0.0, frames=2)
+    result = run_layers(pipeline, batch, stall=0.0, frames=2)
     unit = pipeline.hardware().parts[0]
     ii = -(-(kernel * kernel * cin) // simd) * -(-cout // pe)
     assert unit.initiation_interval == ii
@@ -196,7 +182,7 @@ def chain_cycles(top, frames):
 def test_yolo_block_exact_cycles():
     model, inputs, _ = fixture("yolo_block_64")
     pipeline = build(model.layers, 8, 6, 3, {0: (8, 27)}, model.op_names)
-    result = run(pipeline, inputs[:, :8, :6], stall=0.0)
+    result = run_layers(pipeline, inputs[:, :8, :6], stall=0.0)
     assert result.cycles == chain_cycles(pipeline.hardware(), 2)
 
 
@@ -280,7 +266,7 @@ def test_depthwise_depth_multiplier_hardware(case):
     assert (stage.depth_multiplier, stage.in_channels, stage.out_channels) == \
         (multiplier, channels, channels * multiplier)
     batch = rng.integers(-128, 128, (2, height, width, channels)).astype(np.int8)
-    result = run(pipeline, batch, stall=0.3, seed=multiplier)
+    result = run_layers(pipeline, batch, stall=0.3, seed=multiplier)
     report = result.report()["layers"]["stage0"]
     assert report["useful_macs"] == 2 * pipeline.out_width * pipeline.out_height * 9 * \
         channels * multiplier
@@ -291,7 +277,7 @@ def test_depthwise_depth_multiplier_exact_cycles():
     layer = random_multiplied_depthwise(rng, 3, 2, 3, 1, "same")
     pipeline = build([layer], 5, 6, 2, {0: (2, 9)})
     batch = rng.integers(-128, 128, (2, 5, 6, 2)).astype(np.int8)
-    result = run(pipeline, batch, stall=0.0, frames=2)
+    result = run_layers(pipeline, batch, stall=0.0, frames=2)
     assert pipeline.hardware().parts[0].initiation_interval == 3
     assert result.cycles == 4 * 5 * 6 * 3 + result.latency_cycles
 
@@ -337,4 +323,4 @@ def test_grey_mobilenet_stem_on_a_crop():
     stem = model.layers[0]
     assert (stem.depth_multiplier, stem.in_channels, stem.out_channels) == (8, 1, 8)
     inputs = np.load(folder / "mnv1_025_96g_input.npy")
-    run(build([stem], 10, 12, 1, {0: (4, 9)}), inputs[:, :10, :12], stall=0.3, seed=8)
+    run_layers(build([stem], 10, 12, 1, {0: (4, 9)}), inputs[:, :10, :12], stall=0.3, seed=8)

@@ -17,7 +17,7 @@ from rasterflow.sim.session import simulate
 from rasterflow.stages_cnn import stage_from_layer
 from rasterflow.stages_dense import FullyConnectedStage
 
-from conftest import make_pipeline, unstalled_output_cycles
+from conftest import make_pipeline, run_layers, unstalled_output_cycles
 from test_golden_pooling import fc_options
 from test_tflite_import import (Act, Op, TensorType, activation, build_model, constant,
                                 reference_interpreter, run_reference)
@@ -33,20 +33,6 @@ def random_fc(rng, cin, cout, *, per_channel, bias=True, activation_name="NONE")
     in_zp, out_zp = int(rng.integers(-128, 128)), int(rng.integers(-100, 100))
     return FullyConnected.from_scales(weights, biases, rng.uniform(0.01, 0.05), in_zp, w_scales,
                                       rng.uniform(0.05, 0.2), out_zp, activation_name)
-
-
-def run(pipeline, batch, *, stall, seed=0, frames=1):
-    result = simulate(pipeline, batch, frames=frames, simulator="amaranth", stall=stall,
-                      seed=seed, progress=False)
-    assert len(result.outputs) == len(batch) * frames
-    for k, out in enumerate(result.outputs):
-        expected = batch[k % len(batch)]
-        for stage in pipeline.stages:
-            expected = stage.layer(expected).reshape(1, 1, -1) \
-                if stage.op in ("mean", "fully_connected") else stage.layer(expected)
-        np.testing.assert_array_equal(out, expected)
-    assert result.bit_exact, result.report()
-    return result
 
 
 # -- classifier heads ---------------------------------------------------------------------------
@@ -74,7 +60,7 @@ def test_classifier_head_matches_golden(pool, channels, height, width, cout, per
     pipeline = make_pipeline([stage_from_layer(first), stage_from_layer(fc, pe=pe, simd=simd)],
                              width, height, channels, "int8")
     batch = rng.integers(-128, 128, (3, height, width, channels)).astype(np.int8)
-    result = run(pipeline, batch, stall=0.3, seed=pe, frames=2)
+    result = run_layers(pipeline, batch, stall=0.3, seed=pe, frames=2)
     layer = result.report()["layers"]["stage1"]
     ii = -(-channels // simd) * -(-cout // pe)
     assert (layer["initiation_interval"], layer["multipliers"]) == (ii, pe * simd)
@@ -89,7 +75,7 @@ def test_head_exact_cycles():
     pipeline = make_pipeline([stage_from_layer(Mean(0.05, 3, 0.04, -2)),
                               stage_from_layer(fc, pe=2, simd=4)], 6, 4, 8, "int8")
     assert pipeline.timings()["stage1"].initiation_interval == 2 * 3
-    result = run(pipeline, rng.integers(-128, 128, (2, 4, 6, 8)).astype(np.int8), stall=0.0,
+    result = run_layers(pipeline, rng.integers(-128, 128, (2, 4, 6, 8)).astype(np.int8), stall=0.0,
                  frames=2)
     assert result.cycles == 4 * 24 + result.latency_cycles
 
@@ -198,7 +184,7 @@ def test_scales_above_one_saturate(out_zp, act_min, act_max):
     pipeline = make_pipeline([stage_from_layer(layer, simd=2)], 1, 1, 5, "int8")
     batch = rng.integers(-128, 128, (8, 1, 1, 5)).astype(np.int8)
     batch[:2] = rng.integers(-3, 4, (2, 1, 1, 5))       # small outputs, in range
-    run(pipeline, batch, stall=0.2)
+    run_layers(pipeline, batch, stall=0.2)
 
 
 def test_accumulator_wraps_like_litert():
@@ -209,7 +195,7 @@ def test_accumulator_wraps_like_litert():
     pipeline = make_pipeline([stage_from_layer(layer)], 1, 1, 4, "int8")
     batch = np.array([np.full((1, 1, 4), v, np.int8) for v in (127, -128, 3, 0)])
     assert (layer(batch[0].reshape(1, 4)) < 0).all()     # wrapped around
-    run(pipeline, batch, stall=0.2)
+    run_layers(pipeline, batch, stall=0.2)
 
 
 # -- the stage ----------------------------------------------------------------------------------
@@ -233,7 +219,7 @@ def test_spec_with_sidecar_and_optional_bias(tmp_path):
     assert with_bias.stages[0].to_table()["bias"] == "fc.npz:b"
     batch = rng.integers(-128, 128, (3, 1, 1, 6)).astype(np.int8)
     for pipeline in (without, with_bias):
-        run(pipeline, batch, stall=0.3)
+        run_layers(pipeline, batch, stall=0.3)
     with pytest.raises(SpecError) as error:
         parse_spec({**doc, "stage": [fc_table(bias="fc.npz:nope")]}, base_dir=tmp_path)
     assert error.value.field == "stage[0].bias"

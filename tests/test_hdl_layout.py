@@ -17,11 +17,10 @@ from rasterflow.golden.pixel import PixelFormat
 from rasterflow.hdl.layout import Pad, ResizeNearest
 from rasterflow.hdl.payload import pack_pixels, unpack_pixels
 from rasterflow.sim.amaranth_sim import run_stream
-from rasterflow.sim.session import simulate
 from rasterflow.stages_cnn import DepthwiseConv2DStage, MaxPoolStage, stage_from_layer
 from rasterflow.stages_layout import PadStage, ResizeNearestStage
 
-from conftest import make_pipeline, run_testbenches
+from conftest import make_pipeline, run_layers, run_testbenches
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
@@ -35,15 +34,7 @@ def run_pipeline(stages, batch, *, stall, seed=0, frames=2):
     equal the golden layers applied in turn. Returns the pipeline and the result."""
     _, height, width, channels = batch.shape
     pipeline = make_pipeline(stages, width, height, channels, "int8")
-    result = simulate(pipeline, batch, frames=frames, stall=stall, seed=seed, progress=False)
-    assert result.bit_exact, result.report()
-    assert len(result.outputs) == len(batch) * frames
-    for k, out in enumerate(result.outputs):
-        expected = batch[k % len(batch)]
-        for stage in pipeline.stages:
-            expected = stage.layer(expected)
-        np.testing.assert_array_equal(out, expected)
-    return pipeline, result
+    return pipeline, run_layers(pipeline, batch, stall=stall, seed=seed, frames=frames)
 
 
 def bottleneck_cycles(pipeline, frames):

@@ -243,26 +243,23 @@ def test_concatenation_of_too_many_channels_is_refused():
                               {"name": "c", "op": "concatenation", "inputs": ["a", "b"]}]})
 
 
+def two_channel_add(fmt=PixelFormat(2, "int8"), **overrides):
+    """A QuantizedAdd of two channels (zero points 0, multipliers 1/2) but ``overrides``."""
+    half = (1 << 30, 0)
+    return QuantizedAdd(fmt, **{"in1_zp": 0, "in1_multiplier": half, "in2_zp": 0,
+                                "in2_multiplier": half, "out_zp": 0, "out_multiplier": half,
+                                **overrides})
+
+
 @pytest.mark.parametrize("make, message", [
-    (lambda: QuantizedAdd(PixelFormat(2, "uint8"), in1_zp=0, in1_multiplier=(1 << 30, 0),
-                          in2_zp=0, in2_multiplier=(1 << 30, 0), out_zp=0,
-                          out_multiplier=(1 << 30, 0)),
+    (lambda: two_channel_add(PixelFormat(2, "uint8")),
      "fmt must be a PixelFormat of int8 channels"),
-    (lambda: QuantizedAdd(PixelFormat(2, "int8"), in1_zp=0, in1_multiplier=(1 << 30, 1),
-                          in2_zp=0, in2_multiplier=(1 << 30, 0), out_zp=0,
-                          out_multiplier=(1 << 30, 0)),
+    (lambda: two_channel_add(in1_multiplier=(1 << 30, 1)),
      r"in1_multiplier must have m0 in 0..2\*\*31-1 and shift in -31..0, not \(1073741824, 1\)"),
-    (lambda: QuantizedAdd(PixelFormat(2, "int8"), in1_zp=0, in1_multiplier=(1 << 30, 0),
-                          in2_zp=0, in2_multiplier=(1 << 30, 0), out_zp=300,
-                          out_multiplier=(1 << 30, 0)),
-     "out_zp must be an integer in -128..127, not 300"),
-    (lambda: QuantizedAdd(PixelFormat(2, "int8"), in1_zp=0, in1_multiplier=(1 << 30, 0),
-                          in2_zp=0, in2_multiplier=(1 << 30, 0), out_zp=0,
-                          out_multiplier=(1 << 30, 0), act_min=5, act_max=4),
+    (lambda: two_channel_add(out_zp=300), "out_zp must be an integer in -128..127, not 300"),
+    (lambda: two_channel_add(act_min=5, act_max=4),
      r"act_min \(5\) must not exceed act_max \(4\)"),
-    (lambda: QuantizedAdd(PixelFormat(2, "int8"), in1_zp=0, in1_multiplier=(1 << 30, 0),
-                          in2_zp=0, in2_multiplier=(1 << 30, 0), out_zp=0,
-                          out_multiplier=(1 << 30, 0), channels_per_cycle=3),
+    (lambda: two_channel_add(channels_per_cycle=3),
      "channels_per_cycle must be an integer in 1..2, not 3"),
     (lambda: ChannelConcat(PixelFormat(1000, "int8"), PixelFormat(100, "int8")),
      "first and second have 1000 \\+ 100 channels, more than 1024"),

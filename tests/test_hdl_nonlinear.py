@@ -25,14 +25,14 @@ from rasterflow.hdl.nonlinear import Logistic, Softmax, exp_table
 from rasterflow.hdl.payload import pack_pixels, unpack_pixels
 from rasterflow.pipeline import Pipeline
 from rasterflow.sim.amaranth_sim import run_stream
-from rasterflow.sim.session import simulate
 from rasterflow.spec import InputSpec
 from rasterflow.stages import stage_from_table
 from rasterflow.stages_cnn import stage_from_layer
 from rasterflow.stages_nonlinear import LogisticStage, SoftmaxStage
 from rasterflow.tflite_import import load_tflite
 
-from conftest import get_words, make_pipeline, put_words, unstalled_output_cycles
+from conftest import (get_words, make_pipeline, put_words, run_layers,
+                      unstalled_output_cycles)
 from test_golden_nonlinear import softmax_inputs, softmax_options
 from test_tflite_import import activation, build_model, reference_interpreter, run_reference
 
@@ -42,15 +42,9 @@ OUT_Q = (1.0 / 256, -128)
 def run(stage, batch, *, stall, seed=0):
     """``batch`` (N x H x W x C int8) through a pipeline of ``stage`` alone; every output
     must equal the stage's golden layer. Returns the simulation result."""
-    frames, height, width, channels = batch.shape
-    pipeline = Pipeline(InputSpec(width, height, channels, "int8"), [stage])
-    result = simulate(pipeline, batch, simulator="amaranth", stall=stall, seed=seed,
-                      progress=False)
-    assert len(result.outputs) == frames
-    for frame, out in zip(batch, result.outputs):
-        np.testing.assert_array_equal(out, stage.layer(frame))
-    assert result.bit_exact, result.report()
-    return result
+    _, height, width, channels = batch.shape
+    pipeline = make_pipeline([stage], width, height, channels, "int8")
+    return run_layers(pipeline, batch, stall=stall, seed=seed)
 
 
 def softmax_batch(rng, shape, layer):

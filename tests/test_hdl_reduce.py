@@ -18,56 +18,16 @@ from rasterflow.hdl.payload import pack_pixels
 from rasterflow.hdl.reduce import (AveragePoolUnit, GlobalAveragePool, GlobalMean,
                                    WindowAverage, pool_geometry)
 from rasterflow.hdl.timing import StageTiming
-from rasterflow.sim.session import simulate
 from rasterflow.stages_cnn import stage_from_layer
 from rasterflow.stages_pooling import AveragePoolStage, MeanStage
 
-from conftest import make_pipeline, run_testbenches
+from conftest import make_pipeline, output_transfer_cycles, run_layers
 
 pytestmark = pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")
 
 
-def run(pipeline, batch, *, stall, seed=0, frames=1):
-    """Simulate; every output equals the stages' golden layers applied in turn."""
-    result = simulate(pipeline, batch, frames=frames, simulator="amaranth", stall=stall,
-                      seed=seed, progress=False)
-    assert len(result.outputs) == len(batch) * frames
-    for k, out in enumerate(result.outputs):
-        expected = batch[k % len(batch)]
-        for stage in pipeline.stages:
-            expected = stage.layer(expected).reshape(out.shape[0], out.shape[1], -1) \
-                if stage.op == "mean" else stage.layer(expected)
-        np.testing.assert_array_equal(out, expected)
-    assert result.bit_exact, result.report()
-    return result
-
-
 def int8_batch(rng, frames, height, width, channels):
     return rng.integers(-128, 128, (frames, height, width, channels)).astype(np.int8)
-
-
-def output_cycles(dut, words, count, limit=10_000):
-    """Offer ``words`` to ``dut.i`` back to back with ``dut.o`` always ready; the cycles
-    (from the first input offered) of the first ``count`` output transfers."""
-    cycles = []
-
-    async def bench(ctx):
-        ctx.set(dut.o.ready, 1)
-        sent = 0
-        for cycle in range(limit):
-            ctx.set(dut.i.payload.as_value(), words[min(sent, len(words) - 1)])
-            ctx.set(dut.i.valid, sent < len(words))
-            if sent < len(words) and ctx.get(dut.i.ready):
-                sent += 1
-            if ctx.get(dut.o.valid):
-                cycles.append(cycle)
-                if len(cycles) == count:
-                    return
-            await ctx.tick()
-        raise AssertionError(f"only {len(cycles)} of {count} outputs in {limit} cycles")
-
-    run_testbenches(dut, bench)
-    return cycles
 
 
 def check_timing(pipeline):
@@ -103,7 +63,7 @@ def test_mean_hardware_matches_golden(channels, height, width, in_q, out_q, keep
     batch = int8_batch(rng, 3, height, width, channels)
     batch[0] = 127          # extremes: the whole frame at one end of the range
     batch[1] = -128
-    run(pipeline, batch, stall=stall, seed=channels, frames=2)
+    run_layers(pipeline, batch, stall=stall, seed=channels, frames=2)
     check_timing(pipeline)
 
 
@@ -113,7 +73,7 @@ def test_mean_from_a_spec_table():
                              "int8")
     stage = pipeline.stages[0]
     assert stage.axes == [2, 1] and stage.to_table()["axes"] == [2, 1]
-    run(pipeline, int8_batch(np.random.default_rng(1), 2, 4, 5, 3), stall=0.3)
+    run_layers(pipeline, int8_batch(np.random.default_rng(1), 2, 4, 5, 3), stall=0.3)
 
 
 @pytest.mark.parametrize("channels, height, width", [(3, 4, 5), (6, 3, 4), (2, 5, 6),
@@ -131,7 +91,7 @@ def test_global_reduction_exact_cycles(channels, height, width):
                 GlobalAveragePool(fmt, width, height)):
         period = max(pixels, channels + dut.DATAPATH_LATENCY)
         assert dut.latency == channels + dut.DATAPATH_LATENCY + 1
-        assert output_cycles(dut, words, frames) == \
+        assert output_transfer_cycles(dut, words, frames, limit=10_000) == \
             [pixels - 1 + dut.latency + k * period for k in range(frames)]
 
 
@@ -139,7 +99,7 @@ def test_mean_pipeline_exact_cycles():
     rng = np.random.default_rng(7)
     layer = Mean(0.05, -7, 0.03, 12)
     pipeline = make_pipeline([stage_from_layer(layer)], 6, 4, 8, "int8")   # 24 >= 8 + 5
-    result = run(pipeline, int8_batch(rng, 2, 4, 6, 8), stall=0.0, frames=2)
+    result = run_layers(pipeline, int8_batch(rng, 2, 4, 6, 8), stall=0.0, frames=2)
     assert result.cycles == 4 * 24 + result.latency_cycles
 
 
@@ -173,7 +133,7 @@ def test_average_pool_windowed_matches_golden(size_h, size_w, stride_h, stride_w
     assert isinstance(top.parts[0], AveragePoolUnit)
     batch = int8_batch(rng, 3, height, width, channels)
     batch[0, :, :2] = 127     # large sums at a border: counts and clamp both matter
-    run(pipeline, batch, stall=0.3, seed=height)
+    run_layers(pipeline, batch, stall=0.3, seed=height)
 
 
 @pytest.mark.parametrize("size_h, size_w, stride_h, stride_w, padding, height, width", [
@@ -193,7 +153,7 @@ def test_average_pool_global_matches_golden(size_h, size_w, stride_h, stride_w, 
     assert (pipeline.out_width, pipeline.out_height) == (1, 1)
     batch = int8_batch(rng, 3, height, width, 4)
     batch[1] = 127
-    run(pipeline, batch, stall=0.3, seed=width, frames=2)
+    run_layers(pipeline, batch, stall=0.3, seed=width, frames=2)
 
 
 def test_average_pool_stride_1_exact_cycles():
@@ -201,7 +161,7 @@ def test_average_pool_stride_1_exact_cycles():
     rng = np.random.default_rng(3)
     pipeline = make_pipeline([{"op": "average_pool", "size_h": 3, "size_w": 3, "stride_h": 1,
                                "stride_w": 1, "padding": "same"}], 7, 6, 3, "int8")
-    result = run(pipeline, int8_batch(rng, 2, 6, 7, 3), stall=0.0, frames=2)
+    result = run_layers(pipeline, int8_batch(rng, 2, 6, 7, 3), stall=0.0, frames=2)
     assert result.cycles == 4 * 42 + result.latency_cycles
 
 
