@@ -390,8 +390,10 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
     ``rx_fifo_depth``, ``bitstream`` (path), ``build_log``, ``build_seconds``,
     ``multipliers`` (``{"dsp": n, "lut": n}``: products planned for DSP blocks / LUTs by
     :func:`plan_multipliers`, with at most ``dsp_budget`` DSP blocks, default the device's),
-    ``memory_bits`` (``{"rom": weights and constant tables, "ram": line buffers and FIFOs}``)
-    and ``rom_fraction_of_bram`` (how much of the device's block RAM the weights would take).
+    ``memory_bits`` (``{"rom": weights and constant tables, "ram": line buffers and FIFOs}``),
+    ``rom_fraction_of_bram`` (how much of the device's block RAM the weights would take),
+    ``frame_cycles`` (cycles per frame in steady state) and ``fps_at_fmax`` (frames per
+    second at ``fmax_mhz``).
     Raises :class:`DesignDoesNotFit` naming the resources over budget (before any tool runs
     when the estimate leaves no doubt), or :class:`BuildError` with the end of the tool log.
     """
@@ -507,7 +509,18 @@ def build(pipeline, board_name, build_dir, *, baud=None, clock_mhz=None, progres
         # The fraction is of the device's block RAM bits (small ROMs may sit in LUTs).
         "memory_bits": {"rom": rom_bits, "ram": ram_bits},
         "rom_fraction_of_bram": rom_bits / (board.budget["bram"] * family.bram_bits),
+        **_frame_rate(pipeline, fmax),
     }
+
+
+def _frame_rate(pipeline, fmax_mhz):
+    """``frame_cycles`` (the pipeline's steady pace) and ``fps_at_fmax`` for a
+    :class:`~rasterflow.pipeline.Pipeline` (a test's stand-in has neither)."""
+    from ..pipeline import Pipeline
+    if not isinstance(pipeline, Pipeline):
+        return {}
+    cycles = pipeline.frame_cycles
+    return {"frame_cycles": cycles, "fps_at_fmax": fmax_mhz * 1e6 / cycles}
 
 
 def find_programmer(board):

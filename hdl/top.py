@@ -43,12 +43,15 @@ class GraphTiming:
     :class:`PipelineTop`): ``arrival`` (stream name -> cycles after its input transfer),
     ``skews`` (``(node name or "output", input position)`` -> skew buffer depth, for the
     inputs that need one), ``latency_cycles`` (the output stream's arrival: the joined
-    outputs', or for outputs in sequence the first output's) and ``sizes`` (stream name ->
-    ``(width, height)`` of its frames)."""
+    outputs', or for outputs in sequence the first output's), ``sizes`` (stream name ->
+    ``(width, height)`` of its frames) and ``frame_cycles`` (cycles per frame in steady
+    state: the busiest stage's, one cycle per input transfer and ``initiation_interval``
+    per output transfer)."""
     arrival: dict
     skews: dict
     latency_cycles: int
     sizes: dict
+    frame_cycles: int
 
 
 def graph_timing(nodes, outputs, *, width=1, height=1, lanes=1):
@@ -82,7 +85,8 @@ def graph_timing(nodes, outputs, *, width=1, height=1, lanes=1):
     for node in plan.nodes.values():
         plan.cycles[node.name] = (plan.join(node.name, node.inputs) + node.timing.delay
                                   + SKID_LATENCY)
-    return GraphTiming(plan.cycles, plan.skews, plan.output(outputs), plan.sizes)
+    return GraphTiming(plan.cycles, plan.skews, plan.output(outputs), plan.sizes,
+                       int(1 / plan.frame_rate))
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,9 @@ def _cmd_build(args, load_pipeline):
           f"{report['brams']} BRAM, {report['dsps']} DSP; Fmax {report['fmax_mhz']:.1f} MHz "
           f"at {report['clock_mhz']:g} MHz; {report['build_seconds']:.0f} s")
     print(f"bitstream: {report['bitstream']}")
+    if "fps_at_fmax" in report:
+        print(f"pipeline: {report['frame_cycles']:,} cycles per frame: "
+              f"{report['fps_at_fmax']:,.1f} frames/s at Fmax")
     if not report["timing_met"]:
         print(f"warning: Fmax {report['fmax_mhz']:.1f} MHz is below the "
               f"{report['clock_mhz']:g} MHz clock", file=sys.stderr)

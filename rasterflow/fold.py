@@ -329,20 +329,25 @@ def _graph(pipeline, bounds):
             for name, inputs, item in pipeline._graph()]
 
 
+def _graph_plan(pipeline, graph, timings):
+    """:func:`~rasterflow.hdl.top.graph_timing` of the graph with these stages."""
+    entries = [(name, inputs, timings[name], (item.out_width, item.out_height))
+               if isinstance(item, Bound) else (name, inputs, SharedColumnScanner.timing())
+               for name, inputs, item in graph]
+    return graph_timing(entries, pipeline.outputs, width=pipeline.width,
+                        height=pipeline.height, lanes=pipeline.lanes)
+
+
 def _skew_memories(pipeline, graph, timings):
     """``{node or "output": skew FIFO memories}`` of the joins, sized as
     :class:`~rasterflow.hdl.top.PipelineTop` sizes them (from the stages' timings)."""
-    entries, formats = [], {INPUT: pipeline.input_format}
+    formats = {INPUT: pipeline.input_format}
     inputs_of = {"output": tuple(pipeline.outputs)}
     for name, inputs, item in graph:
         inputs_of[name] = inputs
         if isinstance(item, Bound):
-            entries.append((name, inputs, timings[name], (item.out_width, item.out_height)))
             formats[name] = item.out_format
-        else:
-            entries.append((name, inputs, SharedColumnScanner.timing()))
-    plan = graph_timing(entries, pipeline.outputs, width=pipeline.width,
-                        height=pipeline.height, lanes=pipeline.lanes)
+    plan = _graph_plan(pipeline, graph, timings)
     skews = {}
     for (key, position), depth in plan.skews.items():
         source = inputs_of[key][position]
@@ -661,17 +666,9 @@ def _board(board):
 
 
 def _frame_cycles(pipeline, graph, timings):
-    """Cycles per frame of the slowest stage: one per input transfer, and each stage one per
-    input transfer and ``II`` per output transfer (as
-    :func:`~rasterflow.hdl.top.graph_timing` paces the graph)."""
-    lanes = pipeline.lanes
-    busiest = frame_transfers((pipeline.width, pipeline.height), lanes)
-    for name, _, item in graph:
-        if isinstance(item, Bound):
-            busiest = max(busiest, frame_transfers((item.width, item.height), lanes),
-                          frame_transfers((item.out_width, item.out_height), lanes) *
-                          timings[name].initiation_interval)
-    return busiest
+    """Cycles per frame of the slowest stage (as :func:`~rasterflow.hdl.top.graph_timing`
+    paces the graph)."""
+    return _graph_plan(pipeline, graph, timings).frame_cycles
 
 
 def _layers(graph, timings):

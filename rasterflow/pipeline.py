@@ -298,12 +298,23 @@ class Pipeline:
         :class:`~rasterflow.hdl.top.PipelineTop`). Computed from the stages' timings by the
         hardware's own rule (:func:`~rasterflow.hdl.top.graph_timing`), without building
         it."""
+        return self.graph_timing().latency_cycles
+
+    @property
+    def frame_cycles(self):
+        """Cycles per frame in steady state (the busiest stage's), from the stages' timings:
+        ``clock / frame_cycles`` frames per second."""
+        return self.graph_timing().frame_cycles
+
+    def graph_timing(self):
+        """The hardware's :class:`~rasterflow.hdl.top.GraphTiming`, computed from the
+        stages' timings by its own rule, without building it."""
         timings = self.timings()
         nodes = [(name, inputs, timings[name], (item.out_width, item.out_height))
                  if isinstance(item, Bound) else (name, inputs, SharedColumnScanner.timing())
                  for name, inputs, item in self._graph()]
         return graph_timing(nodes, self.outputs, width=self.width, height=self.height,
-                            lanes=self.lanes).latency_cycles
+                            lanes=self.lanes)
 
     @property
     def latency_lines(self):

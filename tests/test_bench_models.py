@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rasterflow.hdl.top import _GraphPlan
 from rasterflow.tflite_import import load_tflite
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,16 +39,6 @@ def golden_macs(model):
     return total
 
 
-def hardware_frame_cycles(pipeline):
-    """Cycles per frame at the steady pace the hardware top plans its graph at."""
-    timings = pipeline.timings()
-    nodes = [(b.name, b.inputs, timings[b.name], (b.out_width, b.out_height))
-             for b in pipeline.bound]
-    plan = _GraphPlan(nodes, (pipeline.width, pipeline.height), pipeline.lanes)
-    assert plan.frame_rate.numerator == 1
-    return plan.frame_rate.denominator
-
-
 @pytest.mark.parametrize("fold, board", [(False, "ulx3s-85f"), (True, "ulx3s-85f"),
                                          (True, "icebreaker")])
 def test_hardware_figures_match_independent_counts(tmp_path, fold, board):
@@ -65,7 +54,7 @@ def test_hardware_figures_match_independent_counts(tmp_path, fold, board):
     assert figures["macs_per_frame"] == macs
     assert figures["multipliers"] == sum(t.multipliers for t in pipeline.timings().values()) > 0
     cycles = figures["cycles_per_frame"]
-    assert cycles == hardware_frame_cycles(pipeline)
+    assert cycles == pipeline.frame_cycles
     assert figures["mac_utilization"] == pytest.approx(macs / (figures["multipliers"] * cycles))
     assert 0 < figures["mac_utilization"] <= 1
     assert figures["fps"] == pytest.approx(50e6 / cycles)
@@ -138,7 +127,7 @@ def test_whole_model_macs_match_the_golden_layers(tmp_path, name):
                                           cycles_per_pixel=4)
     figures = bench.hardware_figures(pipeline, "ulx3s-85f", 100e6)
     assert figures["macs_per_frame"] == golden_macs(load_tflite(model))
-    assert figures["cycles_per_frame"] == hardware_frame_cycles(pipeline)
+    assert figures["cycles_per_frame"] == pipeline.frame_cycles
 
 
 def test_a_model_that_does_not_fit_keeps_the_import_folding(tmp_path):

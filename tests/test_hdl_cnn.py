@@ -186,6 +186,17 @@ def test_yolo_block_exact_cycles():
     assert result.cycles == chain_cycles(pipeline.hardware(), 2)
 
 
+def test_frame_cycles_is_the_measured_steady_pace():
+    """``Pipeline.frame_cycles`` (the busiest stage's cycles per frame, from the timings
+    alone) is what one more back-to-back frame costs in simulation: here the convolution's
+    8 x 6 outputs at II = 2."""
+    model, inputs, _ = fixture("yolo_block_64")
+    pipeline = build(model.layers, 8, 6, 3, {0: (8, 27)}, model.op_names)
+    frame = inputs[:1, :8, :6]
+    cycles = [run_layers(pipeline, frame, stall=0.0, frames=f).cycles for f in (2, 3)]
+    assert cycles[1] - cycles[0] == pipeline.frame_cycles == 8 * 6 * 2
+
+
 def test_mac_array_validates_folding():
     weights = np.zeros((4, 3, 3, 2), np.int8)
     args = (weights, np.zeros(4, np.int32), [1 << 30] * 4, [0] * 4)
