@@ -17,6 +17,7 @@ import numpy as np
 
 from .files import (atomic_write_bytes, comparison_image, output_paths, write_image,
                     write_outputs)
+from .model_io import model_outputs, read_model_input
 
 __all__ = ["add_board_commands", "find_port", "load_frame"]
 
@@ -168,7 +169,7 @@ def _cmd_run(args, load_pipeline):
         board = get_board(args.board)
         layout = link_plan(pipeline).output
         _check_output_path(output_path, layout.formats)
-        frame = load_frame(args.image, pipeline.input_format, pipeline.height, pipeline.width)
+        frame = _input_frame(pipeline, args.image)
         port = args.port or find_port(board)
         baud = args.baud or board.default_baud
         got = layout.named(run_on_board(pipeline, frame, port, baud, timeout=args.timeout,
@@ -178,13 +179,29 @@ def _cmd_run(args, load_pipeline):
     except (LinkError, serial.SerialException, ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    return _save_and_compare(layout, got, pipeline.golden_outputs(frame), output_path)
+    return _save_and_compare(layout, got, pipeline.golden_outputs(frame), output_path,
+                             pipeline.model)
 
 
-def _save_and_compare(layout, got, golden, output_path):
-    """Write the board's outputs and a diff picture per output; compare each with the golden
-    model and report. The exit status: 1 if any output differs."""
-    written = write_outputs(output_path, got)
+def _input_frame(pipeline, path):
+    """The frame ``rasterflow run`` sends: from an image, or for a model spec from the
+    model's input tensor (one, without the batch axis) as LiteRT takes it."""
+    if pipeline.model is None:
+        return load_frame(path, pipeline.input_format, pipeline.height, pipeline.width)
+    frames, batched = read_model_input(pipeline.model.input, path)
+    if batched:
+        raise ValueError(f"{path} holds {len(frames)} inputs; run sends one input tensor "
+                         f"{list(pipeline.model.input.shape[1:])} (no batch axis)")
+    return frames[0]
+
+
+def _save_and_compare(layout, got, golden, output_path, model=None):
+    """Write the board's outputs (a model spec's: the tensors LiteRT returns) and a diff
+    picture per output; compare each with the golden model and report. The exit status: 1 if
+    any output differs."""
+    tensors = got if model is None else model_outputs(
+        model, {name: frame[None] for name, frame in got.items()}, batched=False)
+    written = write_outputs(output_path, tensors)
     diff_paths = _diff_paths(output_path, list(got))
     mismatched = False
     for name, fmt in layout.formats.items():

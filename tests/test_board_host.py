@@ -2,6 +2,7 @@
 against the pty board emulator."""
 import argparse
 import os
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -12,8 +13,10 @@ from rasterflow.boards.emulator import BoardEmulator
 from rasterflow.boards.host import (BoardTimeoutError, FrameCheckError, OutputLayout,
                                     frame_to_bytes, input_stream, link_plan, run_on_board)
 from rasterflow.cli_boards import add_board_commands
+from rasterflow.cli_import import import_model
 from rasterflow.files import LABEL_HEIGHT
 from rasterflow.golden.pixel import PixelFormat
+from rasterflow.spec import load_spec
 from test_board_top import (blur_and_edges, blur_and_edges_bytes, fan_out_16, plus_one,
                             random_frame, widen_int16)
 from test_outputs import slow_conv, two_sizes
@@ -463,3 +466,26 @@ def test_cli_run_writes_outputs_of_different_sizes(tmp_path, capsys):
             np.testing.assert_array_equal(saved[name], expected)
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "in.npy", "out.npz", "out_big.diff.png", "out_pool.diff.png"]
+
+
+def test_cli_run_a_model_takes_its_input_tensor_and_writes_its_output_tensor(tmp_path, capsys):
+    """``rasterflow run`` on an imported model spec: the input is one tensor as LiteRT takes
+    it (no batch axis), the output the tensor LiteRT returned for it."""
+    data = Path(__file__).parent / "data" / "tflite"
+    spec = tmp_path / "model.toml"
+    import_model(data / "yolo_pool_s1_26.tflite", spec)
+    pipeline = load_spec(spec)
+    sample = tmp_path / "x.npy"
+    np.save(sample, np.load(data / "yolo_pool_s1_26_input.npy")[1])
+    out = tmp_path / "y.npy"
+    with BoardEmulator(pipeline) as board:
+        status = cli(["run", str(spec), str(sample), "--board", "ulx3s-85f",
+                      "--port", board.port, "-o", str(out)], pipeline)
+    assert status == 0, capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(out),
+                                  np.load(data / "yolo_pool_s1_26_expected.npy")[1])
+    np.save(sample, np.load(data / "yolo_pool_s1_26_input.npy"))   # a batch: refused
+    with BoardEmulator(pipeline) as board:
+        status = cli(["run", str(spec), str(sample), "--board", "ulx3s-85f",
+                      "--port", board.port, "-o", str(out)], pipeline)
+    assert status == 1 and "run sends one input tensor [26, 26, 3]" in capsys.readouterr().err
