@@ -47,7 +47,7 @@ def stage_from_table(table, where, *, base_dir=None):
     if "op" not in table:
         raise SpecError(f"{where}.op", f"is required; one of {', '.join(sorted(STAGES))}")
     op = table["op"]
-    if op not in STAGES:
+    if not isinstance(op, str) or op not in STAGES:
         raise SpecError(f"{where}.op", f"must be one of {', '.join(sorted(STAGES))}, not {op!r}")
     fields = {k: v for k, v in table.items() if k != "op" and k not in GRAPH_KEYS}
     return STAGES[op].from_spec(fields, where, base_dir=base_dir)

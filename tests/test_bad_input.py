@@ -400,7 +400,7 @@ CASES = [
              golden(stages=[])),
     Rejected("golden", "stage without `op`", "stage[0].op: is required; one of", 2,
              golden([{"ksize": 3}])),
-    Rejected("golden", "unknown op", "stage[0].op: must be one of absdiff, add, add_weighted, bitwise_and", 2,
+    Rejected("golden", "unknown op", "stage[0].op: must be one of absdiff, add, add_weighted, average_pool, bitwise_and", 2,
              golden([{"op": "blur"}])),
     Rejected("golden", "unknown stage key", "stage[0].sigma: unknown key; allowed keys: border, "
              "ksize, normalize", 2, golden([{"op": "box", "sigma": 1}])),

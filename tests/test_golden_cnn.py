@@ -17,6 +17,10 @@ from rasterflow.golden.calibrate import (activation_qparams, fold_batchnorm, qua
                                          quantize_weights_per_channel)
 from rasterflow.golden.cnn import (Conv2D, DepthwiseConv2D, LeakyRelu, MaxPool2D, Relu, Sequential,
                                    window_geometry)
+from rasterflow.golden.dense import FullyConnected
+from rasterflow.golden.elementwise import Add, Concatenation, Pad, ResizeNearestNeighbor
+from rasterflow.golden.nonlinear import Logistic, Softmax
+from rasterflow.golden.pooling import AveragePool2D, Mean
 from rasterflow.golden.quant import multiply_by_quantized_multiplier, quantize_multiplier
 import rasterflow.golden.cnn as golden_cnn
 
@@ -422,7 +426,8 @@ def test_calibrated_quantized_conv_approximates_float_conv():
 
 def test_layer_types_hold_each_layer_class_once_by_name():
     assert dict(golden_cnn.LAYER_TYPES) == {cls.__name__: cls for cls in (
-        Conv2D, DepthwiseConv2D, LeakyRelu, Relu, MaxPool2D)}
+        Conv2D, DepthwiseConv2D, LeakyRelu, Relu, MaxPool2D, Add, Concatenation,
+        ResizeNearestNeighbor, Pad, AveragePool2D, Mean, FullyConnected, Softmax, Logistic)}
     with pytest.raises(TypeError):
         golden_cnn.LAYER_TYPES["Softmax"] = Relu  # read-only: registration is the decorator
 
