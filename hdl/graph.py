@@ -109,6 +109,17 @@ class Fork(wiring.Component):
         return m
 
 
+def _check_formats(formats):
+    """``formats``: at least two inputs, ``{identifier: PixelFormat}``."""
+    if not isinstance(formats, dict) or len(formats) < 2:
+        raise ValueError(f"formats must be a dict of at least 2 inputs, not {formats!r}")
+    for name, fmt in formats.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"input names must be Python identifiers, not {name!r}")
+        if not isinstance(fmt, PixelFormat):
+            raise ValueError(f"format of input {name!r} must be a PixelFormat, not {fmt!r}")
+
+
 class Join(wiring.Component):
     """Pixel streams ``i_<name>``, one per entry of ``formats``, taken in lockstep into ``o``.
 
@@ -137,14 +148,7 @@ class Join(wiring.Component):
     """
 
     def __init__(self, formats, lanes=1):
-        if not isinstance(formats, dict) or len(formats) < 2:
-            raise ValueError(f"formats must be a dict of at least 2 inputs, not {formats!r}")
-        for name, fmt in formats.items():
-            if not isinstance(name, str) or not name.isidentifier():
-                raise ValueError(f"input names must be Python identifiers, not {name!r}")
-            if not isinstance(fmt, PixelFormat):
-                raise ValueError(f"format of input {name!r} must be a PixelFormat, "
-                                 f"not {fmt!r}")
+        _check_formats(formats)
         _check_int("lanes", lanes, 1)
         self.names = tuple(formats)
         self.lanes = lanes
@@ -273,14 +277,7 @@ class SequencedOutputs(wiring.Component):
     latency = 0
 
     def __init__(self, formats, sizes, lanes=1):
-        if not isinstance(formats, dict) or len(formats) < 2:
-            raise ValueError(f"formats must be a dict of at least 2 inputs, not {formats!r}")
-        for name, fmt in formats.items():
-            if not isinstance(name, str) or not name.isidentifier():
-                raise ValueError(f"input names must be Python identifiers, not {name!r}")
-            if not isinstance(fmt, PixelFormat):
-                raise ValueError(f"format of input {name!r} must be a PixelFormat, "
-                                 f"not {fmt!r}")
+        _check_formats(formats)
         if not isinstance(sizes, dict) or set(sizes) != set(formats):
             raise ValueError(f"sizes must give the (width, height) of every input "
                              f"({', '.join(formats)}), not {sizes!r}")
