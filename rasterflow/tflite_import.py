@@ -568,8 +568,10 @@ def _checked_output_shape(operator, layer, sources, result):
 class _GraphBuilder:
     """The walk over subgraph 0's operators ``start .. stop-1`` that makes the nodes.
 
-    ``source[t]`` is the node (or :data:`INPUT`) whose stream holds tensor ``t``;
-    ``edge`` collects the host's work at the model input (quantize, transpose).
+    ``source[t]`` is the node (or :data:`INPUT`) whose stream holds tensor ``t``; the host's
+    work at the edges is collected in ``dtype``/``qparams`` (a QUANTIZE of the float input),
+    ``layout`` (a TRANSPOSE of an NCHW input) and ``dequantized`` (output tensor -> the
+    quantization its DEQUANTIZE undoes).
     """
 
     def __init__(self, path, tensors, start_tensor):
@@ -626,7 +628,7 @@ class _GraphBuilder:
     def _stream_of(self, name):
         """(height, width, channels) of the stream ``name`` (a node or the input)."""
         if name == INPUT:
-            return stream_shape(self.model_input(self.start_tensor).nhwc_shape)
+            return stream_shape(self.model_input().nhwc_shape)
         return next(node.stream_shape for node in self.nodes if node.name == name)
 
     def _node(self, operator):
@@ -716,12 +718,12 @@ class _GraphBuilder:
                                            zero_point=zp))
         return tuple(outputs)
 
-    def model_input(self, start_tensor):
+    def model_input(self):
         if self.dtype == "float32":
             scale, zp = self.qparams
         else:
-            scale, zp = start_tensor.activation_qparams(_FileContext(self.path), "input")
-        return ModelInput(shape=start_tensor.shape, scale=scale, zero_point=zp, dtype=self.dtype,
+            scale, zp = self.start_tensor.activation_qparams(_FileContext(self.path), "input")
+        return ModelInput(shape=self.start_tensor.shape, scale=scale, zero_point=zp, dtype=self.dtype,
                           layout=self.layout)
 
 
@@ -820,7 +822,7 @@ def load_tflite(path, layers=None):
         builder.add(operator)
     if not builder.nodes:
         raise ModelError(f"{path}: operators {start}..{stop - 1} compute nothing")
-    return ImportedModel(tuple(builder.nodes), builder.model_input(start_tensor),
+    return ImportedModel(tuple(builder.nodes), builder.model_input(),
                          builder.model_outputs(output_indices))
 
 
