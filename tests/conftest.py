@@ -145,7 +145,10 @@ def stream_through(dut, words, count, *, stall=0.0, seed=0, counted=None, after=
 
 class OneOutput:
     """The output side of the Pipeline contract for a stand-in pipeline with one output: its
-    ``name`` names the output, of ``output_format``, ``out_width`` x ``out_height``."""
+    ``name`` names the output, of ``output_format``, ``out_width`` x ``out_height``; it is no
+    imported model (``model`` is None)."""
+
+    model = None
 
     @property
     def outputs(self):
